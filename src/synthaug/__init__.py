@@ -1,0 +1,104 @@
+"""synthaug: balance image-classification datasets with synthetic images.
+
+The public API is this flat namespace. Attributes are imported lazily on first access so
+that ``import synthaug`` stays fast and imports no numpy, torch, diffusers or tensorflow.
+
+>>> import synthaug
+>>> synthaug.upsample("data/", "synthetic/", generator="classic")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .augmented import AugmentedDataset
+    from .augmenter import SyntheticAugmenter, check_no_leakage, upsample
+    from .dataset import Dataset, Sample
+    from .errors import (
+        DatasetError,
+        DuplicateGeneratorError,
+        GenerationError,
+        InvalidOptionsError,
+        InvalidParameterError,
+        LeakageError,
+        MissingDependencyError,
+        OutputConflictError,
+        PluginError,
+        SynthaugError,
+        UnknownGeneratorError,
+        UnreadableImageError,
+        UsageError,
+    )
+    from .generator import (
+        Concept,
+        GeneratedImage,
+        Generator,
+        GeneratorOptions,
+        PerConceptGenerator,
+        derive_seed,
+    )
+    from .hookspecs import hookimpl
+    from .plugins import get_generator, get_registry, list_generators
+    from .policy import MinorityUpsampling, Plan, Policy, Proportion
+    from .progress import Progress
+    from .splits import split_dataset, write_split
+    from .store import Store
+
+_EXPORTS: dict[str, str] = {
+    "AugmentedDataset": "augmented",
+    "SyntheticAugmenter": "augmenter",
+    "check_no_leakage": "augmenter",
+    "upsample": "augmenter",
+    "Dataset": "dataset",
+    "Sample": "dataset",
+    "DatasetError": "errors",
+    "DuplicateGeneratorError": "errors",
+    "GenerationError": "errors",
+    "InvalidOptionsError": "errors",
+    "InvalidParameterError": "errors",
+    "LeakageError": "errors",
+    "MissingDependencyError": "errors",
+    "OutputConflictError": "errors",
+    "PluginError": "errors",
+    "SynthaugError": "errors",
+    "UnknownGeneratorError": "errors",
+    "UnreadableImageError": "errors",
+    "UsageError": "errors",
+    "Concept": "generator",
+    "GeneratedImage": "generator",
+    "Generator": "generator",
+    "GeneratorOptions": "generator",
+    "PerConceptGenerator": "generator",
+    "derive_seed": "generator",
+    "hookimpl": "hookspecs",
+    "get_generator": "plugins",
+    "get_registry": "plugins",
+    "list_generators": "plugins",
+    "MinorityUpsampling": "policy",
+    "Plan": "policy",
+    "Policy": "policy",
+    "Proportion": "policy",
+    "Progress": "progress",
+    "split_dataset": "splits",
+    "write_split": "splits",
+    "Store": "store",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'synthaug' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,43 @@
+"""Lazy imports of optional dependencies with an actionable error when they are missing."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .errors import MissingDependencyError
+
+# module -> (pip requirement, synthaug extra)
+_PACKAGES: dict[str, tuple[str, str]] = {
+    "torch": ("torch", "torch"),
+    "torchvision": ("torchvision", "torch"),
+    "tensorflow": ("tensorflow", "tf"),
+    "keras": ("keras", "tf"),
+    "diffusers": ("diffusers", "diffusion"),
+    "transformers": ("transformers", "diffusion"),
+    "peft": ("peft", "diffusion"),
+    "accelerate": ("accelerate", "diffusion"),
+    "safetensors": ("safetensors", "diffusion"),
+    "bitsandbytes": ("bitsandbytes", "diffusion"),
+    "sklearn": ("scikit-learn", "eval"),
+    "matplotlib": ("matplotlib", "eval"),
+    "datasets": ("datasets", "eval"),
+    "numpy": ("numpy", ""),
+}
+
+
+def require(module: str, *, purpose: str = "") -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the pip command.
+
+    ``purpose`` completes the sentence "… is needed for <purpose>".
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        requirement, extra = _PACKAGES.get(top, (top, ""))
+        install = f'pip install "synthaug[{extra}]"' if extra else f"pip install {requirement}"
+        needed = f" for {purpose}" if purpose else ""
+        raise MissingDependencyError(
+            f"{requirement} is needed{needed} but cannot be imported ({exc}); run: {install}"
+        ) from exc

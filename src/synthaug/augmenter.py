@@ -1,0 +1,355 @@
+"""The augmenter: plan, fit the generator on training images, generate into the store.
+
+``SyntheticAugmenter(...).fit_resample(data)`` runs the whole flow of DESIGN.md and returns
+an :class:`~synthaug.augmented.AugmentedDataset`; :func:`upsample` is the one-liner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .augmented import AugmentedDataset, synthetic_samples
+from .dataset import Dataset, Sample
+from .errors import (
+    GenerationError,
+    InvalidParameterError,
+    LeakageError,
+    OutputConflictError,
+    SynthaugError,
+)
+from .generator import Concept, GeneratedImage, Generator, GeneratorOptions, derive_seed
+from .policy import MinorityUpsampling, Plan, Policy, make_policy
+from .progress import NULL_PROGRESS, Progress
+from .splits import is_split_root, load_split_root
+from .store import Store, image_id
+
+__all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator"]
+
+PLAN_FORMAT = 1
+
+
+def resolve_generator(
+    generator: str | Generator | type[Generator], options: GeneratorOptions | Mapping[str, Any] | None = None
+) -> Generator:
+    """A generator instance from a registered name, a class or an instance."""
+    if isinstance(generator, Generator):
+        if options:
+            raise InvalidParameterError(
+                "generator_options", dict(options), "empty when an instance is given (set options on the instance)"
+            )
+        return generator
+    if isinstance(generator, type) and issubclass(generator, Generator):
+        return generator(options)
+    if isinstance(generator, str):
+        from .plugins import get_generator
+
+        return get_generator(generator)(options)
+    raise InvalidParameterError("generator", generator, "a registered generator name, a Generator class or instance")
+
+
+def _validate_seed(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidParameterError("random_state", value, "a non-negative integer")
+    return value
+
+
+def _content_key(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        h.update(fh.read())
+    return h.hexdigest()
+
+
+def check_no_leakage(train: Sequence[Sample], held_out: Mapping[str, Sequence[Sample]]) -> None:
+    """Raise :class:`LeakageError` if a training image is also a val/test image.
+
+    Images are matched by resolved path and by content (so copies are caught too).
+    """
+    if not any(held_out.values()):
+        return
+    index: dict[str, tuple[str, Path]] = {}
+    for split, samples in held_out.items():
+        for s in samples:
+            index[os.path.realpath(s.path)] = (split, s.path)
+            index[_content_key(s.path)] = (split, s.path)
+    for s in train:
+        hit = index.get(os.path.realpath(s.path)) or index.get(_content_key(s.path))
+        if hit:
+            raise LeakageError(
+                f"training image {s.path} is also in the {hit[0]} split ({hit[1]}); generators may "
+                "only be fitted on training images, so remove it from one of the splits"
+            )
+
+
+class SyntheticAugmenter:
+    """Balance a dataset with synthetic images from a generator.
+
+    Parameters
+    ----------
+    generator:
+        A registered generator name (``"classic"``, ``"lora-sd15"``, …), class or instance.
+    policy:
+        A :class:`~synthaug.policy.Policy` (default ``MinorityUpsampling("auto")``).
+    generator_options:
+        Options for the generator (validated by its ``Options`` model).
+    out_dir:
+        Output folder (``OUT/<class>/<id>.png``, ``manifest.jsonl``, ``plan.json``).
+    random_state:
+        Run seed; each image's seed derives from (run seed, class, concept, index).
+    work_dir:
+        Where fitted artifacts go; default ``OUT.synthaug/fits/<generator>``.
+    overwrite:
+        Replace an existing run with a different plan in ``out_dir`` (its images are deleted).
+    strict:
+        Unreadable input images are an error instead of a warning.
+    progress:
+        A :class:`~synthaug.progress.Progress` to report to.
+    """
+
+    def __init__(
+        self,
+        generator: str | Generator | type[Generator] = "classic",
+        policy: Policy | str | None = None,
+        *,
+        generator_options: GeneratorOptions | Mapping[str, Any] | None = None,
+        out_dir: str | os.PathLike[str] | None = None,
+        random_state: int = 0,
+        work_dir: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
+        strict: bool = False,
+        progress: Progress | None = None,
+    ) -> None:
+        self.generator_spec = generator
+        self.generator_options = generator_options
+        self.policy = make_policy(policy) if policy is not None else MinorityUpsampling("auto")
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.random_state = _validate_seed(random_state)
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+        self.overwrite = bool(overwrite)
+        self.strict = bool(strict)
+        self.progress = progress or NULL_PROGRESS
+        self._generator: Generator | None = None
+
+    # -- inputs ----------------------------------------------------------------------
+    @property
+    def generator(self) -> Generator:
+        """The generator instance (created, and its options validated, on first use)."""
+        if self._generator is None:
+            self._generator = resolve_generator(self.generator_spec, self.generator_options)
+        return self._generator
+
+    def _splits(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
+        """The training dataset and the held-out ones (empty unless a split root is given)."""
+        if isinstance(data, Dataset):
+            held = {name: data.filter(lambda s, n=name: s.split == n) for name in ("val", "test")}
+            held = {k: v for k, v in held.items() if len(v)}
+            if held:
+                raise LeakageError(
+                    "the dataset holds " + ", ".join(f"{len(v)} {k}" for k, v in held.items())
+                    + " samples; pass only training samples (or a split root) to the augmenter"
+                )
+            return data, {}
+        if is_split_root(data):
+            splits = load_split_root(data, strict=self.strict)
+            held = {k: v for k, v in splits.items() if k != "train"}
+            check_no_leakage(splits["train"], held)
+            return splits["train"], held
+        return Dataset.load(data, strict=self.strict), {}
+
+    # -- planning ----------------------------------------------------------------------
+    def plan(self, data: str | os.PathLike[str] | Dataset) -> Plan:
+        """The plan for ``data``'s training images; loads no model."""
+        train, _ = self._splits(data)
+        return self.policy.plan(train.counts())
+
+    def concepts(self, train: Dataset, plan: Plan) -> tuple[list[Concept], dict[str, int]]:
+        """Concepts to serve and their quotas: one concept per class that needs images."""
+        by_class = train.paths_by_class()
+        concepts, quotas = [], {}
+        for label, cp in plan.classes.items():
+            if cp.synthetic > 0:
+                concepts.append(Concept(label, label, tuple(by_class.get(label, ()))))
+                quotas[label] = cp.synthetic
+        return concepts, quotas
+
+    def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
+        g = self.generator
+        return {
+            "generator": {"name": g.name, "options": g.options.model_dump(mode="json")},
+            "policy": dict(plan.policy),
+            "seed": self.random_state,
+            "classes": {k: v.to_dict() for k, v in plan.classes.items()},
+            "concepts": {c.name: {"label": c.label, "synthetic": quotas[c.name], "n_train_images": len(c.images)}
+                         for c in concepts},
+        }
+
+    # -- output folder -------------------------------------------------------------------
+    def _open_store(self, train: Dataset, run: Mapping[str, Any]) -> Store:
+        if self.out_dir is None:
+            raise InvalidParameterError("out_dir", None, "a folder to write synthetic images to")
+        out = self.out_dir.resolve()
+        roots = {Path(os.path.realpath(train.root))} if train.root else set()
+        roots |= {Path(os.path.realpath(s.path)).parent.parent for s in train}
+        for root in roots:
+            if out == root or root in out.parents:
+                raise OutputConflictError(
+                    f"output folder {str(self.out_dir)!r} is inside the data folder {str(root)!r}; "
+                    "choose an output folder outside the input data (it is never written to)"
+                )
+        store = Store(self.out_dir)
+        existing = store.read_plan()
+        if existing is None:
+            foreign = store.foreign_entries()
+            if foreign:
+                raise OutputConflictError(
+                    f"output folder {str(self.out_dir)!r} is not empty and holds no synthaug plan.json "
+                    f"({', '.join(foreign[:5])}); choose an empty or new folder"
+                )
+        elif existing.get("run") != run:
+            if not self.overwrite:
+                old, new = existing.get("run") or {}, dict(run)
+                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+                raise OutputConflictError(
+                    f"output folder {str(self.out_dir)!r} holds a different run (differs in: "
+                    f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
+                )
+            store.clear()
+        return store
+
+    # -- the flow ------------------------------------------------------------------------
+    def fit_resample(self, data: str | os.PathLike[str] | Dataset) -> AugmentedDataset:
+        """Plan, fit, generate what is missing, and return real + synthetic samples.
+
+        Re-running with the same arguments generates nothing new; an interrupted run resumes.
+        """
+        from . import __version__
+
+        train, held_out = self._splits(data)
+        plan = self.policy.plan(train.counts())
+        concepts, quotas = self.concepts(train, plan)
+        run = self._run_description(plan, concepts, quotas)
+        store = self._open_store(train, run)
+        if store.read_plan() is None or store.read_plan().get("run") != run:
+            store.write_plan({"format": PLAN_FORMAT, "synthaug_version": __version__, **plan.to_dict(), "run": run})
+        records = store.recover()
+        todo = {c.name: store.missing_indices(c.name, quotas[c.name], records) for c in concepts}
+        pending = [c for c in concepts if todo[c.name]]
+        if pending:
+            self._fit(pending, store)
+            self._generate(pending, todo, store)
+        records = store.records()
+        return AugmentedDataset(
+            self._real_used(train, plan),
+            synthetic_samples(store.root, records),
+            classes=train.classes,
+            val=held_out.get("val"),
+            test=held_out.get("test"),
+            plan=plan.to_dict(),
+        )
+
+    def _real_used(self, train: Dataset, plan: Plan) -> Dataset:
+        """The real samples kept: all of them, or a seeded subset in ``replace`` mode."""
+        if all(c.real_used == c.real for c in plan.classes.values()):
+            return train
+        rng = random.Random(self.random_state)
+        keep: set[Path] = set()
+        for label, paths in train.paths_by_class().items():
+            chosen = sorted(paths)
+            rng.shuffle(chosen)
+            keep.update(chosen[: plan.classes[label].real_used])
+        return Dataset([s for s in train if s.path in keep], root=train.root)
+
+    def work_dir_for(self, store: Store) -> Path:
+        return self.work_dir or store.sidecar / "fits" / self.generator.name
+
+    def _fit(self, concepts: list[Concept], store: Store) -> None:
+        g = self.generator
+        work_dir = self.work_dir_for(store)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            g.fit(concepts, work_dir, progress=self.progress)
+        except SynthaugError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - report with context, keep the chain for --debug
+            raise GenerationError(
+                f"generator {g.name!r} failed while fitting {', '.join(c.name for c in concepts)}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _generate(self, concepts: list[Concept], todo: Mapping[str, list[int]], store: Store) -> None:
+        g = self.generator
+        total = sum(len(todo[c.name]) for c in concepts)
+        task = self.progress.task(f"generating ({g.name})", total)
+        options = g.options.model_dump(mode="json")
+        try:
+            for concept in concepts:
+                indices = todo[concept.name]
+                seeds = [derive_seed(self.random_state, concept.label, concept.name, i) for i in indices]
+                shared = {"generator": g.name, "generator_version": g.version, "options": options, **g.record(concept)}
+                produced = 0
+                for index, seed, item in zip(indices, seeds, self._checked(g.generate(concept, seeds), concept)):
+                    image = item.image if isinstance(item, GeneratedImage) else item
+                    extra = item.metadata if isinstance(item, GeneratedImage) else {}
+                    record = {
+                        "id": image_id(concept.slug, index),
+                        "class": concept.label,
+                        "concept": concept.name,
+                        "index": index,
+                        "seed": seed,
+                        "run_seed": self.random_state,
+                        **shared,
+                        **extra,
+                    }
+                    store.add(image.convert("RGB") if image.mode != "RGB" else image, record)
+                    produced += 1
+                    task.advance()
+                if produced != len(seeds):
+                    raise GenerationError(
+                        f"generator {g.name!r} yielded {produced} images for {len(seeds)} seeds of {concept.name!r}"
+                    )
+        except SynthaugError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise GenerationError(f"generator {g.name!r} failed while generating: {type(exc).__name__}: {exc}") from exc
+        finally:
+            task.close()
+
+    @staticmethod
+    def _checked(items, concept: Concept):
+        for item in items:
+            image = item.image if isinstance(item, GeneratedImage) else item
+            if not hasattr(image, "save") or not hasattr(image, "mode"):
+                raise GenerationError(
+                    f"generator yielded {type(image).__name__} for {concept.name!r}; expected a PIL image"
+                )
+            yield item
+
+
+def upsample(
+    data: str | os.PathLike[str] | Dataset,
+    out_dir: str | os.PathLike[str],
+    *,
+    generator: str | Generator | type[Generator] = "classic",
+    strategy: Any = "auto",
+    generator_options: GeneratorOptions | Mapping[str, Any] | None = None,
+    random_state: int = 0,
+    **kwargs: Any,
+) -> AugmentedDataset:
+    """Fill the rare classes of ``data`` up to the majority count, in one line.
+
+    >>> import synthaug
+    >>> balanced = synthaug.upsample("data/", "synthetic/")  # doctest: +SKIP
+    """
+    return SyntheticAugmenter(
+        generator,
+        MinorityUpsampling(strategy),
+        generator_options=generator_options,
+        out_dir=out_dir,
+        random_state=random_state,
+        **kwargs,
+    ).fit_resample(data)

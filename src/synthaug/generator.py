@@ -1,0 +1,271 @@
+"""The generator contract: what a plugin implements.
+
+A generator is a class with a unique kebab-case :attr:`Generator.name`, a nested pydantic
+:class:`Generator.Options` model (every field described, unknown keys an error) and two
+operations over :class:`Concept` objects (a concept is a class, or a visual sub-group of one):
+
+- :meth:`Generator.fit` receives every concept it must serve at once, with its training
+  images, and writes artifacts under ``work_dir``. It must be resumable: called again on
+  the same ``work_dir`` it reuses what is already fitted.
+- :meth:`Generator.generate` yields one image per seed for one concept. The same seed gives
+  the same image whatever the batch size or the order of calls.
+
+:class:`PerConceptGenerator` turns the common "one adapter per concept" case into a loop
+with per-concept resume: implement :meth:`~PerConceptGenerator.fit_concept` and
+:meth:`~PerConceptGenerator.generate`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import InvalidOptionsError
+from .progress import NULL_PROGRESS, Progress
+
+__all__ = [
+    "ARTIFACT_FILE",
+    "Concept",
+    "GeneratedImage",
+    "Generator",
+    "GeneratorOptions",
+    "PerConceptGenerator",
+    "derive_seed",
+    "file_digest",
+    "slugify",
+]
+
+#: Name of the JSON file describing a fitted artifact (per concept, or per fit).
+ARTIFACT_FILE = "artifact.json"
+_NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def slugify(text: str) -> str:
+    """A file-name-safe form of ``text`` (letters, digits, ``-``, ``_``, ``.``)."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return slug or "x"
+
+
+def derive_seed(run_seed: int, label: str, concept: str, index: int) -> int:
+    """Seed of image ``index`` of ``concept``: a pure function of its inputs (< 2**53).
+
+    Independent of batch size, process count and order, so shards reproduce one run.
+    """
+    key = json.dumps([int(run_seed), label, concept, int(index)]).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 11
+
+
+def file_digest(*paths: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of the bytes of ``paths`` in order: the content hash of an artifact."""
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Concept:
+    """What a generator learns and reproduces: a class, or a visual sub-group of a class.
+
+    ``name`` is unique within a run (``"melanoma"`` or ``"melanoma~1"`` for a sub-group),
+    ``label`` is the class the generated images belong to, ``images`` the training images.
+    ``text`` is the human phrase for prompts (the label with ``_`` as spaces by default).
+    """
+
+    name: str
+    label: str
+    images: tuple[Path, ...] = ()
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
+        if not self.text:
+            object.__setattr__(self, "text", self.label.replace("_", " "))
+
+    @property
+    def slug(self) -> str:
+        """File-name-safe concept name (used for artifact folders and image ids)."""
+        return slugify(self.name.replace("~", "-"))
+
+
+@dataclass
+class GeneratedImage:
+    """An image and what the manifest should record about it (prompt, retries, …)."""
+
+    image: Any  # PIL.Image.Image
+    seed: int
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class GeneratorOptions(BaseModel):
+    """Base of every generator's ``Options``: unknown keys are an error, fields are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+
+def _format_validation_error(generator: str, options_cls: type[BaseModel], exc: ValidationError) -> str:
+    valid = ", ".join(sorted(options_cls.model_fields)) or "none"
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(x) for x in err["loc"]) or "options"
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown option {key!r}")
+        else:
+            parts.append(f"option {key}={err.get('input')!r}: {err['msg']}")
+    return f"generator {generator!r}: " + "; ".join(parts) + f" (valid options: {valid})"
+
+
+class Generator:
+    """Base class of all generators. Subclasses set ``name``, ``Options``, and implement
+    :meth:`fit` and :meth:`generate`.
+
+    The constructor validates options (a mapping, an ``Options`` instance, or keywords) and
+    raises :class:`~synthaug.errors.InvalidOptionsError` listing the valid keys.
+    Expensive state (a base model) should be loaded lazily, once per instance.
+    """
+
+    #: Unique kebab-case name, used on the command line (``--generator NAME``).
+    name: ClassVar[str] = ""
+    #: Version of the generator's algorithm/artifact format, recorded in the manifest.
+    version: ClassVar[str] = "0"
+    #: One-line description shown by ``synthaug generators``.
+    description: ClassVar[str] = ""
+    #: True when :meth:`fit` trains something (the augmenter then shows a fitting bar).
+    needs_fit: ClassVar[bool] = True
+
+    class Options(GeneratorOptions):
+        """This generator takes no options."""
+
+    def __init__(self, options: GeneratorOptions | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
+        self.options = self.parse_options(options, **overrides)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name and not _NAME_RE.match(cls.name):
+            raise TypeError(f"generator name {cls.name!r} of {cls.__qualname__} must be kebab-case, e.g. 'my-gen'")
+
+    @classmethod
+    def parse_options(cls, options: GeneratorOptions | Mapping[str, Any] | None = None, **overrides: Any) -> Any:
+        """Validate options into an instance of ``cls.Options``."""
+        if isinstance(options, cls.Options) and not overrides:
+            return options
+        data = dict(options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else options or {})
+        data.update(overrides)
+        try:
+            return cls.Options(**data)
+        except ValidationError as exc:
+            raise InvalidOptionsError(_format_validation_error(cls.name, cls.Options, exc)) from None
+
+    @classmethod
+    def options_schema(cls) -> dict[str, Any]:
+        """JSON schema of :attr:`Options` (descriptions and defaults included)."""
+        return cls.Options.model_json_schema()
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version and full options of this instance (JSON-able)."""
+        return {"name": self.name, "version": self.version, "options": self.options.model_dump(mode="json")}
+
+    # -- the contract -------------------------------------------------------------
+    def fit(self, concepts: Sequence[Concept], work_dir: Path, *, progress: Progress = NULL_PROGRESS) -> None:
+        """Train on every concept's images; write artifacts in ``work_dir``; resume if present."""
+        raise NotImplementedError
+
+    def generate(self, concept: Concept, seeds: Sequence[int]) -> Iterable[Any]:
+        """Yield one image (PIL, or :class:`GeneratedImage`) per seed, in order."""
+        raise NotImplementedError
+
+    def record(self, concept: Concept) -> dict[str, Any]:
+        """Extra manifest fields shared by every image of ``concept`` (base model, adapter hash)."""
+        return {}
+
+    def close(self) -> None:
+        """Release models and memory. The instance may not be used afterwards."""
+
+
+class PerConceptGenerator(Generator):
+    """A generator that fits one artifact per concept, in ``work_dir/<concept slug>/``.
+
+    :meth:`fit` loops over concepts and skips any whose ``artifact.json`` exists with the
+    same options; a concept interrupted part-way is fitted again (or resumed from the
+    implementation's own checkpoints inside its folder). Implement :meth:`fit_concept`.
+    """
+
+    #: Option names that do not change the fitted artifact (e.g. generation settings).
+    generation_only_options: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, options: GeneratorOptions | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
+        super().__init__(options, **overrides)
+        self.work_dir: Path | None = None
+
+    def fit_options(self) -> dict[str, Any]:
+        """Options that affect training (all minus :attr:`generation_only_options`)."""
+        dumped = self.options.model_dump(mode="json")
+        return {k: v for k, v in dumped.items() if k not in self.generation_only_options}
+
+    def concept_dir(self, concept: Concept) -> Path:
+        if self.work_dir is None:
+            raise RuntimeError(f"{self.name}: call fit() (or set work_dir) before generate()")
+        return self.work_dir / concept.slug
+
+    def is_fitted(self, concept: Concept) -> bool:
+        """True when ``concept`` has a complete artifact made with the same training options."""
+        path = self.concept_dir(concept) / ARTIFACT_FILE
+        if not path.is_file():
+            return False
+        try:
+            info = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return False
+        return info.get("generator") == self.name and info.get("fit_options") == self.fit_options()
+
+    def fit(self, concepts: Sequence[Concept], work_dir: Path, *, progress: Progress = NULL_PROGRESS) -> None:
+        self.work_dir = Path(work_dir)
+        for concept in concepts:
+            if self.is_fitted(concept):
+                progress.log(f"{self.name}: reusing fitted artifact for {concept.name}")
+                continue
+            folder = self.concept_dir(concept)
+            folder.mkdir(parents=True, exist_ok=True)
+            extra = self.fit_concept(concept, folder, progress=progress) or {}
+            self._write_artifact(concept, folder, extra)
+
+    def _write_artifact(self, concept: Concept, folder: Path, extra: Mapping[str, Any]) -> None:
+        from . import __version__
+
+        info = {
+            "generator": self.name,
+            "generator_version": self.version,
+            "synthaug_version": __version__,
+            "options": self.options.model_dump(mode="json"),
+            "fit_options": self.fit_options(),
+            "concept": {"name": concept.name, "label": concept.label, "text": concept.text,
+                        "n_images": len(concept.images)},
+            **dict(extra),
+        }
+        tmp = folder / (ARTIFACT_FILE + ".tmp")
+        tmp.write_text(json.dumps(info, indent=2, default=str))
+        os.replace(tmp, folder / ARTIFACT_FILE)
+
+    def artifact(self, concept: Concept) -> dict[str, Any]:
+        """The artifact JSON of a fitted concept."""
+        return json.loads((self.concept_dir(concept) / ARTIFACT_FILE).read_text())
+
+    def fit_concept(self, concept: Concept, folder: Path, *, progress: Progress = NULL_PROGRESS) -> Mapping[str, Any] | None:
+        """Train one concept into ``folder``; return extra JSON fields for its artifact file."""
+        raise NotImplementedError
+
+
+def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Consecutive slices of ``items`` of at most ``size`` elements."""
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]

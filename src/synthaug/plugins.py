@@ -1,0 +1,227 @@
+"""Plugin discovery: the plugin manager, entry-point loading with error isolation, the registry.
+
+Entry points of the ``synthaug`` group are loaded one at a time. A plugin that fails to
+import (or whose hook raises) is recorded as broken, reported by ``synthaug plugins`` and in
+a :class:`PluginLoadWarning`, and every other plugin keeps working. Two generators
+registered under one name make that name unusable until one is removed; asking for it raises
+:class:`~synthaug.errors.DuplicateGeneratorError` naming both distributions.
+
+Set ``SYNTHAUG_LOAD_PLUGINS`` to a comma-separated list of entry-point names to load only
+those (an empty string loads none); built-in generators are always available.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import DuplicateGeneratorError, PluginError, UnknownGeneratorError
+from .generator import Generator
+
+__all__ = [
+    "GeneratorInfo",
+    "PluginInfo",
+    "PluginLoadWarning",
+    "Registry",
+    "get_generator",
+    "get_plugin_manager",
+    "get_registry",
+    "list_generators",
+    "reset_plugins",
+]
+
+BUILTIN_PLUGINS = ("synthaug.default_plugins.classic",)
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin failed to load; the others keep working."""
+
+
+@dataclass
+class PluginInfo:
+    """A loaded (or broken) plugin: name, distribution, version, generators, error."""
+
+    name: str
+    distribution: str
+    version: str
+    generators: list[str] = field(default_factory=list)
+    error: str | None = None
+    builtin: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "generators": list(self.generators),
+            "error": self.error,
+            "builtin": self.builtin,
+        }
+
+
+@dataclass
+class GeneratorInfo:
+    """A registered generator class and where it came from."""
+
+    cls: type[Generator]
+    plugin: PluginInfo
+
+    @property
+    def name(self) -> str:
+        return self.cls.name
+
+
+@dataclass
+class Registry:
+    """What the plugins registered: generators by name, plugins, and name conflicts."""
+
+    generators: dict[str, GeneratorInfo] = field(default_factory=dict)
+    plugins: list[PluginInfo] = field(default_factory=list)
+    conflicts: dict[str, list[GeneratorInfo]] = field(default_factory=dict)
+
+    def get(self, name: str) -> type[Generator]:
+        if name in self.conflicts:
+            dists = " and ".join(
+                f"{info.cls.__module__}.{info.cls.__qualname__} (distribution {info.plugin.distribution})"
+                for info in self.conflicts[name]
+            )
+            raise DuplicateGeneratorError(
+                f"generator name {name!r} is registered twice: by {dists}; uninstall one of them"
+            )
+        try:
+            return self.generators[name].cls
+        except KeyError:
+            raise UnknownGeneratorError(name, sorted(self.generators)) from None
+
+
+def _make_register(registry: Registry, plugin: PluginInfo):
+    def register(cls: type) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, Generator)) or not cls.name:
+            raise PluginError(
+                f"plugin {plugin.name!r} registered {cls!r}, which is not a synthaug.Generator "
+                "subclass with a name"
+            )
+        info = GeneratorInfo(cls, plugin)
+        plugin.generators.append(cls.name)
+        if cls.name in registry.conflicts:
+            registry.conflicts[cls.name].append(info)
+        elif cls.name in registry.generators:
+            registry.conflicts[cls.name] = [registry.generators.pop(cls.name), info]
+        else:
+            registry.generators[cls.name] = info
+
+    return register
+
+
+def _call_hook(pm: pluggy.PluginManager, module: object, registry: Registry, plugin: PluginInfo) -> None:
+    impl = getattr(module, "register_generators", None)
+    if impl is None:
+        return
+    try:
+        impl(register=_make_register(registry, plugin))
+    except Exception as exc:  # noqa: BLE001 - isolate broken plugins
+        plugin.error = f"register_generators raised {type(exc).__name__}: {exc}"
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    eps = list(metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP))
+    wanted = os.environ.get("SYNTHAUG_LOAD_PLUGINS")
+    if wanted is not None:
+        names = {n.strip() for n in wanted.split(",") if n.strip()}
+        eps = [ep for ep in eps if ep.name in names]
+    seen, unique = set(), []
+    for ep in sorted(eps, key=lambda e: e.name):
+        if (ep.name, ep.value) not in seen:
+            seen.add((ep.name, ep.value))
+            unique.append(ep)
+    return unique
+
+
+@lru_cache(maxsize=1)
+def _load() -> tuple[pluggy.PluginManager, Registry]:
+    from . import __version__
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    registry = Registry()
+    for module_name in BUILTIN_PLUGINS:
+        import importlib
+
+        module = importlib.import_module(module_name)
+        pm.register(module, name=module_name)
+        info = PluginInfo(module_name, "synthaug", __version__, builtin=True)
+        registry.plugins.append(info)
+        _call_hook(pm, module, registry, info)
+    for ep in _entry_points():
+        dist = ep.dist.name if ep.dist is not None else "unknown"
+        version = ep.dist.version if ep.dist is not None else "unknown"
+        info = PluginInfo(ep.name, dist, version)
+        registry.plugins.append(info)
+        try:
+            module = ep.load()
+            pm.register(module, name=ep.name)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the rest
+            last = traceback.extract_tb(exc.__traceback__)[-1:]
+            where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
+            info.error = f"{type(exc).__name__}: {exc}{where}"
+            continue
+        _call_hook(pm, module, registry, info)
+    for info in registry.plugins:
+        if info.error:
+            warnings.warn(
+                f"synthaug plugin {info.name!r} ({info.distribution} {info.version}) failed to load: {info.error}",
+                PluginLoadWarning,
+                stacklevel=3,
+            )
+    for name, infos in registry.conflicts.items():
+        warnings.warn(
+            f"generator name {name!r} is registered by several plugins: "
+            + ", ".join(i.plugin.distribution for i in infos),
+            PluginLoadWarning,
+            stacklevel=3,
+        )
+    return pm, registry
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager (plugins are loaded on first use)."""
+    return _load()[0]
+
+
+def get_registry() -> Registry:
+    """The process-wide registry of generators and plugins."""
+    return _load()[1]
+
+
+def reset_plugins() -> None:
+    """Forget loaded plugins so the next call discovers them again (for tests)."""
+    _load.cache_clear()
+
+
+def register_module(module: ModuleType) -> None:
+    """Register an in-process plugin module (useful in notebooks and tests)."""
+    registry = get_registry()
+    info = PluginInfo(module.__name__, "local", "unknown")
+    registry.plugins.append(info)
+    get_plugin_manager().register(module, name=module.__name__)
+    _call_hook(get_plugin_manager(), module, registry, info)
+
+
+def get_generator(name: str) -> type[Generator]:
+    """The generator class registered as ``name``."""
+    return get_registry().get(name)
+
+
+def list_generators() -> dict[str, type[Generator]]:
+    """Usable generators by name, sorted."""
+    reg = get_registry()
+    return {name: reg.generators[name].cls for name in sorted(reg.generators)}
