@@ -40,7 +40,9 @@ __all__ = [
     "PerConceptGenerator",
     "derive_seed",
     "file_digest",
+    "read_artifact",
     "slugify",
+    "write_artifact",
 ]
 
 #: Name of the JSON file describing a fitted artifact (per concept, or per fit).
@@ -142,6 +144,13 @@ class Generator:
     description: ClassVar[str] = ""
     #: True when :meth:`fit` trains something (the augmenter then shows a fitting bar).
     needs_fit: ClassVar[bool] = True
+    #: True when :meth:`fit` trains ONE model shared by all concepts (e.g. a class-conditional
+    #: DDPM) that should learn from every class of the training split, including classes that
+    #: need no synthetic images: the augmenter then passes a concept for every class to
+    #: :meth:`fit` (and still calls :meth:`generate` only for the classes that need images).
+    fits_all_classes: ClassVar[bool] = False
+    #: Option names that do not change the fitted artifact (e.g. generation settings).
+    generation_only_options: ClassVar[frozenset[str]] = frozenset()
 
     class Options(GeneratorOptions):
         """This generator takes no options."""
@@ -175,6 +184,23 @@ class Generator:
         """Name, version and full options of this instance (JSON-able)."""
         return {"name": self.name, "version": self.version, "options": self.options.model_dump(mode="json")}
 
+    def fit_options(self) -> dict[str, Any]:
+        """Options that affect training (all minus :attr:`generation_only_options`)."""
+        dumped = self.options.model_dump(mode="json")
+        return {k: v for k, v in dumped.items() if k not in self.generation_only_options}
+
+    def artifact_header(self) -> dict[str, Any]:
+        """The fields every ``artifact.json`` starts with: generator, versions, options."""
+        from . import __version__
+
+        return {
+            "generator": self.name,
+            "generator_version": self.version,
+            "synthaug_version": __version__,
+            "options": self.options.model_dump(mode="json"),
+            "fit_options": self.fit_options(),
+        }
+
     # -- the contract -------------------------------------------------------------
     def fit(self, concepts: Sequence[Concept], work_dir: Path, *, progress: Progress = NULL_PROGRESS) -> None:
         """Train on every concept's images; write artifacts in ``work_dir``; resume if present."""
@@ -200,17 +226,9 @@ class PerConceptGenerator(Generator):
     implementation's own checkpoints inside its folder). Implement :meth:`fit_concept`.
     """
 
-    #: Option names that do not change the fitted artifact (e.g. generation settings).
-    generation_only_options: ClassVar[frozenset[str]] = frozenset()
-
     def __init__(self, options: GeneratorOptions | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
         super().__init__(options, **overrides)
         self.work_dir: Path | None = None
-
-    def fit_options(self) -> dict[str, Any]:
-        """Options that affect training (all minus :attr:`generation_only_options`)."""
-        dumped = self.options.model_dump(mode="json")
-        return {k: v for k, v in dumped.items() if k not in self.generation_only_options}
 
     def concept_dir(self, concept: Concept) -> Path:
         if self.work_dir is None:
@@ -219,12 +237,8 @@ class PerConceptGenerator(Generator):
 
     def is_fitted(self, concept: Concept) -> bool:
         """True when ``concept`` has a complete artifact made with the same training options."""
-        path = self.concept_dir(concept) / ARTIFACT_FILE
-        if not path.is_file():
-            return False
-        try:
-            info = json.loads(path.read_text())
-        except (OSError, ValueError):
+        info = read_artifact(self.concept_dir(concept))
+        if info is None:
             return False
         return info.get("generator") == self.name and info.get("fit_options") == self.fit_options()
 
@@ -240,21 +254,13 @@ class PerConceptGenerator(Generator):
             self._write_artifact(concept, folder, extra)
 
     def _write_artifact(self, concept: Concept, folder: Path, extra: Mapping[str, Any]) -> None:
-        from . import __version__
-
         info = {
-            "generator": self.name,
-            "generator_version": self.version,
-            "synthaug_version": __version__,
-            "options": self.options.model_dump(mode="json"),
-            "fit_options": self.fit_options(),
+            **self.artifact_header(),
             "concept": {"name": concept.name, "label": concept.label, "text": concept.text,
                         "n_images": len(concept.images)},
             **dict(extra),
         }
-        tmp = folder / (ARTIFACT_FILE + ".tmp")
-        tmp.write_text(json.dumps(info, indent=2, default=str))
-        os.replace(tmp, folder / ARTIFACT_FILE)
+        write_artifact(folder, info)
 
     def artifact(self, concept: Concept) -> dict[str, Any]:
         """The artifact JSON of a fitted concept."""
@@ -263,6 +269,27 @@ class PerConceptGenerator(Generator):
     def fit_concept(self, concept: Concept, folder: Path, *, progress: Progress = NULL_PROGRESS) -> Mapping[str, Any] | None:
         """Train one concept into ``folder``; return extra JSON fields for its artifact file."""
         raise NotImplementedError
+
+
+def write_artifact(folder: str | os.PathLike[str], info: Mapping[str, Any]) -> Path:
+    """Write ``folder/artifact.json`` atomically (a complete file or none); return its path.
+
+    Generators write it last, after every weight file, so its presence means "fitted".
+    """
+    folder = Path(folder)
+    tmp = folder / (ARTIFACT_FILE + ".tmp")
+    tmp.write_text(json.dumps(dict(info), indent=2, default=str))
+    os.replace(tmp, folder / ARTIFACT_FILE)
+    return folder / ARTIFACT_FILE
+
+
+def read_artifact(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``artifact.json`` of ``folder``, or ``None`` when it is missing or unreadable."""
+    try:
+        info = json.loads((Path(folder) / ARTIFACT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
