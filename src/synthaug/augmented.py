@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .dataset import Dataset, Sample
-from .errors import DatasetError
+from .errors import DatasetError, LeakageError
 from .store import Store
 
 __all__ = ["AugmentedDataset", "synthetic_samples"]
@@ -52,6 +52,7 @@ class AugmentedDataset(Sequence[Sample]):
             if not s.is_synthetic:
                 raise DatasetError(f"synthetic sample {s.path} has no provenance record")
         labels = {s.label for s in self.real} | set(self.real.empty_classes) | {s.label for s in self.synthetic}
+        labels |= {s.label for held in (val, test) if held is not None for s in held}
         if classes is None:
             classes = sorted(labels)
         unknown = labels - set(classes)
@@ -60,7 +61,25 @@ class AugmentedDataset(Sequence[Sample]):
         self.classes: list[str] = list(classes)
         self.val = val
         self.test = test
+        self._check_held_out()
         self.plan = dict(plan) if plan is not None else None
+
+    def _check_held_out(self) -> None:
+        """Validation/test data are real-only and share no file with the training data."""
+        train_paths = {os.path.realpath(s.path) for s in self.samples}
+        for name in ("val", "test"):
+            held = getattr(self, name)
+            if held is None:
+                continue
+            for s in held:
+                if s.is_synthetic:
+                    raise LeakageError(
+                        f"{name} sample {s.path} is synthetic; validation and test data must be real images only"
+                    )
+                if os.path.realpath(s.path) in train_paths:
+                    raise LeakageError(
+                        f"{name} image {s.path} is also a training image; remove it from one of the splits"
+                    )
 
     @classmethod
     def from_folders(
@@ -94,6 +113,89 @@ class AugmentedDataset(Sequence[Sample]):
             out[s.label][key] += 1
             out[s.label]["total"] += 1
         return out
+
+    # -- framework adapters ---------------------------------------------------------------
+    def to_torch(
+        self,
+        split: str = "train",
+        *,
+        image_size: int | Sequence[int] | None = None,
+        mixing: str = "concat",
+        p: float | None = None,
+        synthetic_weight: float | None = None,
+        include_synthetic: bool = True,
+        return_is_synthetic: bool = False,
+        transform: Any = None,
+        cache: Any = False,
+        seed: int = 0,
+    ) -> Any:
+        """A ``torch.utils.data.Dataset`` of ``(image, label[, weight][, is_synthetic])``.
+
+        ``split``: ``"train"`` (real + synthetic), ``"val"`` or ``"test"`` (real only: asking
+        for synthetic mixing there raises :class:`~synthaug.errors.LeakageError`).
+        ``image``: float32 CxHxW in [0, 1] resized to ``image_size`` (int or (height, width)),
+        or ``transform(pil_image)``. ``label``: index in :attr:`class_to_index`.
+        ``mixing="concat"`` serves real then synthetic samples; ``mixing="probability"`` serves
+        each real sample, replaced with probability ``p`` by a synthetic one of its class
+        (call ``set_epoch`` per epoch, or use :meth:`to_torch_loader`, which does).
+        ``synthetic_weight``: add a per-sample weight (this value for synthetic, 1 for real).
+        ``cache``: keep decoded images in memory (True, or a shared ``ImageCache``).
+        """
+        from .adapters.torch import make_torch_dataset
+
+        return make_torch_dataset(
+            self, split, image_size=image_size, mixing=mixing, p=p, synthetic_weight=synthetic_weight,
+            include_synthetic=include_synthetic, return_is_synthetic=return_is_synthetic,
+            transform=transform, cache=cache, seed=seed,
+        )
+
+    def to_torch_loader(
+        self, split: str = "train", *, batch_size: int = 32, shuffle: bool | None = None, seed: int = 0,
+        num_workers: int = 0, drop_last: bool = False, **dataset_kwargs: Any,
+    ) -> Any:
+        """A ``torch.utils.data.DataLoader`` over :meth:`to_torch` (``dataset_kwargs`` go there).
+
+        Shuffles the training split by default with a new seeded order (and new probability
+        mixing draws) every epoch.
+        """
+        from .adapters.torch import make_torch_loader
+
+        return make_torch_loader(self, split, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                 num_workers=num_workers, drop_last=drop_last, **dataset_kwargs)
+
+    def to_tf(
+        self,
+        image_size: int | Sequence[int] = 224,
+        batch_size: int | None = 32,
+        shuffle: bool | None = None,
+        seed: int = 0,
+        *,
+        split: str = "train",
+        label_mode: str = "int",
+        mixing: str = "concat",
+        p: float | None = None,
+        synthetic_weight: float | None = None,
+        include_synthetic: bool = True,
+        return_is_synthetic: bool = False,
+        cache: bool = False,
+        drop_remainder: bool = False,
+    ) -> Any:
+        """A prefetched ``tf.data.Dataset`` of ``(images, labels[, weights][, is_synthetic])``.
+
+        Images are float32 (B, H, W, 3) in [0, 255] decoded with ``tf.io``; labels are int32
+        indices of :attr:`class_to_index` or one-hot (``label_mode="categorical"``).
+        ``shuffle`` defaults to True for the training split. Mixing, weights and the
+        real-only rule for ``val``/``test`` are as in :meth:`to_torch`; probability draws
+        change every epoch and are reproducible from ``seed``.
+        """
+        from .adapters.keras import make_tf_dataset
+
+        return make_tf_dataset(
+            self, split, image_size=image_size, batch_size=batch_size, shuffle=shuffle, seed=seed,
+            label_mode=label_mode, mixing=mixing, p=p, synthetic_weight=synthetic_weight,
+            include_synthetic=include_synthetic, return_is_synthetic=return_is_synthetic, cache=cache,
+            drop_remainder=drop_remainder,
+        )
 
     def __len__(self) -> int:
         return len(self.real) + len(self.synthetic)

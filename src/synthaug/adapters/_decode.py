@@ -1,0 +1,61 @@
+"""Fast decoding to a fixed size with Pillow (shared by the torch adapter and the harness).
+
+JPEG files are decoded with Pillow's ``draft`` mode: the decoder itself downscales by 1/2,
+1/4 or 1/8 (DCT scaling) as long as the result stays at least as large as the target, which
+makes small training sizes several times cheaper. Colour handling is the core's
+(:func:`synthaug._imageio.to_rgb`): every image becomes 8-bit RGB.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from .._imageio import _open, to_rgb
+
+__all__ = ["ImageCache", "decode_resized"]
+
+
+def decode_resized(path: str | os.PathLike[str], size: tuple[int, int] | None):  # -> PIL.Image.Image
+    """Decode ``path`` as RGB, resized (bilinear) to ``size`` = (height, width) when given."""
+    from PIL import Image
+
+    with _open(Path(path)) as image:
+        if size is not None and image.format == "JPEG":
+            image.draft("RGB", (size[1], size[0]))
+        image.load()
+        rgb = to_rgb(image)
+        if size is not None and rgb.size != (size[1], size[0]):
+            rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        elif rgb is image:
+            rgb = image.copy()
+    return rgb
+
+
+class ImageCache:
+    """Decoded images kept in memory, keyed by (path, size); safe to share between datasets.
+
+    ``max_items`` bounds the number of entries (oldest dropped first); ``None`` = unbounded.
+    """
+
+    def __init__(self, max_items: int | None = None) -> None:
+        self.max_items = max_items
+        self._items: dict[tuple[str, tuple[int, int] | None], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str | os.PathLike[str], size: tuple[int, int] | None, decode) -> Any:
+        """The cached value for (path, size), computing it with ``decode(path, size)`` once."""
+        key = (os.fspath(path), size)
+        value = self._items.get(key)
+        if value is None:
+            value = decode(path, size)
+            with self._lock:
+                if self.max_items is not None and len(self._items) >= self.max_items:
+                    self._items.pop(next(iter(self._items)))
+                self._items[key] = value
+        return value
+
+    def __len__(self) -> int:
+        return len(self._items)
