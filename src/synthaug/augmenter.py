@@ -27,6 +27,7 @@ from .policy import MinorityUpsampling, Plan, Policy, make_policy
 from .progress import NULL_PROGRESS, Progress
 from .splits import is_split_root, load_split_root
 from .store import Store, image_id
+from .subgroups import SubgroupSetting, Subgroups, parse_subgroups
 
 __all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator"]
 
@@ -109,6 +110,18 @@ class SyntheticAugmenter:
         Unreadable input images are an error instead of a warning.
     progress:
         A :class:`~synthaug.progress.Progress` to report to.
+    subgroups:
+        ``"none"`` (default: one concept per class), ``"auto"`` (k-means on image features,
+        k chosen by silhouette), an integer K, or ``"FILE.csv:COLUMN"``; each sub-group becomes
+        a concept ``"<class>~<group>"`` with its own fitted artifact and a share of the class's
+        quota proportional to its size. See :mod:`synthaug.subgroups`.
+    max_subgroups, min_group_size, min_silhouette:
+        Limits of ``subgroups="auto"``: at most this many groups, each with at least this many
+        training images, and a split only when its silhouette reaches ``min_silhouette``.
+    subgroup_features:
+        Feature space for the k-means: ``"colour-texture"`` (default, download-free),
+        ``"generator"`` (the generator's ``features(paths)``, e.g. VAE latents, when it has
+        one) or an object with ``name`` and ``extract(paths)``.
     """
 
     def __init__(
@@ -123,6 +136,11 @@ class SyntheticAugmenter:
         overwrite: bool = False,
         strict: bool = False,
         progress: Progress | None = None,
+        subgroups: str | int | SubgroupSetting = "none",
+        max_subgroups: int = 4,
+        min_group_size: int = 8,
+        min_silhouette: float = 0.2,
+        subgroup_features: Any = "colour-texture",
     ) -> None:
         self.generator_spec = generator
         self.generator_options = generator_options
@@ -134,6 +152,16 @@ class SyntheticAugmenter:
         self.strict = bool(strict)
         self.progress = progress or NULL_PROGRESS
         self._generator: Generator | None = None
+        self.subgroup_features = subgroup_features
+        self.subgroups = parse_subgroups(
+            subgroups, max_subgroups=max_subgroups, min_group_size=min_group_size, min_silhouette=min_silhouette,
+            features=subgroup_features if isinstance(subgroup_features, str) else
+            getattr(subgroup_features, "name", type(subgroup_features).__name__),
+        )
+        #: The sub-groups found by the last :meth:`concepts` call (``None`` without sub-groups).
+        self.subgroups_: Subgroups | None = None
+        self._subgroups_key: tuple | None = None
+        self._loaded: tuple[object, tuple[Dataset, dict[str, Dataset]]] | None = None
 
     # -- inputs ----------------------------------------------------------------------
     @property
@@ -144,7 +172,13 @@ class SyntheticAugmenter:
         return self._generator
 
     def _splits(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
-        """The training dataset and the held-out ones (empty unless a split root is given)."""
+        """The training dataset and the held-out ones (read once per ``data``)."""
+        key = data if isinstance(data, Dataset) else os.fspath(data)
+        if self._loaded is None or self._loaded[0] is not key and self._loaded[0] != key:
+            self._loaded = (key, self._read(data))
+        return self._loaded[1]
+
+    def _read(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
         if isinstance(data, Dataset):
             held = {name: data.filter(lambda s, n=name: s.split == n) for name in ("val", "test")}
             held = {k: v for k, v in held.items() if len(v)}
@@ -168,17 +202,52 @@ class SyntheticAugmenter:
         return self.policy.plan(train.counts())
 
     def concepts(self, train: Dataset, plan: Plan) -> tuple[list[Concept], dict[str, int]]:
-        """Concepts to serve and their quotas: one concept per class that needs images."""
+        """Concepts to serve and their quotas.
+
+        One concept per class that needs images, or with ``subgroups`` one per sub-group of
+        such a class, the class's quota shared in proportion to group sizes (sums exactly).
+        Concepts with a quota of 0 are left out.
+        """
         by_class = train.paths_by_class()
+        needed = {label: cp.synthetic for label, cp in plan.classes.items() if cp.synthetic > 0}
+        if not self.subgroups.active:
+            return [Concept(label, label, tuple(by_class.get(label, ()))) for label in needed], dict(needed)
+        from .subgroups import find_subgroups, split_quota
+
+        wanted = {label: list(by_class.get(label, [])) for label in needed}
+        key = tuple((label, tuple(paths)) for label, paths in wanted.items())
+        if self.subgroups_ is None or self._subgroups_key != key:  # found once per training set
+            self.subgroups_ = find_subgroups(wanted, self.subgroups, feature_space=self._subgroup_feature_space(),
+                                             seed=self.random_state)
+            self._subgroups_key = key
         concepts, quotas = [], {}
-        for label, cp in plan.classes.items():
-            if cp.synthetic > 0:
-                concepts.append(Concept(label, label, tuple(by_class.get(label, ()))))
-                quotas[label] = cp.synthetic
+        for label, total in needed.items():
+            groups = self.subgroups_.concepts_of(label)
+            if not any(groups.values()):  # a class with no training image: one (empty) concept
+                concepts.append(Concept(label, label, ()))
+                quotas[label] = total
+                continue
+            shares = split_quota(total, {name: len(paths) for name, paths in groups.items()})
+            for name, paths in groups.items():
+                if shares[name] > 0:
+                    concepts.append(Concept(name, label, tuple(paths)))
+                    quotas[name] = shares[name]
         return concepts, quotas
+
+    def _subgroup_feature_space(self) -> Any:
+        """The feature space the sub-group k-means runs in (see ``subgroup_features``)."""
+        if self.subgroups.mode not in ("auto", "k"):
+            return None
+        from .quality.features import resolve_feature_space
+
+        space, note = resolve_feature_space(self.subgroup_features, generator=self.generator)
+        if space.name != self.subgroups.features:
+            self.progress.log(f"sub-groups: using {note}")
+        return space
 
     def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
         g = self.generator
+        extra = {"subgroups": self.subgroups.describe()} if self.subgroups.active else {}
         return {
             "generator": {"name": g.name, "options": g.options.model_dump(mode="json")},
             "policy": dict(plan.policy),
@@ -186,10 +255,13 @@ class SyntheticAugmenter:
             "classes": {k: v.to_dict() for k, v in plan.classes.items()},
             "concepts": {c.name: {"label": c.label, "synthetic": quotas[c.name], "n_train_images": len(c.images)}
                          for c in concepts},
+            **extra,
         }
 
     # -- output folder -------------------------------------------------------------------
-    def _open_store(self, train: Dataset, run: Mapping[str, Any]) -> Store:
+    def _check_out_dir(self, train: Dataset, run: Mapping[str, Any]) -> tuple[Store, bool]:
+        """Raise if the output folder cannot take this run; return the store and whether an
+        earlier, different run there must be cleared (only allowed with ``overwrite``)."""
         if self.out_dir is None:
             raise InvalidParameterError("out_dir", None, "a folder to write synthetic images to")
         out = self.out_dir.resolve()
@@ -210,16 +282,28 @@ class SyntheticAugmenter:
                     f"output folder {str(self.out_dir)!r} is not empty and holds no synthaug plan.json "
                     f"({', '.join(foreign[:5])}); choose an empty or new folder"
                 )
-        elif existing.get("run") != run:
-            if not self.overwrite:
-                old, new = existing.get("run") or {}, dict(run)
-                diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-                raise OutputConflictError(
-                    f"output folder {str(self.out_dir)!r} holds a different run (differs in: "
-                    f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
-                )
-            store.clear()
-        return store
+            return store, False
+        if existing.get("run") == run:
+            return store, False
+        if not self.overwrite:
+            old, new = existing.get("run") or {}, dict(run)
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            raise OutputConflictError(
+                f"output folder {str(self.out_dir)!r} holds a different run (differs in: "
+                f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
+            )
+        return store, True
+
+    def prepare(self, data: str | os.PathLike[str] | Dataset) -> Plan:
+        """Validate the data, the generator options and the output folder; return the plan.
+
+        Writes nothing and loads no model: the CLI calls it before showing the plan.
+        """
+        train, _ = self._splits(data)
+        plan = self.policy.plan(train.counts())
+        concepts, quotas = self.concepts(train, plan)
+        self._check_out_dir(train, self._run_description(plan, concepts, quotas))
+        return plan
 
     # -- the flow ------------------------------------------------------------------------
     def fit_resample(self, data: str | os.PathLike[str] | Dataset) -> AugmentedDataset:
@@ -233,9 +317,15 @@ class SyntheticAugmenter:
         plan = self.policy.plan(train.counts())
         concepts, quotas = self.concepts(train, plan)
         run = self._run_description(plan, concepts, quotas)
-        store = self._open_store(train, run)
+        store, stale = self._check_out_dir(train, run)
+        if stale:
+            store.clear()
         if store.read_plan() is None or store.read_plan().get("run") != run:
             store.write_plan({"format": PLAN_FORMAT, "synthaug_version": __version__, **plan.to_dict(), "run": run})
+        if self.subgroups_ is not None and self.subgroups.active:
+            from .subgroups import write_subgroup_files
+
+            write_subgroup_files(self.subgroups_, store.sidecar / "subgroups")
         records = store.recover()
         todo = {c.name: store.missing_indices(c.name, quotas[c.name], records) for c in concepts}
         pending = [c for c in concepts if todo[c.name]]

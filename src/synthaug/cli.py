@@ -240,7 +240,7 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
     with RichProgress(quiet=not show) as progress:
         augmenter = SyntheticAugmenter(gen, pol, out_dir=out, random_state=seed, overwrite=overwrite,
                                        strict=strict, progress=progress)
-        plan = augmenter.plan(data)
+        plan = augmenter.prepare(data)
         if show:
             progress._progress.console.print(_plan_table(plan, f"plan: {pol!r}, generator {gen.name}"))
         result = augmenter.fit_resample(data)
@@ -256,6 +256,42 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
         for name, c in counts.items():
             table.add_row(name, str(plan.classes[name].real), str(c["synthetic"]), str(c["total"]))
         _console().print(table)
+
+
+@cli.command("demo")
+@click.option("--out", "out", default="demo-output", show_default=True, type=click.Path(path_type=Path),
+              help="Folder for the demo's data, synthetic images and grid.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables.")
+def demo_cmd(out: Path, quiet: bool) -> None:
+    """Balance an imbalanced copy of scikit-learn's digits with the classic generator (offline, CPU)."""
+    from .demo import DEMO_KEEP, run_demo
+
+    console = _console()
+    if not quiet:
+        console.print(f"[bold]synthaug demo[/]: scikit-learn's handwritten digits, keeping only "
+                      + ", ".join(f"{n} images of '{d}'" for d, n in DEMO_KEEP.items()) + ".")
+    with RichProgress(quiet=quiet) as progress:
+        from .demo import make_digits_folder
+        from .policy import MinorityUpsampling
+
+        plan = MinorityUpsampling("not majority").plan(
+            __import__("synthaug.dataset", fromlist=["Dataset"]).Dataset.from_folder(make_digits_folder(out / "data")).counts()
+        )
+        if not quiet:
+            progress._progress.console.print(_plan_table(plan, "plan: fill every class up to the majority"))
+        plan, result, grid = run_demo(out, progress=progress)
+    if quiet:
+        return
+    from rich.table import Table
+
+    table = Table(title="before / after")
+    for col in ("class", "before", "synthetic", "after"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for name, c in result.counts().items():
+        table.add_row(name, str(c["real"]), str(c["synthetic"]), str(c["total"]))
+    console.print(table)
+    console.print(f"real data: {out / 'data'}\nsynthetic images + manifest.jsonl + plan.json: {out / 'synthetic'}\n"
+                  f"grid of real (left) and synthetic (right) examples: {grid}")
 
 
 @cli.command("split")

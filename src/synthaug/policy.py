@@ -111,7 +111,7 @@ class Policy:
 
 
 def _validate_counts(counts: Mapping[str, int]) -> dict[str, int]:
-    if not counts:
+    if not counts or not any(counts.values()):
         raise InvalidParameterError("counts", dict(counts), "at least one class with images")
     return {str(k): int(v) for k, v in counts.items()}
 
@@ -144,6 +144,10 @@ def _validate_targets(targets: Mapping[str, object], counts: Mapping[str, int], 
         if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, float) and value.is_integer()):
             raise InvalidParameterError(f"{source}[{name!r}]", value, "a whole number of images")
         value = int(value)
+        if counts[name] == 0 and value > 0:
+            raise InvalidParameterError(
+                f"{source}[{name!r}]", value, f"0, because class {name!r} has no usable real image to learn from"
+            )
         if value < counts[name]:
             raise InvalidParameterError(
                 f"{source}[{name!r}]",
@@ -195,7 +199,8 @@ class MinorityUpsampling(Policy):
             if not isinstance(result, Mapping):
                 raise InvalidParameterError("strategy(counts)", result, "a dict {class: final_count}")
             return _validate_targets(result, counts, "strategy(counts)")
-        majority, minority = max(counts.values()), min(counts.values())
+        present = {name: n for name, n in counts.items() if n > 0}  # empty classes cannot be learnt
+        majority, minority = max(present.values()), min(present.values())
         chosen = {
             "minority": lambda n: n == minority,
             "not minority": lambda n: n != minority,
@@ -203,7 +208,7 @@ class MinorityUpsampling(Policy):
             "auto": lambda n: n != majority,
             "all": lambda n: True,
         }[strategy]
-        return {name: majority - n for name, n in counts.items() if chosen(n)}
+        return {name: majority - n for name, n in present.items() if chosen(n)}
 
 
 def validate_share(share: object, mode: str) -> float:

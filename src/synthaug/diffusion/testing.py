@@ -1,0 +1,207 @@
+"""Tiny random Stable Diffusion pipelines written to disk, for tests without downloads.
+
+:func:`tiny_sd15` and :func:`tiny_sdxl` build pipelines with the same components and
+configuration keys as the real SD1.5 / SDXL checkpoints but a few thousand parameters, with
+a hand-written CLIP byte-level BPE vocabulary, and ``save_pretrained`` them into a folder.
+Load the folder with the normal code path (``base_model=<folder>``). Building takes about a
+second on a CPU; calling again on an existing complete folder returns at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["TINY_WORDS", "tiny_clip_tokenizer", "tiny_sd15", "tiny_sdxl"]
+
+#: Whole words the tiny vocabulary knows as single tokens (everything else is spelled out).
+TINY_WORDS: tuple[str, ...] = (
+    "a", "an", "of", "the", "image", "photo", "dermoscopic", "skin", "lesion", "class",
+    "melanoma", "nevus", "blurry", "low", "quality", "cartoon", "text", "watermark",
+)
+_MARKER = "model_index.json"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """The reversible byte -> printable-character table of GPT-2/CLIP byte-level BPE."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
+        range(ord("®"), ord("ÿ") + 1)
+    )
+    codes = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            codes.append(256 + extra)
+            extra += 1
+    return dict(zip(printable, (chr(c) for c in codes)))
+
+
+def _vocab_and_merges(words: Iterable[str]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    symbols = list(_bytes_to_unicode().values())
+    vocab: dict[str, int] = {}
+    for token in symbols + [s + "</w>" for s in symbols]:
+        vocab.setdefault(token, len(vocab))
+    merges: list[tuple[str, str]] = []
+    for word in words:
+        pieces = list(word[:-1]) + [word[-1] + "</w>"]
+        current = pieces[0]
+        for piece in pieces[1:]:
+            merged = current + piece
+            if merged not in vocab:
+                merges.append((current, piece))
+                vocab[merged] = len(vocab)
+            current = merged
+    for special in ("<|startoftext|>", "<|endoftext|>"):
+        vocab[special] = len(vocab)
+    return vocab, merges
+
+
+def tiny_clip_tokenizer(words: Iterable[str] = TINY_WORDS, *, pad_token: str | None = None):
+    """A CLIP tokenizer over a tiny byte-level BPE vocabulary (``words`` are single tokens)."""
+    from transformers import CLIPTokenizer
+
+    vocab, merges = _vocab_and_merges(words)
+    kwargs = {"pad_token": pad_token} if pad_token else {}
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77, **kwargs)
+
+
+def _is_complete(path: Path, pipeline_class: str) -> bool:
+    marker = path / _MARKER
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("_class_name") == pipeline_class
+    except ValueError:
+        return False
+
+
+def _tiny_vae():
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        block_out_channels=(32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
+        up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
+        latent_channels=4,
+        norm_num_groups=32,
+        sample_size=64,
+    )
+
+
+def _tiny_text_config(vocab_size: int, *, projection_dim: int | None = None):
+    from transformers import CLIPTextConfig
+
+    extra = {"projection_dim": projection_dim} if projection_dim else {}
+    return CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=77,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+        **extra,
+    )
+
+
+def _ddpm_scheduler(prediction_type: str):
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        prediction_type=prediction_type,
+    )
+
+
+def tiny_sd15(path: str | Path, *, seed: int = 0, prediction_type: str = "epsilon") -> Path:
+    """Write a tiny random SD1.5-like ``StableDiffusionPipeline`` to ``path``; return ``path``.
+
+    ``prediction_type`` is ``"epsilon"`` (SD1.5) or ``"v_prediction"`` (SD2-style).
+    The folder loads with ``StableDiffusionPipeline.from_pretrained(path)``.
+    """
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    path = Path(path)
+    if _is_complete(path, "StableDiffusionPipeline"):
+        return path
+    torch.manual_seed(seed)
+    tokenizer = tiny_clip_tokenizer()
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=32,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=_tiny_vae(),
+        text_encoder=CLIPTextModel(_tiny_text_config(len(tokenizer))),
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=_ddpm_scheduler(prediction_type),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path
+
+
+def tiny_sdxl(path: str | Path, *, seed: int = 0, prediction_type: str = "epsilon") -> Path:
+    """Write a tiny random SDXL-like ``StableDiffusionXLPipeline`` to ``path``; return ``path``.
+
+    Two tokenizers and text encoders (the second with a projection, giving pooled
+    embeddings), a UNet with ``addition_embed_type="text_time"``: the real SDXL wiring.
+    """
+    import torch
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    path = Path(path)
+    if _is_complete(path, "StableDiffusionXLPipeline"):
+        return path
+    torch.manual_seed(seed)
+    tokenizer = tiny_clip_tokenizer()
+    tokenizer_2 = tiny_clip_tokenizer(pad_token="!")
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 2),
+        projection_class_embeddings_input_dim=80,  # 6 * 8 time ids + 32 pooled text
+        cross_attention_dim=64,
+        norm_num_groups=32,
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=_tiny_vae(),
+        text_encoder=CLIPTextModel(_tiny_text_config(len(tokenizer))),
+        text_encoder_2=CLIPTextModelWithProjection(_tiny_text_config(len(tokenizer_2), projection_dim=32)),
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer_2,
+        unet=unet,
+        scheduler=_ddpm_scheduler(prediction_type),
+        add_watermarker=False,
+    )
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path
