@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .progress import Progress
     from .splits import split_dataset, write_split
     from .store import Store
+    from .quality import filter_synthetic, quality_report
 
 _EXPORTS: dict[str, str] = {
     "AugmentedDataset": "augmented",
@@ -86,6 +87,8 @@ _EXPORTS: dict[str, str] = {
     "split_dataset": "splits",
     "write_split": "splits",
     "Store": "store",
+    "quality_report": "quality",
+    "filter_synthetic": "quality",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -225,8 +225,17 @@ def plan_cmd(data: Path, policy: str, strategy, targets, share, replace, strict:
 @click.option("--overwrite", is_flag=True, help="Replace a different earlier run in --out (deletes its images).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables.")
+@click.option("--subgroups", default="none", show_default=True, metavar="none|auto|K|FILE.csv:COLUMN",
+              help="Split each class into visual sub-groups, one fitted concept each (see docs/subgroups.md).")
+@click.option("--max-subgroups", type=int, default=4, show_default=True, help="With --subgroups auto: most groups per class.")
+@click.option("--min-group-size", type=int, default=8, show_default=True,
+              help="With --subgroups auto: fewest training images per group.")
+@click.option("--subgroup-features", default="colour-texture", show_default=True,
+              type=click.Choice(["colour-texture", "generator", "inception"]),
+              help="Features the sub-group k-means uses (generator: its features(), e.g. VAE latents).")
 def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy, targets, share, replace, strict,
-                seed: int, overwrite: bool, as_json: bool, quiet: bool) -> None:
+                seed: int, overwrite: bool, as_json: bool, quiet: bool, subgroups: str, max_subgroups: int,
+                min_group_size: int, subgroup_features: str) -> None:
     """Fit the generator on DATA's training images and write the synthetic images to --out."""
     from .augmenter import SyntheticAugmenter
     from .plugins import get_generator
@@ -239,10 +248,15 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
     show = not quiet and not as_json
     with RichProgress(quiet=not show) as progress:
         augmenter = SyntheticAugmenter(gen, pol, out_dir=out, random_state=seed, overwrite=overwrite,
-                                       strict=strict, progress=progress)
+                                       strict=strict, progress=progress, subgroups=subgroups,
+                                       max_subgroups=max_subgroups, min_group_size=min_group_size,
+                                       subgroup_features=subgroup_features)
         plan = augmenter.prepare(data)
         if show:
             progress._progress.console.print(_plan_table(plan, f"plan: {pol!r}, generator {gen.name}"))
+            for label, info in (augmenter.subgroups_.summary() if augmenter.subgroups_ else {}).items():
+                groups = ", ".join(f"{name} ({n})" for name, n in info["concepts"].items())
+                progress.log(f"sub-groups of {label}: {groups}")
         result = augmenter.fit_resample(data)
     counts = result.counts()
     if as_json:
