@@ -19,7 +19,7 @@ from typing import Any
 from .errors import InvalidOptionsError
 from .generator import Concept, GeneratedImage, Generator, GeneratorOptions
 
-__all__ = ["check_generator", "make_concepts", "make_image_folder"]
+__all__ = ["check_generator", "make_concepts", "make_image_folder", "tiny_sd15", "tiny_sdxl"]
 
 
 def make_image_folder(root: str | Path, counts: Mapping[str, int], *, size: int = 32, seed: int = 0) -> Path:
@@ -50,6 +50,20 @@ def make_concepts(root: str | Path, *, n_concepts: int = 2, n_images: int = 4, s
         Concept(label, label, tuple(sorted((Path(root) / label).glob("*.png"))))
         for label in sorted(counts)
     ]
+
+
+def tiny_sd15(path: str | Path, **kwargs: Any) -> Path:
+    """Write a tiny random SD1.5 pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_sd15`."""
+    from .diffusion.testing import tiny_sd15 as build
+
+    return build(path, **kwargs)
+
+
+def tiny_sdxl(path: str | Path, **kwargs: Any) -> Path:
+    """Write a tiny random SDXL pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_sdxl`."""
+    from .diffusion.testing import tiny_sdxl as build
+
+    return build(path, **kwargs)
 
 
 def _as_image(item: Any):

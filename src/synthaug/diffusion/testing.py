@@ -119,8 +119,16 @@ def _ddpm_scheduler(prediction_type: str):
         beta_end=0.012,
         beta_schedule="scaled_linear",
         clip_sample=False,
+        steps_offset=1,
         prediction_type=prediction_type,
     )
+
+
+def _save(pipe, path: Path) -> None:
+    from .loading import quiet_libraries
+
+    with quiet_libraries():
+        pipe.save_pretrained(path, safe_serialization=True)
 
 
 def tiny_sd15(path: str | Path, *, seed: int = 0, prediction_type: str = "epsilon") -> Path:
@@ -158,7 +166,7 @@ def tiny_sd15(path: str | Path, *, seed: int = 0, prediction_type: str = "epsilo
         feature_extractor=None,
         requires_safety_checker=False,
     )
-    pipe.save_pretrained(path, safe_serialization=True)
+    _save(pipe, path)
     return path
 
 
@@ -203,5 +211,5 @@ def tiny_sdxl(path: str | Path, *, seed: int = 0, prediction_type: str = "epsilo
         scheduler=_ddpm_scheduler(prediction_type),
         add_watermarker=False,
     )
-    pipe.save_pretrained(path, safe_serialization=True)
+    _save(pipe, path)
     return path

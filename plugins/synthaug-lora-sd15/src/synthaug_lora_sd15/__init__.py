@@ -1,0 +1,115 @@
+"""The ``lora-sd15`` generator: one LoRA per concept on a Stable Diffusion 1.x UNet (peft).
+
+Training, checkpoints, prompts and generation come from :mod:`synthaug.diffusion`; this
+module only says what is trained (LoRA on the UNet attention projections, optionally on
+the text encoder) and how it is saved (diffusers/kohya-compatible
+``pytorch_lora_weights.safetensors``, loadable with ``pipe.load_lora_weights(folder)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from synthaug import hookimpl
+from synthaug.diffusion import DiffusionGeneratorBase, DiffusionOptions
+from synthaug.generator import Concept
+
+__all__ = ["LORA_FILE", "LoraSD15Generator", "LoraSD15Options", "register_generators"]
+__version__ = "0.1.0"
+
+#: The file the LoRA is saved to (the diffusers default name).
+LORA_FILE = "pytorch_lora_weights.safetensors"
+_ADAPTER = "synthaug"
+
+
+class LoraSD15Options(DiffusionOptions):
+    """Options of ``lora-sd15`` (plus every shared diffusion option)."""
+
+    rank: int = Field(8, ge=1, description="LoRA rank (r).")
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank); default: the rank.")
+    target_modules: list[str] = Field(
+        ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet module names that get LoRA layers."
+    )
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA branch while training.")
+    train_text_encoder: bool = Field(False, description="Also train a LoRA on the text encoder's attention.")
+    text_encoder_target_modules: list[str] = Field(
+        ["q_proj", "k_proj", "v_proj", "out_proj"], min_length=1,
+        description="Text-encoder module names that get LoRA layers (with train_text_encoder).",
+    )
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    max_train_steps: int = Field(1500, ge=1, description="Optimizer steps per concept.")
+
+
+class LoraSD15Generator(DiffusionGeneratorBase):
+    """Fine-tune a LoRA per concept on Stable Diffusion 1.x; generate the concept from it."""
+
+    name = "lora-sd15"
+    version = "1"
+    description = "Stable Diffusion 1.x fine-tuned with one LoRA per class (peft, diffusers-compatible files)."
+    Options = LoraSD15Options
+
+    def _lora_config(self, targets: list[str]) -> Any:
+        from peft import LoraConfig
+
+        o = self.options
+        return LoraConfig(r=o.rank, lora_alpha=o.alpha or o.rank, lora_dropout=o.lora_dropout,
+                          init_lora_weights="gaussian", target_modules=list(targets))
+
+    def add_trainable(self, pipe: Any, concept: Concept) -> dict[str, Any]:
+        o = self.options
+        modules = {"unet": pipe.unet}
+        try:
+            pipe.unet.add_adapter(self._lora_config(o.target_modules), adapter_name=_ADAPTER)
+            if o.train_text_encoder:
+                pipe.text_encoder.add_adapter(self._lora_config(o.text_encoder_target_modules), adapter_name=_ADAPTER)
+                modules["text_encoder"] = pipe.text_encoder
+        except ValueError as exc:
+            from synthaug.errors import InvalidOptionsError, MissingDependencyError
+
+            pipe.unload_lora_weights()
+            if "version of PEFT" in str(exc):
+                raise MissingDependencyError(
+                    f"generator 'lora-sd15': option train_text_encoder=true needs a newer peft ({exc}); "
+                    "run: pip install -U peft"
+                ) from None
+            raise InvalidOptionsError(f"generator 'lora-sd15': cannot add LoRA layers: {exc} "
+                                      "(check target_modules / text_encoder_target_modules)") from None
+        return {f"{prefix}.{n}": p for prefix, m in modules.items() for n, p in m.named_parameters() if "lora_" in n}
+
+    def trainable_modules(self, pipe: Any) -> list[Any]:
+        return [pipe.unet, pipe.text_encoder] if self.options.train_text_encoder else [pipe.unet]
+
+    def conditions_need_grad(self) -> bool:
+        return self.options.train_text_encoder
+
+    def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
+        from diffusers import StableDiffusionPipeline
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft.utils import get_peft_model_state_dict
+
+        o = self.options
+        layers: dict[str, Any] = {
+            "unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet, adapter_name=_ADAPTER)),
+            "unet_lora_adapter_metadata": self._lora_config(o.target_modules).to_dict(),
+        }
+        if o.train_text_encoder:
+            state = get_peft_model_state_dict(pipe.text_encoder, adapter_name=_ADAPTER)
+            layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(state)
+            layers["text_encoder_lora_adapter_metadata"] = self._lora_config(o.text_encoder_target_modules).to_dict()
+        StableDiffusionPipeline.save_lora_weights(str(folder), weight_name=LORA_FILE, safe_serialization=True, **layers)
+        return [folder / LORA_FILE]
+
+    def finish_training(self, pipe: Any, concept: Concept) -> None:
+        pipe.unload_lora_weights()
+
+    def activate_adapter(self, pipe: Any, concept: Concept, folder: Path) -> None:
+        pipe.unload_lora_weights()
+        pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name=_ADAPTER)
+
+
+@hookimpl
+def register_generators(register) -> None:
+    register(LoraSD15Generator)

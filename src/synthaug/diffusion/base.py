@@ -1,0 +1,244 @@
+"""``DiffusionGeneratorBase``: a per-concept Stable Diffusion fine-tuning generator, minus the adapter.
+
+A plugin subclasses it, sets ``name``/``Options``, and implements the adapter hooks:
+
+- :meth:`~DiffusionGeneratorBase.add_trainable` / :meth:`~DiffusionGeneratorBase.trainable_modules`
+  (what is trained), :meth:`~DiffusionGeneratorBase.save_adapter` (write safetensors files),
+  :meth:`~DiffusionGeneratorBase.finish_training` (leave the pipeline clean) and
+  :meth:`~DiffusionGeneratorBase.activate_adapter` (load a saved adapter for generation);
+- optionally :meth:`~DiffusionGeneratorBase.training_conditioning` (e.g. SDXL's pooled
+  embeddings and time ids), :meth:`~DiffusionGeneratorBase.conditions_need_grad`,
+  :meth:`~DiffusionGeneratorBase.concept_phrase`, :meth:`~DiffusionGeneratorBase.load_kwargs`.
+
+Everything else — loading the base model once per instance, the training loop, checkpoints
+and resume, validation grids, prompts, seeded generation with defect retries, the artifact
+JSON and manifest fields — is shared. Importing this module does not import torch.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ..errors import DatasetError, GenerationError, InvalidOptionsError
+from ..generator import Concept, GeneratedImage, GeneratorOptions, PerConceptGenerator, file_digest
+from ..progress import NULL_PROGRESS, Progress
+from .options import GENERATION_ONLY_OPTIONS, DiffusionOptions
+
+__all__ = ["DiffusionGeneratorBase", "library_versions"]
+
+VALIDATION_DIR = "validation"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that determine an artifact (recorded in artifact JSON)."""
+    from importlib import metadata
+
+    out = {}
+    for dist in ("torch", "diffusers", "transformers", "peft", "safetensors", "bitsandbytes"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def image_grid(images: Sequence[Any]) -> Any:
+    """Tile PIL images of one size into a near-square grid."""
+    import math
+
+    from PIL import Image
+
+    cols = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / cols)
+    w, h = images[0].size
+    grid = Image.new("RGB", (cols * w, rows * h))
+    for i, image in enumerate(images):
+        grid.paste(image, ((i % cols) * w, (i // cols) * h))
+    return grid
+
+
+class DiffusionGeneratorBase(PerConceptGenerator):
+    """One fine-tuned adapter per concept on a shared, once-loaded Stable Diffusion pipeline."""
+
+    Options: ClassVar[type[GeneratorOptions]] = DiffusionOptions
+    #: The diffusers pipeline class loaded from ``base_model``.
+    pipeline_class: ClassVar[str] = "StableDiffusionPipeline"
+    generation_only_options = GENERATION_ONLY_OPTIONS
+
+    def __init__(self, options: GeneratorOptions | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
+        super().__init__(options, **overrides)
+        self._check_options()
+        self._pipe: Any = None
+        self._active: str | None = None
+
+    def _check_options(self) -> None:
+        o = self.options
+        if o.resolution % 8:
+            raise InvalidOptionsError(f"generator {self.name!r}: option resolution={o.resolution}: use a multiple of 8")
+
+    # -- the base model ------------------------------------------------------------------
+    @property
+    def pipeline(self) -> Any:
+        """The base pipeline, loaded on first use and reused for every concept."""
+        if self._pipe is None:
+            from .loading import load_pipeline, resolve_device, resolve_dtype
+
+            device = resolve_device(self.options.device)
+            self._pipe = load_pipeline(
+                self.pipeline_class,
+                self.options.base_model,
+                device=device,
+                dtype=resolve_dtype(self.options.dtype, device),
+                variant=self.options.variant,
+                scheduler=self.options.scheduler,
+                extra=self.load_kwargs(),
+            )
+            for module in (self._pipe.unet, self._pipe.vae, *self.text_encoders(self._pipe)):
+                module.requires_grad_(False)
+                module.eval()
+        return self._pipe
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """Extra ``from_pretrained`` arguments: the SD1.x safety checker is off unless asked for."""
+        if self.options.safety_checker:
+            return {}
+        return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
+
+    @staticmethod
+    def text_encoders(pipe: Any) -> list[Any]:
+        """The pipeline's text encoders (one for SD1.x, two for SDXL)."""
+        return [m for m in (getattr(pipe, "text_encoder", None), getattr(pipe, "text_encoder_2", None)) if m is not None]
+
+    # -- prompts ---------------------------------------------------------------------------
+    def concept_phrase(self, concept: Concept) -> str:
+        """What ``{concept}`` becomes in the prompt template (the concept's text by default)."""
+        return concept.text
+
+    def prompt_for(self, concept: Concept) -> str:
+        """The prompt of ``concept``: its template (per-concept or default) filled in."""
+        template = self.options.prompts.get(concept.name, self.options.prompt_template)
+        return template.replace("{concept}", self.concept_phrase(concept))
+
+    # -- hooks for the training loop (see synthaug.diffusion.training.TrainingHooks) ----
+    def add_trainable(self, pipe: Any, concept: Concept) -> Mapping[str, Any]:
+        """Add the concept's adapter to ``pipe``; return its trainable parameters by name."""
+        raise NotImplementedError
+
+    def trainable_modules(self, pipe: Any) -> list[Any]:
+        """Modules switched to train mode (and gradient checkpointing) while training."""
+        return [pipe.unet]
+
+    def conditions_need_grad(self) -> bool:
+        """True when the text encoder has trainable parts (prompt embeddings cannot be cached)."""
+        return False
+
+    def training_conditioning(self, pipe: Any, prompts: list[str]) -> dict[str, Any]:
+        """UNet keyword arguments for ``prompts`` (SD1.x: ``encoder_hidden_states``)."""
+        embeds, _ = pipe.encode_prompt(prompts, pipe.unet.device, 1, False)
+        return {"encoder_hidden_states": embeds}
+
+    def after_optimizer_step(self, pipe: Any) -> None:
+        """Called after each optimizer step; nothing by default."""
+
+    def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
+        """Write the trained adapter of ``concept`` into ``folder`` (safetensors); return the files."""
+        raise NotImplementedError
+
+    def finish_training(self, pipe: Any, concept: Concept) -> None:
+        """Remove training-only state so ``pipe`` is ready for the next concept."""
+
+    def activate_adapter(self, pipe: Any, concept: Concept, folder: Path) -> None:
+        """Make ``pipe`` generate ``concept`` using the adapter saved in ``folder``."""
+        raise NotImplementedError
+
+    def generation_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of every pipeline call when generating."""
+        o = self.options
+        return {"num_inference_steps": o.num_inference_steps, "guidance_scale": o.guidance_scale,
+                "height": o.resolution, "width": o.resolution}
+
+    # -- fit -----------------------------------------------------------------------------------
+    def fit_concept(self, concept: Concept, folder: Path, *, progress: Progress = NULL_PROGRESS) -> Mapping[str, Any]:
+        """Train ``concept``'s adapter (resuming from checkpoints in ``folder``) and save it."""
+        from .training import CHECKPOINT_DIR, Trainer
+
+        if not concept.images:
+            raise DatasetError(f"concept {concept.name!r} has no training images; {self.name} needs at least one")
+        pipe = self.pipeline
+        self._active = None
+        prompt = self.prompt_for(concept)
+        trainer = Trainer(self, pipe, concept, prompt=prompt, folder=folder, options=self.options,
+                          progress=progress, validate=partial(self.save_validation_grid, concept, folder))
+        try:
+            result = trainer.run()
+            files = self.save_adapter(pipe, concept, folder)
+        finally:
+            self.finish_training(pipe, concept)
+        shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
+        return {
+            "base_model": self.options.base_model,
+            "prompt": prompt,
+            "adapter_files": [f.name for f in files],
+            "adapter_sha256": file_digest(*files),
+            "versions": library_versions(),
+            "training": result.to_dict(),
+        }
+
+    def save_validation_grid(self, concept: Concept, folder: Path, step: int) -> Path:
+        """Generate the validation images (seeds 0..n-1) with the current weights; save a PNG grid."""
+        from .generation import generate_images
+
+        o = self.options
+        images = [g.image for g in generate_images(
+            self.pipeline, list(range(o.validation_images)), prompt=self.prompt_for(concept),
+            negative_prompt=o.negative_prompt, batch_size=o.validation_images, max_retries=0,
+            call_kwargs=self.generation_kwargs(),
+        )]
+        path = folder / VALIDATION_DIR / f"step-{step:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image_grid(images).save(path)
+        return path
+
+    # -- generate ------------------------------------------------------------------------------
+    def generate(self, concept: Concept, seeds: Sequence[int]) -> Iterator[GeneratedImage]:
+        """One image per seed from ``concept``'s adapter (see :func:`~synthaug.diffusion.generation.generate_images`)."""
+        from .generation import generate_images
+
+        if not self.is_fitted(concept):
+            raise GenerationError(f"{self.name}: concept {concept.name!r} is not fitted in {self.concept_dir(concept)}; "
+                                  "call fit() first")
+        pipe = self.pipeline
+        if self._active != concept.name:
+            self.activate_adapter(pipe, concept, self.concept_dir(concept))
+            self._active = concept.name
+        o = self.options
+        yield from generate_images(pipe, seeds, prompt=self.prompt_for(concept), negative_prompt=o.negative_prompt,
+                                   batch_size=o.batch_size, max_retries=o.max_retries,
+                                   call_kwargs=self.generation_kwargs())
+
+    def record(self, concept: Concept) -> dict[str, Any]:
+        """Manifest fields of ``concept``'s images: base model, adapter hash and files, prompts."""
+        artifact = self.artifact(concept)
+        return {
+            "base_model": self.options.base_model,
+            "adapter_sha256": artifact["adapter_sha256"],
+            "adapter_files": [str(self.concept_dir(concept) / f) for f in artifact["adapter_files"]],
+            "prompt": self.prompt_for(concept),
+            "negative_prompt": self.options.negative_prompt,
+        }
+
+    def close(self) -> None:
+        """Drop the pipeline and free (GPU) memory."""
+        self._pipe, self._active = None, None
+        gc.collect()
+        try:
+            import torch
+        except ImportError:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
