@@ -66,7 +66,7 @@ class ImageInfo:
     """What the report needs to know about an image's pixels besides its features."""
 
     readable: bool
-    std: float  # standard deviation of all 8-bit pixel values (0 for a constant image)
+    std: float  # largest per-channel standard deviation of the 8-bit values (0 for a constant image)
     mean: float
     error: str = ""
 
@@ -86,8 +86,8 @@ def image_info(image) -> ImageInfo:  # noqa: ANN001 - PIL image
     """Pixel statistics of a decoded RGB image."""
     import numpy as np
 
-    pixels = np.asarray(image, dtype=np.float32)
-    return ImageInfo(True, float(pixels.std()), float(pixels.mean()))
+    pixels = np.asarray(image, dtype=np.float32).reshape(-1, 3)
+    return ImageInfo(True, float(pixels.std(0).max()), float(pixels.mean()))
 
 
 # -- the download-free feature space ------------------------------------------------------------
