@@ -162,3 +162,28 @@ def test_cli_balance_with_fixed_k(tiny_folder: Path, tmp_path: Path, capsys: pyt
     assert json.loads(capsys.readouterr().out)["counts"]["c"]["synthetic"] == 9
     assert main(["balance", str(tiny_folder), "--out", str(out), "--subgroups", "sometimes"]) == 2
     assert "subgroups='sometimes'" in capsys.readouterr().err
+
+
+def test_generator_features_hook(small_classes: Dataset, tmp_path: Path) -> None:
+    """A generator with ``features(paths)`` (e.g. VAE latents) drives the k-means when asked."""
+    from synthaug.default_plugins.classic import ClassicGenerator
+
+    class Featured(ClassicGenerator):
+        name = "classic-featured"
+        calls: list[int] = []
+
+        def features(self, paths):  # two obvious clusters: file names ending in an even/odd digit
+            self.calls.append(len(paths))
+            return np.array([[float(int(Path(p).stem[-1]) % 2) * 10, 0.0] for p in paths])
+
+    policy = MinorityUpsampling({"vascular_lesion": 40, "dermatofibroma": 30})
+    augmenter = SyntheticAugmenter(Featured(), policy, out_dir=tmp_path / "out", subgroups="auto",
+                                   subgroup_features="generator")
+    augmenter.fit_resample(small_classes)
+    assert Featured.calls == [30]  # once per class that needs images, once per run
+    groups = augmenter.subgroups_.groups["vascular_lesion"]
+    parity = [{int(p.stem[-1]) % 2 for p in paths} for paths in groups.values()]
+    assert len(groups) == 2 and all(len(s) == 1 for s in parity)
+    info = json.loads((tmp_path / "out.synthaug" / "subgroups" / "subgroups.json").read_text())
+    assert info["feature_space"] == "generator:classic-featured"
+    assert json.loads((tmp_path / "out" / "plan.json").read_text())["run"]["subgroups"]["features"] == "generator"
