@@ -100,3 +100,28 @@ def test_trains_and_generates_on_cuda(tmp_path: Path) -> None:
     from synthaug.testing import check_generator
 
     check_generator(DdpmGenerator, {**QUICK, "device": "cuda"})
+
+
+def test_augmenter_fits_one_model_on_every_class(tmp_path: Path) -> None:
+    """upsample() hands ddpm every class (majority included); another run reuses the model."""
+    pytest.importorskip("diffusers")
+    import json
+
+    import synthaug
+    from synthaug.testing import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", {"a": 6, "b": 3, "c": 2}, size=16)
+    work = tmp_path / "fits"
+    synthaug.upsample(data, tmp_path / "out1", generator="ddpm", generator_options=QUICK, work_dir=work)
+    artifact = json.loads((work / "artifact.json").read_text())
+    assert [(row["name"], row["n_images"]) for row in artifact["concepts"]] == [("a", 6), ("b", 3), ("c", 2)]
+    out = tmp_path / "out1"
+    assert len(list((out / "b").glob("*.png"))) == 3 and len(list((out / "c").glob("*.png"))) == 4
+    assert not (out / "a").exists()
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert {r["model_sha256"] for r in records} == {artifact["model_sha256"]}
+    stamp = (work / "artifact.json").stat().st_mtime_ns
+    synthaug.upsample(data, tmp_path / "out2", generator="ddpm", generator_options=QUICK, work_dir=work,
+                      strategy="minority")
+    assert (work / "artifact.json").stat().st_mtime_ns == stamp
+    assert len(list((tmp_path / "out2" / "c").glob("*.png"))) == 4

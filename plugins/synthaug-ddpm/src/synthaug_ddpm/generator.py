@@ -87,6 +87,7 @@ class DdpmGenerator(Generator):
     description = "Small class-conditional diffusion model trained from scratch on your images (offline; CPU or GPU)."
     needs_fit = True
     fits_all_classes = True
+    fit_scope = "all"  # one model for every concept: a multi-process run fits it once
     Options = DdpmOptions
     generation_only_options = frozenset({"sampler", "sampling_steps", "guidance_scale", "generate_batch_size", "device"})
 
