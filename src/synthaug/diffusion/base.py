@@ -214,7 +214,10 @@ class DiffusionGeneratorBase(PerConceptGenerator):
                                   "call fit() first")
         pipe = self.pipeline
         if self._active != concept.name:
-            self.activate_adapter(pipe, concept, self.concept_dir(concept))
+            from .loading import quiet_libraries
+
+            with quiet_libraries():
+                self.activate_adapter(pipe, concept, self.concept_dir(concept))
             self._active = concept.name
         o = self.options
         yield from generate_images(pipe, seeds, prompt=self.prompt_for(concept), negative_prompt=o.negative_prompt,

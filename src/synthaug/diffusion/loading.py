@@ -111,7 +111,8 @@ def load_pipeline(
     require("transformers", purpose="diffusion generators")
     diffusers = require("diffusers", purpose="diffusion generators")
     source = _source(base_model)
-    cls = getattr(diffusers, pipeline_class)
+    with quiet_libraries():
+        cls = getattr(diffusers, pipeline_class)
     kwargs: dict[str, Any] = {"dtype": dtype, **dict(extra or {})}
     if variant:
         kwargs["variant"] = variant
