@@ -55,7 +55,7 @@ def _summary_table(report: Any, title: str):
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("class", "real", "synthetic", "FD", "FD real halves", "KID", "diversity ratio", "max sim",
+    for col in ("class", "real", "synthetic", "FD½ real–synth", "FD½ real–real", "KID", "diversity ratio", "max sim",
                 "copies", "blank", "outliers"):
         table.add_column(col, justify="left" if col == "class" else "right")
 
@@ -63,7 +63,8 @@ def _summary_table(report: Any, title: str):
         return "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
 
     for label, c in report.classes.items():
-        table.add_row(label, str(c["n_real"]), str(c["n_synthetic"]), fmt(c.get("fd")), fmt(c.get("fd_real_halves")),
+        table.add_row(label, str(c["n_real"]), str(c["n_synthetic"]), fmt(c.get("fd_half_synthetic")),
+                      fmt(c.get("fd_real_halves")),
                       fmt(c.get("kid")), fmt(c.get("diversity_ratio")), fmt(c.get("max_similarity")),
                       str(c["copies"]), str(c["blank"] + c["unreadable"]), str(c["outliers"]))
     return table

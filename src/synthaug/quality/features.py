@@ -84,10 +84,10 @@ def _load_rgb(path: Path):
 
 def image_info(image) -> ImageInfo:  # noqa: ANN001 - PIL image
     """Pixel statistics of a decoded RGB image."""
-    import numpy as np
+    from PIL import ImageStat
 
-    pixels = np.asarray(image, dtype=np.float32).reshape(-1, 3)
-    return ImageInfo(True, float(pixels.std(0).max()), float(pixels.mean()))
+    stat = ImageStat.Stat(image)
+    return ImageInfo(True, float(max(stat.stddev)), float(sum(stat.mean) / len(stat.mean)))
 
 
 # -- the download-free feature space ------------------------------------------------------------

@@ -34,7 +34,7 @@ def _save(image, path: Path) -> Path:
 
 
 def save_grid(rows: Sequence[tuple[str, Sequence[Path]]], path: str | os.PathLike[str], *,
-              per_row: int = 8, thumb: int = 80) -> Path:
+              per_row: int = 8, thumb: int = 64) -> Path:
     """One titled strip of thumbnails per ``(title, paths)`` row (first ``per_row`` paths)."""
     from PIL import Image, ImageDraw
 
@@ -51,7 +51,7 @@ def save_grid(rows: Sequence[tuple[str, Sequence[Path]]], path: str | os.PathLik
 
 
 def save_pairs(pairs: Sequence[tuple[Path, Path, str, bool]], path: str | os.PathLike[str], *,
-               thumb: int = 96, per_row: int = 3) -> Path:
+               thumb: int = 80, per_row: int = 3) -> Path:
     """Side-by-side (synthetic | nearest training image) pairs with a caption each.
 
     ``pairs`` holds ``(synthetic, training, caption, flagged)``; flagged pairs get a red frame.
