@@ -1,0 +1,152 @@
+"""``synthaug evaluate``: the command-line face of :func:`synthaug.evaluate.run_evaluation`.
+
+Imported by :mod:`synthaug.cli` (the only other module that imports click and rich), which
+calls :func:`register` to add the command to its group.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import InvalidParameterError
+
+__all__ = ["register", "evaluate_cmd"]
+
+
+def _floats(text: str | None, option: str) -> list[float]:
+    if not text:
+        return []
+    out = []
+    for part in text.replace(";", ",").split(","):
+        part = part.strip().rstrip("%")
+        if not part:
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            raise InvalidParameterError(option, text, "comma-separated numbers, e.g. 0.1,0.3,0.6") from None
+        out.append(value / 100 if value > 1 else value)
+    return out
+
+
+def _names(values: tuple[str, ...]) -> list[str]:
+    return [n.strip() for v in values for n in v.split(",") if n.strip()]
+
+
+def _command_line() -> str | None:
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if name in ("synthaug", "__main__.py") or name.startswith("synthaug"):
+        return "synthaug " + shlex.join(sys.argv[1:])
+    return None
+
+
+@click.command("evaluate")
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Output folder (report.json, report.md, splits.json, plots/, work/).")
+@click.option("--experiments", "-e", "experiments", multiple=True, default=("upsample",), show_default=True,
+              metavar="NAMES", help="Comma-separated: baseline (always run), upsample, proportion, oversample, "
+              "class-weights, classic.")
+@click.option("--shares", default=None, metavar="LIST",
+              help="Synthetic shares of the proportion experiment, e.g. 0.1,0.3,0.6,1.0 (or percentages).")
+@click.option("--proportion-mode", type=click.Choice(["replace", "add"]), default="replace", show_default=True,
+              help="replace: same class sizes, a share of real images swapped for synthetic; add: synthetic added.")
+@click.option("--generator", "-g", default=None, help="Generator to fit per split and generate with.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Generator option (repeatable).")
+@click.option("--synthetic", "synthetic", multiple=True, type=click.Path(path_type=Path),
+              help="Existing synthaug output folder, one per split in split order (instead of --generator).")
+@click.option("--splits", "n_splits", type=int, default=None, help="K random stratified (grouped) splits [default: 3].")
+@click.option("--repeats", type=int, default=None, help="Repeated stratified k-fold: number of repeats.")
+@click.option("--folds", type=int, default=None, help="Repeated stratified k-fold: number of folds (>= 3).")
+@click.option("--splits-file", type=click.Path(path_type=Path), default=None,
+              help='JSON {"splits": [{"train": [...], "val": [...], "test": [...]}]} of stems or relative paths.')
+@click.option("--val", type=float, default=0.15, show_default=True, help="Validation fraction (random splits).")
+@click.option("--test", type=float, default=0.15, show_default=True, help="Test fraction (random splits).")
+@click.option("--groups", default=None, metavar="FILE.csv:COLUMN", help="Keep groups together, e.g. labels.csv:lesion_id.")
+@click.option("--backend", type=click.Choice(["torch", "keras"]), default="torch", show_default=True)
+@click.option("--model", type=click.Choice(["mobilenet", "small-cnn"]), default="mobilenet", show_default=True,
+              help="Backbone under the thesis head.")
+@click.option("--alpha", type=float, default=0.25, show_default=True, help="MobileNet width multiplier.")
+@click.option("--weights", default="none", show_default=True, help="imagenet (keras; a download), none, or a weights file.")
+@click.option("--image-size", type=int, default=64, show_default=True, help="Square input size in pixels.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--epochs", type=float, default=10.0, show_default=True, help="Budget in epochs of the baseline.")
+@click.option("--steps", type=int, default=None, help="Budget in optimizer steps (overrides --epochs).")
+@click.option("--eval-every", type=int, default=None, help="Validate every N steps [default: one baseline epoch].")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--no-augment", is_flag=True, help="Train without random flips and rotations.")
+@click.option("--threads", type=int, default=None, help="CPU threads for training [default: the framework's].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of splits, generation and training.")
+@click.option("--strict", is_flag=True, help="Treat unreadable images as an error.")
+@click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
+@click.option("--json", "as_json", is_flag=True, help="Print the test summary as JSON on stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables.")
+def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, generator, options, synthetic,
+                 n_splits, repeats, folds, splits_file, val, test, groups, backend, model, alpha, weights,
+                 image_size, batch_size, epochs, steps, eval_every, lr, no_augment, threads, seed, strict,
+                 no_plots, as_json, quiet) -> None:
+    """Train a classifier per experiment and split; compare each with the real-only baseline.
+
+    DATA is a class folder or CSV (split with --splits, --repeats/--folds or --splits-file)
+    or a split root ROOT/{train,val,test}/<class>/ (one fixed split).
+    """
+    from ..cli import RichProgress, _console, parse_option_pairs
+    from .config import TrainConfig
+    from .runner import run_evaluation
+
+    generator_options = None
+    if generator:
+        from ..plugins import get_generator
+
+        generator_options = parse_option_pairs(options, get_generator(generator).Options)
+    elif options:
+        raise InvalidParameterError("-o/--option", list(options), "only together with --generator")
+    config = TrainConfig(backend=backend, model=model, alpha=alpha, weights=weights, image_size=image_size,
+                         batch_size=batch_size, epochs=epochs, steps=steps, eval_every=eval_every,
+                         learning_rate=lr, augment=not no_augment, threads=threads)
+    show = not quiet and not as_json
+    with RichProgress(quiet=not show) as progress:
+        report = run_evaluation(
+            data, out, experiments=_names(experiments), shares=_floats(shares, "--shares"),
+            proportion_mode=proportion_mode, generator=generator, generator_options=generator_options,
+            synthetic=list(synthetic), splits=n_splits, repeats=repeats, folds=folds, splits_file=splits_file,
+            val=val, test=test, groups=groups, train=config, seed=seed, strict=strict, plots=not no_plots,
+            progress=progress, command=_command_line(),
+        )
+    summary = {name: {"synthetic_share": e["synthetic_share"], "test": {m: e["test"][m] for m in
+                      ("accuracy", "balanced_accuracy", "macro_f1")},
+                      "vs_baseline": {m: {k: e["vs_baseline"][m][k] for k in ("mean", "std")}
+                                      for m in ("accuracy", "balanced_accuracy", "macro_f1")}}
+               for name, e in report["experiments"].items()}
+    if as_json:
+        click.echo(json.dumps({"out": str(out), "experiments": summary}, indent=2))
+        return
+    if not show:
+        return
+    from rich.table import Table
+
+    table = Table(title=f"test results over {report['splits']['n']} split(s) (mean ± std, %) -> {out}/report.md")
+    for col in ("experiment", "synthetic %", "accuracy", "balanced acc.", "macro-F1", "Δ acc. vs baseline"):
+        table.add_column(col, justify="left" if col == "experiment" else "right")
+
+    def pm(stat, signed=False):
+        if stat.get("mean") is None:
+            return "-"
+        return f"{stat['mean'] * 100:{'+' if signed else ''}.2f} ± {stat['std'] * 100:.2f}"
+
+    for name, s in summary.items():
+        table.add_row(name, f"{s['synthetic_share'] * 100:.1f}", pm(s["test"]["accuracy"]),
+                      pm(s["test"]["balanced_accuracy"]), pm(s["test"]["macro_f1"]),
+                      "-" if name == "baseline" else pm(s["vs_baseline"]["accuracy"], signed=True))
+    _console().print(table)
+
+
+def register(cli: click.Group) -> None:
+    """Add ``evaluate`` to the ``synthaug`` command group."""
+    cli.add_command(evaluate_cmd)

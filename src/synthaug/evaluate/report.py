@@ -1,0 +1,194 @@
+"""Writing an evaluation: ``report.json``, ``report.md`` (tables) and matplotlib plots."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..store import atomic_write_bytes
+
+__all__ = ["write_report", "render_markdown", "PLOT_FILES"]
+
+#: Plot files (relative to the output folder); one confusion matrix per experiment besides.
+PLOT_FILES = {"accuracy_vs_share": "plots/test_accuracy_vs_synthetic_share.png",
+              "per_class_recall": "plots/per_class_recall.png"}
+
+
+def _pm(stat: Mapping[str, Any] | None, scale: float = 100.0, signed: bool = False) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    sign = "+" if signed else ""
+    return f"{stat['mean'] * scale:{sign}.2f} ± {stat['std'] * scale:.2f}"
+
+
+def _table(header: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = [":---" if a == "l" else "---:" for a in align]
+    return ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |",
+            *("| " + " | ".join(r) + " |" for r in rows), ""]
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The human-readable report: summary, paired differences, per-class recall, per split."""
+    exps: Mapping[str, Any] = report["experiments"]
+    classes = report["classes"]
+    split = report["splits"]
+    train = report["train"]
+    lines = ["# synthaug evaluation", ""]
+    if report.get("command"):
+        lines += ["Command:", "", "```", report["command"], "```", ""]
+    lines += [
+        f"Data: `{report['data']['path']}`: {report['data']['n_images']} images, {len(classes)} classes. "
+        f"Splits: {split['method']}, {split['n']} split(s) (`{split['file']}`); validation and test images "
+        "are real only and shared by every experiment of a split.",
+        "",
+        f"Classifier: {train['backend']} / {train['model']} (alpha {train['alpha']}), weights `{train['weights']}`, "
+        f"{train['image_size']} px, batch {train['batch_size']}, "
+        + (f"{train['steps']} steps" if train.get("steps") else f"{train['epochs']:g} baseline epochs")
+        + ", best-validation-accuracy weights tested. Every experiment of a split trains the same number of steps.",
+        "",
+        "Values are percentages, mean ± std across splits; Δ columns are paired differences "
+        "(experiment − baseline on the same split).",
+        "",
+        "## Test results",
+        "",
+    ]
+    rows = []
+    for name, e in exps.items():
+        d = e["vs_baseline"]
+        base = name == "baseline"
+        rows.append([f"`{name}`", f"{e['synthetic_share'] * 100:.1f}", _pm(e["test"]["accuracy"]),
+                     _pm(e["test"]["balanced_accuracy"]), _pm(e["test"]["macro_f1"]),
+                     "–" if base else _pm(d["accuracy"], signed=True),
+                     "–" if base else _pm(d["balanced_accuracy"], signed=True),
+                     "–" if base else _pm(d["macro_f1"], signed=True)])
+    lines += _table(["experiment", "synthetic %", "accuracy", "balanced acc. (mean recall)", "macro-F1",
+                     "Δ accuracy", "Δ balanced acc.", "Δ macro-F1"], rows)
+    lines += ["## Per-class test recall", ""]
+    rows = [[f"`{c}`", str(report["data"]["class_counts"].get(c, 0)),
+             *(_pm(e["test"]["per_class_recall"][c]) for e in exps.values())] for c in classes]
+    lines += _table(["class", "images", *(f"`{n}`" for n in exps)], rows)
+    lines += ["## Test accuracy per split", ""]
+    n = split["n"]
+    rows = [[f"`{name}`", *(f"{r['test']['accuracy'] * 100:.2f}" for r in e["per_split"])] for name, e in exps.items()]
+    lines += _table(["experiment", *(f"split {k}" for k in range(n))], rows)
+    lines += ["## Training sets (split 0)", ""]
+    rows = []
+    for name, e in exps.items():
+        r = e["per_split"][0]
+        counts = r["train_counts"]
+        rows.append([f"`{name}`", *(f"{counts[c]['real']}+{counts[c]['synthetic']}" for c in classes),
+                     str(r["steps"]), str(r["best_step"]), f"{r['seconds']:.0f}"])
+    lines += ["Real + synthetic images per class (oversampling repeats real images; class weights change the loss).", ""]
+    lines += _table(["experiment", *classes, "steps", "best step", "seconds"], rows)
+    lines += ["## Plots", ""]
+    for key, path in report.get("plots", {}).items():
+        lines += [f"![{key}]({path})", ""]
+    return "\n".join(lines)
+
+
+def _plot_accuracy_vs_share(report: Mapping[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    exps = report["experiments"]
+    sweep = [(0.0, exps["baseline"])] + sorted(
+        (e["synthetic_share"], e) for e in exps.values() if e["kind"] == "proportion")
+    if len(sweep) > 1:
+        xs = [s * 100 for s, _ in sweep]
+        ys = [e["test"]["accuracy"]["mean"] * 100 for _, e in sweep]
+        es = [e["test"]["accuracy"]["std"] * 100 for _, e in sweep]
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label="proportion sweep")
+    for name, e in exps.items():
+        if e["kind"] == "proportion":
+            continue
+        x, y = e["synthetic_share"] * 100, e["test"]["accuracy"]["mean"] * 100
+        ax.errorbar([x], [y], yerr=[e["test"]["accuracy"]["std"] * 100], marker="s", capsize=3, linestyle="none",
+                    label=name)
+    ax.set_xlabel("synthetic share of the training set (%)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"test accuracy (mean ± std over {report['splits']['n']} splits)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_recall(report: Mapping[str, Any], path: Path) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    exps = report["experiments"]
+    classes = report["classes"]
+    width = 0.8 / len(exps)
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.2 * len(classes) + 2), 4.5))
+    x = np.arange(len(classes))
+    for i, (name, e) in enumerate(exps.items()):
+        stats = [e["test"]["per_class_recall"][c] for c in classes]
+        means = [(s["mean"] or 0) * 100 for s in stats]
+        stds = [(s["std"] or 0) * 100 for s in stats]
+        ax.bar(x + (i - (len(exps) - 1) / 2) * width, means, width, yerr=stds, capsize=2, label=name)
+    ax.set_xticks(x, [c.replace("_", "\n") for c in classes], fontsize=8)
+    ax.set_ylabel("test recall (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title("per-class test recall (mean ± std over splits)")
+    ax.legend(fontsize=8, ncols=min(len(exps), 4))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_confusion(report: Mapping[str, Any], name: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    classes = report["classes"]
+    cm = np.asarray(report["experiments"][name]["test"]["confusion_matrix_sum"], dtype=float)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(1.0 * len(classes) + 2.5, 1.0 * len(classes) + 1.8))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
+                    color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
+    short = [c[:12] for c in classes]
+    ax.set_xticks(range(len(classes)), short, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), short, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{name}: test confusion (summed over splits, colour = row share)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _make_plots(report: dict[str, Any], out: Path) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    files = dict(PLOT_FILES)
+    _plot_accuracy_vs_share(report, out / files["accuracy_vs_share"])
+    _plot_recall(report, out / files["per_class_recall"])
+    for name in report["experiments"]:
+        files[f"confusion_{name}"] = f"plots/confusion_{name}.png"
+        _plot_confusion(report, name, out / files[f"confusion_{name}"])
+    return files
+
+
+def write_report(report: dict[str, Any], out: Path, *, plots: bool = True) -> None:
+    """Write plots (when ``plots``), ``report.json`` and ``report.md`` into ``out``."""
+    if plots:
+        from .._optional import require
+
+        require("matplotlib", purpose="the plots of `synthaug evaluate` (or pass --no-plots)")
+        report["plots"] = _make_plots(report, out)
+    else:
+        report["plots"] = {}
+    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=1, default=str) + "\n").encode())
+    atomic_write_bytes(out / "report.md", (render_markdown(report) + "\n").encode())
