@@ -15,7 +15,7 @@ from .errors import InvalidParameterError
 
 __all__ = ["register"]
 
-_REASONS_HELP = "Comma-separated reasons to filter on: copy, blank, unreadable, outlier."
+_REASONS_HELP = "Comma-separated reasons to filter on: copy, blank, unreadable, outlier (outliers are opt-in)."
 
 
 def _reasons(text: str) -> list[str]:
@@ -103,7 +103,7 @@ def register(cli: click.Group) -> None:
     @_report_options
     @click.option("--filter", "do_filter", is_flag=True,
                   help="Also move flagged images out of SYNTHETIC (a synthaug output folder) into OUT.synthaug/rejected/.")
-    @click.option("--filter-on", "filter_on", default="copy,blank,unreadable,outlier", show_default=True,
+    @click.option("--filter-on", "filter_on", default="copy,blank,unreadable", show_default=True,
                   help=_REASONS_HELP)
     def report_cmd(real: Path, synthetic: Path, out: Path, features: str, copy_threshold, outlier_factor, seed: int,
                    as_json: bool, quiet: bool, do_filter: bool, filter_on: str) -> None:
@@ -116,7 +116,7 @@ def register(cli: click.Group) -> None:
     @click.argument("synthetic", type=click.Path(path_type=Path))
     @click.option("--real", "real", required=True, type=click.Path(path_type=Path),
                   help="The real training data the generator was fitted on.")
-    @click.option("--on", "filter_on", default="copy,blank,unreadable,outlier", show_default=True, help=_REASONS_HELP)
+    @click.option("--on", "filter_on", default="copy,blank,unreadable", show_default=True, help=_REASONS_HELP)
     @click.option("--report", "out", default=None, type=click.Path(path_type=Path),
                   help="Also write the report files into this folder.")
     @_report_options

@@ -1,7 +1,7 @@
 """Remove flagged synthetic images from a synthaug output folder (moved, never deleted).
 
-:func:`filter_synthetic` moves every image the quality report flags (near-copies, blank or
-unreadable images, outliers) to the sidecar folder ``OUT.synthaug/rejected/<class>/`` and out
+:func:`filter_synthetic` moves the images the quality report flags (by default near-copies,
+blank and unreadable images; outliers on request) to the sidecar folder ``OUT.synthaug/rejected/<class>/`` and out
 of ``manifest.jsonl`` through :meth:`synthaug.store.Store.reject`, which also retires their
 indices. Running the same ``balance`` command on ``OUT`` again then tops the folder up to the
 planned counts with new seeds. (The sidecar, not ``OUT/_rejected/``, keeps ``OUT`` readable by
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DatasetError, InvalidParameterError
-from .report import REASONS, QualityReport, quality_report
+from .report import DEFAULT_FILTER, REASONS, QualityReport, quality_report
 
 __all__ = ["filter_synthetic"]
 
@@ -33,13 +33,14 @@ def filter_synthetic(
     real: Any = None,
     *,
     report: QualityReport | None = None,
-    reasons: Sequence[str] = REASONS,
+    reasons: Sequence[str] = DEFAULT_FILTER,
     **report_options: Any,
 ) -> dict[str, Any]:
     """Reject the flagged images of the synthaug output folder ``synthetic``.
 
     Give the real training data ``real`` (a report is computed with ``report_options``) or a
-    ready ``report`` of that folder. Returns ``{"rejected": n, "by_reason": {...},
+    ready ``report`` of that folder. ``reasons`` defaults to unreadable, blank and copy;
+    add ``"outlier"`` to also remove images far from the class's real images. Returns ``{"rejected": n, "by_reason": {...},
     "by_class": {...}, "report": QualityReport}``.
     """
     from ..store import Store

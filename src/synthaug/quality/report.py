@@ -51,6 +51,9 @@ DEFAULT_COPY_THRESHOLD = 0.5
 #: Outlier rule: 3-NN distance above this times the real images' 99th percentile.
 DEFAULT_OUTLIER_FACTOR = 1.5
 REASONS = ("unreadable", "blank", "copy", "outlier")
+#: What filtering removes unless told otherwise. Outliers are opt-in: on small classes they are
+#: often valid but atypical images (a rare visual pattern), and removing them narrows the class.
+DEFAULT_FILTER = ("unreadable", "blank", "copy")
 
 
 @dataclass
