@@ -312,26 +312,40 @@ class SyntheticAugmenter:
         Re-running with the same arguments generates nothing new; an interrupted run resumes.
         """
         from . import __version__
+        from .distributed import current_context
 
+        ctx = current_context()
         train, held_out = self._splits(data)
         plan = self.policy.plan(train.counts())
         concepts, quotas = self.concepts(train, plan)
         run = self._run_description(plan, concepts, quotas)
-        store, stale = self._check_out_dir(train, run)
-        if stale:
-            store.clear()
-        if store.read_plan() is None or store.read_plan().get("run") != run:
-            store.write_plan({"format": PLAN_FORMAT, "synthaug_version": __version__, **plan.to_dict(), "run": run})
-        if self.subgroups_ is not None and self.subgroups.active:
-            from .subgroups import write_subgroup_files
+        # every rank checks before any rank writes, so all see the same folder and error
+        store, stale = ctx.phase("checking the output folder", lambda: self._check_out_dir(train, run))
 
-            write_subgroup_files(self.subgroups_, store.sidecar / "subgroups")
-        records = store.recover()
+        def prepare_output() -> None:  # main process only
+            if stale:
+                store.clear()
+            if store.read_plan() is None or store.read_plan().get("run") != run:
+                store.write_plan({"format": PLAN_FORMAT, "synthaug_version": __version__, **plan.to_dict(), "run": run})
+            if self.subgroups_ is not None and self.subgroups.active:
+                from .subgroups import write_subgroup_files
+
+                write_subgroup_files(self.subgroups_, store.sidecar / "subgroups")
+            store.recover()
+
+        ctx.phase("preparing the output folder", prepare_output if ctx.is_main else lambda: None)
+        records = store.records()
         todo = {c.name: store.missing_indices(c.name, quotas[c.name], records) for c in concepts}
         pending = [c for c in concepts if todo[c.name]]
         if pending:
-            self._fit(pending, store)
-            self._generate(pending, todo, store)
+            to_fit = self._fit_set(train, concepts, pending)
+            mine = self._concepts_to_fit(to_fit, ctx)
+            ctx.phase("fitting", lambda: self._fit(mine, store) if mine else None)
+            if ctx.distributed and mine != to_fit:
+                self._fit(to_fit, store)  # every artifact exists now: this only loads/reuses them
+            writer = Store(store.root, part=ctx.rank) if ctx.distributed else store
+            ctx.phase("generating", lambda: self._generate(pending, todo, writer, ctx))
+            ctx.phase("merging manifests", store.merge_parts if ctx.is_main else lambda: None)
         records = store.records()
         return AugmentedDataset(
             self._real_used(train, plan),
@@ -341,6 +355,28 @@ class SyntheticAugmenter:
             test=held_out.get("test"),
             plan=plan.to_dict(),
         )
+
+    def _fit_set(self, train: Dataset, concepts: list[Concept], pending: list[Concept]) -> list[Concept]:
+        """The concepts handed to ``fit``: the pending ones; or, for a generator that
+        ``fits_all_classes`` (one joint model), every concept of the run plus one concept per
+        class that needs no images, the same set on every run so the model is reused."""
+        if not getattr(self.generator, "fits_all_classes", False):
+            return pending
+        covered = {c.label for c in concepts}
+        rest = [Concept(label, label, tuple(paths)) for label, paths in sorted(train.paths_by_class().items())
+                if label not in covered and paths]
+        return [*concepts, *rest]
+
+    def _concepts_to_fit(self, pending: list[Concept], ctx: Any) -> list[Concept]:
+        """The concepts this process fits: a round-robin share when each concept is fitted
+        independently, all of them on the main process otherwise."""
+        from .distributed import shard
+
+        if not ctx.distributed:
+            return pending
+        if self.generator.fit_scope == "concept":
+            return shard(pending, ctx.rank, ctx.world_size)
+        return pending if ctx.is_main else []
 
     def _real_used(self, train: Dataset, plan: Plan) -> Dataset:
         """The real samples kept: all of them, or a seeded subset in ``replace`` mode."""
@@ -371,8 +407,16 @@ class SyntheticAugmenter:
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
-    def _generate(self, concepts: list[Concept], todo: Mapping[str, list[int]], store: Store) -> None:
+    def _generate(self, concepts: list[Concept], todo: Mapping[str, list[int]], store: Store, ctx: Any = None) -> None:
+        """Generate this process's share of the missing images (all of them in one process)."""
+        from .distributed import shard
+
         g = self.generator
+        if ctx is not None and ctx.distributed:
+            items = [(c.name, i) for c in concepts for i in todo[c.name]]
+            share = set(shard(items, ctx.rank, ctx.world_size))
+            todo = {c.name: [i for i in todo[c.name] if (c.name, i) in share] for c in concepts}
+            concepts = [c for c in concepts if todo[c.name]]
         total = sum(len(todo[c.name]) for c in concepts)
         task = self.progress.task(f"generating ({g.name})", total)
         options = g.options.model_dump(mode="json")

@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 bad usage or bad input, 1 failure. Errors print as one 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import typing
 import warnings
@@ -233,15 +234,24 @@ def plan_cmd(data: Path, policy: str, strategy, targets, share, replace, strict:
 @click.option("--subgroup-features", default="colour-texture", show_default=True,
               type=click.Choice(["colour-texture", "generator", "inception"]),
               help="Features the sub-group k-means uses (generator: its features(), e.g. VAE latents).")
+@click.option("--processes", type=int, default=1, show_default=True,
+              help="Run on N processes via `accelerate launch` (GPUs when enough are present, else CPU).")
 def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy, targets, share, replace, strict,
                 seed: int, overwrite: bool, as_json: bool, quiet: bool, subgroups: str, max_subgroups: int,
-                min_group_size: int, subgroup_features: str) -> None:
+                min_group_size: int, subgroup_features: str, processes: int) -> None:
     """Fit the generator on DATA's training images and write the synthetic images to --out."""
     from .augmenter import SyntheticAugmenter
+    from .distributed import current_context
     from .plugins import get_generator
 
     if seed < 0:
         raise InvalidParameterError("--seed", seed, "a non-negative integer")
+    if processes < 1:
+        raise InvalidParameterError("--processes", processes, "a whole number of at least 1")
+    if processes > 1 and int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        raise click.exceptions.Exit(_relaunch_with_accelerate(processes))
+    if current_context().rank != 0:
+        quiet, as_json = True, False  # only the main process shows bars, tables and JSON
     pol = _policy_from_flags(policy, strategy, targets, share, replace)
     cls = get_generator(generator)
     gen = cls(parse_option_pairs(options, cls.Options))
@@ -306,6 +316,48 @@ def demo_cmd(out: Path, quiet: bool) -> None:
     console.print(table)
     console.print(f"real data: {out / 'data'}\nsynthetic images + manifest.jsonl + plan.json: {out / 'synthetic'}\n"
                   f"grid of real (left) and synthetic (right) examples: {grid}")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _relaunch_with_accelerate(processes: int) -> int:
+    """Run this same command under ``accelerate launch`` with ``processes`` processes."""
+    import subprocess
+
+    from ._optional import require
+
+    require("accelerate", purpose="--processes")
+    torch = require("torch", purpose="--processes")
+    args = list(_STATE.get("argv") or [])
+    cleaned, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--processes":
+            skip = True
+            continue
+        if arg.startswith("--processes="):
+            continue
+        cleaned.append(arg)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if 0 < gpus < processes:
+        raise InvalidParameterError(
+            "--processes", processes, f"at most the {gpus} visible GPU(s)",
+            "or hide the GPUs with CUDA_VISIBLE_DEVICES= to run every process on the CPU",
+        )
+    # accelerate's --cpu flag starts several processes only through MPI; --multi_gpu is plain
+    # torchrun, which on a machine without GPUs runs every rank on the CPU with gloo.
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()), "-m", "synthaug", *cleaned]
+    return subprocess.call(cmd)
 
 
 @cli.command("split")
@@ -432,9 +484,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 2 usage/input error, 1 failure)."""
     args = list(sys.argv[1:] if argv is None else argv)
     _STATE["debug"] = "--debug" in args
+    _STATE["argv"] = args
     warnings.showwarning = _show_warning
     try:
-        cli.main(args=args, prog_name="synthaug", standalone_mode=False)
+        result = cli.main(args=args, prog_name="synthaug", standalone_mode=False)
+        if isinstance(result, int):  # click returns the code of an Exit in non-standalone mode
+            return result
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

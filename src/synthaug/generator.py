@@ -144,11 +144,16 @@ class Generator:
     description: ClassVar[str] = ""
     #: True when :meth:`fit` trains something (the augmenter then shows a fitting bar).
     needs_fit: ClassVar[bool] = True
+    #: ``"concept"`` when :meth:`fit` trains each concept independently (multi-process runs
+    #: then fit different concepts on different ranks); ``"all"`` when one model serves every
+    #: concept (fitted once, by the main process).
+    fit_scope: ClassVar[str] = "all"
     #: True when :meth:`fit` trains ONE model shared by all concepts (e.g. a class-conditional
     #: DDPM) that should learn from every class of the training split, including classes that
     #: need no synthetic images: the augmenter then passes a concept for every class to
     #: :meth:`fit` (and still calls :meth:`generate` only for the classes that need images).
     fits_all_classes: ClassVar[bool] = False
+    fit_scope: ClassVar[str] = "concept"
     #: Option names that do not change the fitted artifact (e.g. generation settings).
     generation_only_options: ClassVar[frozenset[str]] = frozenset()
 

@@ -78,9 +78,12 @@ class Store:
     #: zlib level of written PNGs: 1 encodes ~4x faster than Pillow's default 6 for ~15% more bytes.
     png_compress_level: int = 1
 
-    def __init__(self, out_dir: str | os.PathLike[str], *, manifest_name: str = MANIFEST) -> None:
+    def __init__(self, out_dir: str | os.PathLike[str], *, part: int | None = None) -> None:
         self.root = Path(out_dir)
-        self.manifest_path = self.root / manifest_name
+        self.main_manifest_path = self.root / MANIFEST
+        #: Where :meth:`add` appends: ``manifest.jsonl``, or ``manifest.part-<rank>.jsonl``
+        #: for one rank of a multi-process run (merged by :meth:`merge_parts`).
+        self.manifest_path = self.root / (MANIFEST if part is None else f"manifest.part-{part}.jsonl")
         self.plan_path = self.root / PLAN
         self.rejected_path = self.root / REJECTED
 
@@ -128,8 +131,35 @@ class Store:
         return records, damaged
 
     def records(self) -> list[dict[str, Any]]:
-        """Every complete manifest record (a partial last line is ignored)."""
-        return self._read_jsonl(self.manifest_path)[0]
+        """Every complete record of ``manifest.jsonl`` (a partial last line is ignored)."""
+        return self._read_jsonl(self.main_manifest_path)[0]
+
+    def part_paths(self) -> list[Path]:
+        return sorted(self.root.glob("manifest.part-*.jsonl")) if self.root.is_dir() else []
+
+    def merge_parts(self) -> int:
+        """Fold every ``manifest.part-*.jsonl`` into ``manifest.jsonl`` atomically; returns records added.
+
+        Records are ordered by (class, concept, index); a record whose file is missing is
+        dropped (it will be generated again). Call from one process only.
+        """
+        parts = self.part_paths()
+        if not parts:
+            return 0
+        records, _ = self._read_jsonl(self.main_manifest_path)
+        known = {r.get("file") for r in records}
+        added = 0
+        for part in parts:
+            for r in self._read_jsonl(part)[0]:
+                if r.get("file") not in known and (self.root / r.get("file", "")).is_file():
+                    known.add(r["file"])
+                    records.append(r)
+                    added += 1
+        records.sort(key=lambda r: (r.get("class", ""), r.get("concept", ""), int(r.get("index", 0))))
+        self._rewrite(self.main_manifest_path, records)
+        for part in parts:
+            part.unlink()
+        return added
 
     def rejected(self) -> list[dict[str, Any]]:
         return self._read_jsonl(self.rejected_path)[0]
@@ -146,7 +176,8 @@ class Store:
             for entry in class_dir.iterdir():
                 if entry.is_file() and _TMP_RE.match(entry.name):
                     entry.unlink()
-        records, damaged = self._read_jsonl(self.manifest_path)
+        self.merge_parts()
+        records, damaged = self._read_jsonl(self.main_manifest_path)
         valid, seen = [], set()
         for r in records:
             file = r.get("file")
@@ -156,7 +187,7 @@ class Store:
             seen.add(file)
             valid.append(r)
         if damaged:
-            self._rewrite(self.manifest_path, valid)
+            self._rewrite(self.main_manifest_path, valid)
         return valid
 
     def _rewrite(self, path: Path, records: Iterable[Mapping[str, Any]]) -> None:
@@ -240,18 +271,19 @@ class Store:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(src), str(dst))
             self._append(self.rejected_path, {**r, "reason": why, "rejected_to": str(rejected_dir / file)})
-        self._rewrite(self.manifest_path, remaining)
+        self._rewrite(self.main_manifest_path, remaining)
         return len(chosen)
 
     def clear(self) -> int:
         """Delete this run's images (those in the manifest), the manifest and the plan."""
         removed = 0
-        for r in self._read_jsonl(self.manifest_path)[0]:
+        self.merge_parts()
+        for r in self._read_jsonl(self.main_manifest_path)[0]:
             path = self.root / r.get("file", "")
             if path.is_file():
                 path.unlink()
                 removed += 1
-        for path in (self.manifest_path, self.plan_path, self.rejected_path):
+        for path in (self.main_manifest_path, self.plan_path, self.rejected_path):
             if path.exists():
                 path.unlink()
         if self.root.is_dir():
@@ -269,6 +301,7 @@ class Store:
         if not self.root.exists():
             return []
         known = {MANIFEST, PLAN, REJECTED}
-        return sorted(p.name for p in self.root.iterdir() if p.name not in known and not p.is_dir()) + sorted(
+        return sorted(p.name for p in self.root.iterdir() if p.name not in known and not p.is_dir()
+                      and not p.name.startswith(("manifest.part-", "."))) + sorted(
             p.name + "/" for p in self.root.iterdir() if p.is_dir() and any(p.iterdir())
         )
