@@ -100,7 +100,9 @@ def test_classic_output_is_mostly_not_flagged_and_filter_top_up_restores_the_pla
     policy = Proportion(0.5)  # as many synthetic images as real ones: 30 per class
     planned = {"vascular_lesion": 30, "dermatofibroma": 30}
     SyntheticAugmenter("classic", policy, out_dir=out).fit_resample(train_csv)
+    listing = sorted((p.relative_to(out.parent), p.stat().st_mtime_ns) for p in out.parent.rglob("*"))
     report = quality_report(train_csv, out)
+    assert sorted((p.relative_to(out.parent), p.stat().st_mtime_ns) for p in out.parent.rglob("*")) == listing
     assert report.overall["n_synthetic"] == 60
     assert report.overall["copies"] <= 0.1 * 60 and report.overall["blank"] == 0
     for label, c in report.classes.items():  # classic transforms keep the classes' look and spread

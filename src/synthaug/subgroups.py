@@ -22,7 +22,6 @@ keeps the plain class name, so its fitted artifact is the one a run without sub-
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -387,6 +386,3 @@ def write_subgroup_files(subgroups: Subgroups, folder: str | os.PathLike[str]) -
     written.append(folder / "subgroups.json")
     return written
 
-
-def _json_default(value: object) -> str:  # pragma: no cover - helper for debugging dumps
-    return json.dumps(str(value))

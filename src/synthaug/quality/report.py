@@ -138,8 +138,8 @@ def _synthetic_images(synthetic: str | os.PathLike[str]) -> tuple[Path, list[Syn
     if not root.is_dir():
         raise DatasetError(f"synthetic folder {str(root)!r} does not exist or is not a folder")
     store = Store(root)
-    if store.manifest_path.is_file():
-        records = store.recover() if os.access(root, os.W_OK) else store.records()
+    if store.manifest_path.is_file():  # read only: a report never repairs or rewrites the folder
+        records = store.records()
         return root, [SyntheticImage(root / r["file"], r["class"], r) for r in records], True
     data = Dataset.from_folder(root)
     return root, [SyntheticImage(s.path, s.label) for s in data], False
