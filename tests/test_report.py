@@ -176,3 +176,24 @@ def test_bad_input(train_csv: Path, copies_folder, tmp_path: Path) -> None:
         filter_synthetic(root, train_csv, reasons=["ugly"])
     with pytest.raises(DatasetError, match="does not exist"):
         quality_report(train_csv, tmp_path / "nowhere")
+
+
+def test_feature_space_choice_never_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    from synthaug import MissingDependencyError
+    from synthaug.quality.features import inception_unavailable_reason, resolve_feature_space
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
+    monkeypatch.delenv("SYNTHAUG_INCEPTION_WEIGHTS", raising=False)
+    reason = inception_unavailable_reason()
+    assert reason and ("not installed" in reason or "not in the torch hub cache" in reason)
+    space, note = resolve_feature_space("auto")
+    assert space.name == "colour-texture" and reason in note
+    with pytest.raises(MissingDependencyError, match="pip install torch-fidelity"):
+        resolve_feature_space("inception")
+    with pytest.raises(InvalidParameterError, match="features"):
+        resolve_feature_space("vgg")
+    if importlib.util.find_spec("torch_fidelity") is not None:  # pragma: no cover - not in the dev env
+        monkeypatch.setenv("SYNTHAUG_INCEPTION_WEIGHTS", str(tmp_path / "missing.pth"))
+        assert "weights" in inception_unavailable_reason()

@@ -53,7 +53,7 @@ class SubgroupSetting:
     csv: str | None = None
     column: str | None = None
     max_subgroups: int = 4
-    min_group_size: int = 10
+    min_group_size: int = 8
     min_silhouette: float = 0.2
     features: str = "colour-texture"
 
@@ -80,7 +80,7 @@ def parse_subgroups(
     value: object,
     *,
     max_subgroups: int = 4,
-    min_group_size: int = 10,
+    min_group_size: int = 8,
     min_silhouette: float = 0.2,
     features: str = "colour-texture",
 ) -> SubgroupSetting:
