@@ -38,15 +38,18 @@ def save_grid(rows: Sequence[tuple[str, Sequence[Path]]], path: str | os.PathLik
     """One titled strip of thumbnails per ``(title, paths)`` row (first ``per_row`` paths)."""
     from PIL import Image, ImageDraw
 
-    height = len(rows) * (thumb + _TITLE_H)
-    sheet = Image.new("RGB", (per_row * thumb, max(height, 1)), _BG)
+    strips = [(title, [_thumb(Path(p), thumb) for p in list(paths)[:per_row]]) for title, paths in rows]
+    heights = [(_TITLE_H if title else 2) + max((im.height for im in thumbs), default=0) for title, thumbs in strips]
+    sheet = Image.new("RGB", (per_row * thumb, max(sum(heights), 1)), _BG)
     draw = ImageDraw.Draw(sheet)
-    for r, (title, paths) in enumerate(rows):
-        top = r * (thumb + _TITLE_H)
-        draw.text((4, top + 2), title, fill=(0, 0, 0))
-        for c, p in enumerate(list(paths)[:per_row]):
-            image = _thumb(Path(p), thumb)
-            sheet.paste(image, (c * thumb + (thumb - image.width) // 2, top + _TITLE_H + (thumb - image.height) // 2))
+    top = 0
+    for (title, thumbs), height in zip(strips, heights):
+        if title:
+            draw.text((4, top + 2), title, fill=(0, 0, 0))
+        y = top + (_TITLE_H if title else 2)
+        for c, image in enumerate(thumbs):
+            sheet.paste(image, (c * thumb + (thumb - image.width) // 2, y))
+        top += height
     return _save(sheet, Path(path))
 
 
