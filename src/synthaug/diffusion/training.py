@@ -66,6 +66,7 @@ class TrainResult:
     probe_loss_start: float | None
     probe_loss_end: float
     seconds: float
+    steps_per_second: float
     n_training_images: int
     losses: list[float] = field(default_factory=list)
 
@@ -364,6 +365,7 @@ class Trainer:
         resumed_from = step
         task = self.progress.task(f"training {self.concept.name}", o.max_train_steps, completed=step)
         losses: list[float] = []
+        loop_started = time.perf_counter()
         try:
             with self._training_mode():
                 while step < o.max_train_steps:
@@ -376,6 +378,7 @@ class Trainer:
                         self._validate(step)
         finally:
             task.close()
+        loop_seconds = time.perf_counter() - loop_started
         self._validate(step)
         return TrainResult(
             steps=step,
@@ -384,6 +387,7 @@ class Trainer:
             probe_loss_start=probe_start,
             probe_loss_end=self.probe_loss(),
             seconds=round(time.perf_counter() - started, 3),
+            steps_per_second=round((step - resumed_from) / loop_seconds, 4) if loop_seconds > 0 else 0.0,
             n_training_images=len(self.concept.images),
             losses=losses,
         )
