@@ -47,6 +47,19 @@ class BiasTuner(DiffusionGeneratorBase):
         pipe.unet.conv_out.bias.data = load_file(str(folder / self.FILE))["bias"]
 
 
+class BiasTunerXL(BiasTuner):
+    """The same adapter on SDXL: only the conditioning hook differs (pooled embeds, time ids)."""
+
+    name = "bias-tuner-xl"
+    pipeline_class = "StableDiffusionXLPipeline"
+
+    def training_conditioning(self, pipe: Any, prompts: list[str]) -> dict[str, Any]:
+        embeds, _, pooled, _ = pipe.encode_prompt(prompts, device=pipe.unet.device, do_classifier_free_guidance=False)
+        side = self.options.resolution
+        time_ids = torch.tensor([[side, side, 0, 0, side, side]] * len(prompts), device=pipe.unet.device)
+        return {"encoder_hidden_states": embeds, "added_cond_kwargs": {"text_embeds": pooled, "time_ids": time_ids}}
+
+
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
@@ -167,6 +180,17 @@ def test_engine_trains_any_adapter_v_prediction_checkpointing(models, concepts, 
     assert torch.equal(gen.pipeline.unet.conv_out.bias, before)  # the pipeline is clean for the next concept
     assert not gen.pipeline.unet.is_gradient_checkpointing
     assert len(list(gen.generate(concepts[0], [1]))) == 1
+
+
+def test_engine_trains_sdxl_through_the_conditioning_hook(models, concepts, tmp_path) -> None:
+    gen = BiasTunerXL(quick(models["sdxl"], train_batch_size=2))
+    assert gen.load_kwargs() == {}  # SDXL has no safety checker to switch off
+    before = gen.pipeline.unet.conv_out.bias.detach().clone()
+    gen.fit(concepts, tmp_path)
+    training = gen.artifact(concepts[0])["training"]
+    assert training["steps"] == 3 and training["probe_loss_end"] != training["probe_loss_start"]
+    assert torch.equal(gen.pipeline.unet.conv_out.bias, before)
+    assert len(list(gen.generate(concepts[0], [1, 2]))) == 2
 
 
 def test_cached_latents_train_like_encoding_every_step(models, concepts, tmp_path) -> None:

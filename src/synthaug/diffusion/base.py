@@ -104,8 +104,11 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         return self._pipe
 
     def load_kwargs(self) -> dict[str, Any]:
-        """Extra ``from_pretrained`` arguments: the SD1.x safety checker is off unless asked for."""
-        if self.options.safety_checker:
+        """Extra ``from_pretrained`` arguments: the safety checker (SD1.x) is off unless asked for."""
+        import diffusers
+
+        components = getattr(getattr(diffusers, self.pipeline_class), "_optional_components", [])
+        if self.options.safety_checker or "safety_checker" not in components:
             return {}
         return {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
 
@@ -144,6 +147,18 @@ class DiffusionGeneratorBase(PerConceptGenerator):
 
     def after_optimizer_step(self, pipe: Any) -> None:
         """Called after each optimizer step; nothing by default."""
+
+    def before_training(self, pipe: Any, trainer: Any) -> None:
+        """Called when the trainer is prepared (adapter added, latents encoded), before the first loss.
+
+        A plugin may fill caches here (``trainer.conditioning(1)``) and move modules it no longer
+        needs off the GPU; :meth:`finish_training` must undo such moves. Nothing by default.
+        """
+
+    def image_conditioning(self, pipe: Any, conditioning: dict[str, Any], images: list[Any]) -> dict[str, Any]:
+        """UNet conditioning of a batch, given each image's :class:`~synthaug.diffusion.data.TrainingImage`
+        (original size, crop corner, target size: SDXL's time ids). ``conditioning`` unchanged by default."""
+        return conditioning
 
     def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
         """Write the trained adapter of ``concept`` into ``folder`` (safetensors); return the files."""
