@@ -277,8 +277,9 @@ def test_evaluate_keras_backend_on_a_split_root(folder, tmp_path):
 
     root = write_split(split_dataset(Dataset.from_folder(folder), val=0.2, test=0.2, seed=0), tmp_path / "split")
     out = tmp_path / "keras"
+    fast = [a if a != "2" else "1" for a in TINY]  # one step, one validation pass
     code = main(["evaluate", str(root), "--out", str(out), "-e", "oversample", "--backend", "keras",
-                 "--no-plots", *TINY])
+                 "--no-plots", *fast])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["splits"]["method"] == "split-root" and report["train"]["backend"] == "keras"
@@ -310,3 +311,18 @@ def test_evaluate_input_errors(folder, tmp_path):
     with pytest.raises(InvalidParameterError, match="only one of"):
         run_evaluation(folder, tmp_path / "o4", experiments=["oversample"], splits=2, repeats=2, folds=3, train=cfg)
     shutil.rmtree(tmp_path / "split")
+
+
+def test_upsample_spec_chooses_the_classes_to_fill():
+    from synthaug.evaluate.experiments import upsample_strategy
+
+    counts = {"a": 12, "b": 6, "c": 5}
+    assert upsample_strategy("rarest:1", counts) == {"c": 12}
+    assert upsample_strategy("b,c", counts) == {"b": 12, "c": 12}
+    assert upsample_strategy("not-majority", counts) == "not-majority"
+    exp = parse_experiments(["upsample"], upsample="rarest:2")[1]
+    assert exp.policy(counts).plan(counts).synthetic_counts() == {"a": 0, "b": 6, "c": 7}
+    with pytest.raises(InvalidParameterError, match="--upsample"):
+        upsample_strategy("rarest:0", counts)
+    with pytest.raises(InvalidParameterError, match="--upsample"):
+        upsample_strategy("melanoma", counts)

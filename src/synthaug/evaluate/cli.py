@@ -57,6 +57,8 @@ def _command_line() -> str | None:
               help="Synthetic shares of the proportion experiment, e.g. 0.1,0.3,0.6,1.0 (or percentages).")
 @click.option("--proportion-mode", type=click.Choice(["replace", "add"]), default="replace", show_default=True,
               help="replace: same class sizes, a share of real images swapped for synthetic; add: synthetic added.")
+@click.option("--upsample", "upsample", default="auto", show_default=True, metavar="SPEC",
+              help="Classes upsample/classic fill up: auto (all but the largest), minority, rarest:K, or CLASS,CLASS.")
 @click.option("--generator", "-g", default=None, help="Generator to fit per split and generate with.")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Generator option (repeatable).")
 @click.option("--synthetic", "synthetic", multiple=True, type=click.Path(path_type=Path),
@@ -87,7 +89,7 @@ def _command_line() -> str | None:
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the test summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables.")
-def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, generator, options, synthetic,
+def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, upsample, generator, options, synthetic,
                  n_splits, repeats, folds, splits_file, val, test, groups, backend, model, alpha, weights,
                  image_size, batch_size, epochs, steps, eval_every, lr, no_augment, threads, seed, strict,
                  no_plots, as_json, quiet) -> None:
@@ -114,7 +116,7 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, ge
     with RichProgress(quiet=not show) as progress:
         report = run_evaluation(
             data, out, experiments=_names(experiments), shares=_floats(shares, "--shares"),
-            proportion_mode=proportion_mode, generator=generator, generator_options=generator_options,
+            proportion_mode=proportion_mode, upsample=upsample, generator=generator, generator_options=generator_options,
             synthetic=list(synthetic), splits=n_splits, repeats=repeats, folds=folds, splits_file=splits_file,
             val=val, test=test, groups=groups, train=config, seed=seed, strict=strict, plots=not no_plots,
             progress=progress, command=_command_line(),

@@ -2,8 +2,9 @@
 
 =================  ==========================================================================
 ``baseline``       the real training images only
-``upsample``       minority-upsampling (``MinorityUpsampling("auto")``): every class but the
-                   largest filled up to the largest with synthetic images of the chosen source
+``upsample``       minority-upsampling (``MinorityUpsampling``, default ``"auto"``): every class
+                   but the largest (or the classes ``--upsample`` names) filled up to the
+                   largest with synthetic images of the chosen source
 ``proportion-S``   ``Proportion(S/100, mode)``: S % of each class's training set synthetic
 ``oversample``     RandomOverSampler: real images of the smaller classes duplicated at random
                    up to the largest class (no new images)
@@ -35,28 +36,63 @@ CLASSIC_SOURCE = "generator:classic"
 
 @dataclass(frozen=True)
 class Experiment:
-    """One experiment: ``kind`` from :data:`EXPERIMENT_KINDS`, ``share`` for ``proportion``."""
+    """One experiment: ``kind`` from :data:`EXPERIMENT_KINDS`, ``share`` for ``proportion``.
+
+    ``upsample`` says which classes ``upsample``/``classic`` fill up to the largest class: an
+    imbalanced-learn strategy name (``auto`` = every class but the largest, ``minority``, …),
+    ``rarest:K`` (the K smallest classes of each split's training set), or class names
+    separated by commas.
+    """
 
     name: str
     kind: str
     share: float | None = None
     proportion_mode: str = "replace"
+    upsample: str = "auto"
 
     @property
     def uses_synthetic(self) -> bool:
         return self.kind in ("upsample", "proportion", "classic")
 
-    def policy(self):
-        """The synthaug policy of a synthetic experiment."""
+    def policy(self, counts: Mapping[str, int]):
+        """The synthaug policy of a synthetic experiment for a training set's class counts."""
         if self.kind == "proportion":
             return Proportion(self.share, mode=self.proportion_mode)
-        return MinorityUpsampling("auto")
+        return MinorityUpsampling(upsample_strategy(self.upsample, counts))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "kind": self.kind}
         if self.kind == "proportion":
             out.update(share=self.share, mode=self.proportion_mode)
+        if self.kind in ("upsample", "classic"):
+            out.update(upsample=self.upsample)
         return out
+
+
+def upsample_strategy(spec: str, counts: Mapping[str, int]) -> Any:
+    """A :class:`MinorityUpsampling` strategy from ``spec`` (see :class:`Experiment`)."""
+    from ..policy import STRATEGIES
+
+    text = spec.strip()
+    if text.replace("-", " ").replace("_", " ").lower() in STRATEGIES:
+        return text
+    majority = max(counts.values())
+    if text.lower().startswith("rarest:"):
+        try:
+            k = int(text.split(":", 1)[1])
+        except ValueError:
+            k = 0
+        if k < 1:
+            raise InvalidParameterError("--upsample", spec, "rarest:K with K a positive integer, e.g. rarest:2")
+        chosen = sorted(counts, key=lambda c: (counts[c], c))[:k]
+    else:
+        chosen = [c.strip() for c in text.split(",") if c.strip()]
+        unknown = [c for c in chosen if c not in counts]
+        if unknown or not chosen:
+            raise InvalidParameterError(
+                "--upsample", spec, "a strategy (" + ", ".join(STRATEGIES) + "), rarest:K, or class names from "
+                + ", ".join(sorted(counts)))
+    return {c: majority for c in chosen}
 
 
 @dataclass
@@ -87,7 +123,7 @@ def _share_name(share: float) -> str:
 
 
 def parse_experiments(
-    names: Sequence[str], shares: Sequence[float] = (), proportion_mode: str = "replace"
+    names: Sequence[str], shares: Sequence[float] = (), proportion_mode: str = "replace", upsample: str = "auto"
 ) -> list[Experiment]:
     """Experiments from names; ``proportion`` expands to one experiment per share
     (``proportion:0.6`` gives one share directly). ``baseline`` is always included, first."""
@@ -116,6 +152,8 @@ def parse_experiments(
                 out.append(Experiment(_share_name(share), "proportion", share, proportion_mode))
         elif value:
             raise InvalidParameterError("--experiments", raw, f"{kind!r} takes no ':value'")
+        elif kind in ("upsample", "classic"):
+            out.append(Experiment(kind, kind, upsample=upsample))
         else:
             out.append(Experiment(kind, kind))
     seen: dict[str, Experiment] = {}
@@ -125,7 +163,8 @@ def parse_experiments(
 
 
 def _plan(experiment: Experiment, train: Dataset) -> Plan:
-    return experiment.policy().plan(train.counts())
+    counts = train.counts()
+    return experiment.policy(counts).plan(counts)
 
 
 def needed_synthetic(experiments: Sequence[Experiment], train: Dataset) -> dict[str, int]:

@@ -135,7 +135,7 @@ def _plot_recall(report: Mapping[str, Any], path: Path) -> None:
     ax.set_ylabel("test recall (%)")
     ax.set_ylim(0, 105)
     ax.set_title("per-class test recall (mean ± std over splits)")
-    ax.legend(fontsize=8, ncols=min(len(exps), 4))
+    ax.legend(fontsize=8, ncols=min(len(exps), 6), loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -150,14 +150,14 @@ def _plot_confusion(report: Mapping[str, Any], name: str, path: Path) -> None:
     cm = np.asarray(report["experiments"][name]["test"]["confusion_matrix_sum"], dtype=float)
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1.0 * len(classes) + 2.5, 1.0 * len(classes) + 1.8))
+    fig, ax = plt.subplots(figsize=(0.7 * len(classes) + 2.8, 0.7 * len(classes) + 2.2))
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
         for j in range(len(classes)):
             ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
                     color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
-    short = [c[:12] for c in classes]
-    ax.set_xticks(range(len(classes)), short, rotation=45, ha="right", fontsize=8)
+    short = [c.replace("_", " ")[:18] for c in classes]
+    ax.set_xticks(range(len(classes)), short, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), short, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")

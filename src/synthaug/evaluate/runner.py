@@ -209,6 +209,7 @@ def run_evaluation(
     experiments: Sequence[str] = ("upsample",),
     shares: Sequence[float] = (),
     proportion_mode: str = "replace",
+    upsample: str = "auto",
     generator: str | None = None,
     generator_options: Mapping[str, Any] | None = None,
     synthetic: Sequence[str | os.PathLike[str]] = (),
@@ -238,7 +239,7 @@ def run_evaluation(
     config = train or TrainConfig()
     out = Path(out_dir)
     folders = [Path(f) for f in synthetic]
-    exps = parse_experiments(experiments, shares, proportion_mode)
+    exps = parse_experiments(experiments, shares, proportion_mode, upsample)
     sources = _sources(exps, generator, folders)
     dataset, split_list, split_info, fixed_root = _resolve_splits(
         data, splits=splits, repeats=repeats, folds=folds, splits_file=splits_file, val=val, test=test,
