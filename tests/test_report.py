@@ -87,7 +87,7 @@ def test_copies_and_blank_images_are_flagged(train_csv: Path, copies_folder, tmp
     assert flagged[f"{CLASSES[1]}/grey.png"]["flags"] == ["blank"]
     assert report["overall"]["copies"] == len(expected) and report["overall"]["blank"] == 2
     assert report["classes"][CLASSES[0]]["n_synthetic"] == 13
-    for name in ("report.md", "nearest.csv", "nearest-pairs.png", f"grid-{CLASSES[0]}.png"):
+    for name in ("report.md", "nearest.csv", "nearest-pairs.png", "grid-overview.png", f"grid-{CLASSES[0]}.png"):
         assert (out / name).stat().st_size > 0
     assert "near-copies" in (out / "report.md").read_text()
     with open(out / "nearest.csv") as fh:

@@ -428,11 +428,14 @@ def _write_figures(report: QualityReport, out: Path, train: Dataset | None) -> l
 
     written = []
     by_class_real = train.paths_by_class() if train is not None else {}
+    overview = []
     for label in report.classes:
         synth = [im.path for im in report.images if im.label == label and im.readable]
-        rows = [(f"real {label}", by_class_real.get(label, [])[:8]), ("", by_class_real.get(label, [])[8:16]),
-                (f"synthetic {label}", synth[:8]), ("", synth[8:16])]
+        real = by_class_real.get(label, [])
+        rows = [(f"real {label}", real[:8]), ("", real[8:16]), (f"synthetic {label}", synth[:8]), ("", synth[8:16])]
         written.append(save_grid([r for r in rows if r[1]], out / f"grid-{label}.png").name)
+        overview += [(f"{label}: real (left) | synthetic (right)", [*real[:6], *synth[:6]])]
+    written.insert(0, save_grid(overview, out / "grid-overview.png", per_row=12, thumb=48).name)
     ranked = sorted((im for im in report.images if im.nearest is not None), key=lambda im: -im.similarity)[:12]
     if ranked:
         threshold = report.settings["copy_threshold"]
