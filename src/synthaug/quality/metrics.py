@@ -148,6 +148,22 @@ def _windows(descriptors: Any, dy: int, dx: int) -> Any:
     return w / np.where(norm > 1e-8, norm, 1.0)
 
 
+def best_over_shifts(query: Any, reference_windows: Any) -> Any:
+    """``(len(query), n_ref)`` best correlation over the shifts of each query descriptor.
+
+    ``reference_windows`` is ``_windows(reference, COPY_MARGIN, COPY_MARGIN).T``. A running
+    maximum keeps memory at one ``(len(query), n_ref)`` array.
+    """
+    import numpy as np
+
+    best = None
+    for dy in range(2 * COPY_MARGIN + 1):
+        for dx in range(2 * COPY_MARGIN + 1):
+            sims = _windows(query, dy, dx) @ reference_windows
+            best = sims if best is None else np.maximum(best, sims, out=best)
+    return best
+
+
 def nearest_copies(query: Any, reference: Any, *, chunk: int = 256) -> tuple[Any, Any]:
     """For each query descriptor: index of the most similar reference descriptor, and similarity.
 
@@ -163,12 +179,11 @@ def nearest_copies(query: Any, reference: Any, *, chunk: int = 256) -> tuple[Any
     if len(query) == 0 or len(reference) == 0:
         return np.zeros(len(query), dtype=int), np.full(len(query), np.nan)
     ref = _windows(reference, COPY_MARGIN, COPY_MARGIN).T.copy()
-    shifts = [(dy, dx) for dy in range(2 * COPY_MARGIN + 1) for dx in range(2 * COPY_MARGIN + 1)]
     best_sim = np.full(len(query), -np.inf, dtype=np.float32)
     best_idx = np.zeros(len(query), dtype=int)
     for start in range(0, len(query), chunk):
         part = query[start : start + chunk]
-        sims = np.max([_windows(part, dy, dx) @ ref for dy, dx in shifts], axis=0)
+        sims = best_over_shifts(part, ref)
         best_idx[start : start + chunk] = sims.argmax(1)
         best_sim[start : start + chunk] = sims.max(1)
     return best_idx, best_sim.astype(np.float64)

@@ -220,14 +220,13 @@ def _self_excluded_nearest(descriptors: Any) -> Any:
     import numpy as np
 
     from .features import COPY_MARGIN
-    from .metrics import _windows
+    from .metrics import _windows, best_over_shifts
 
     ref = _windows(descriptors, COPY_MARGIN, COPY_MARGIN).T
-    shifts = [(dy, dx) for dy in range(2 * COPY_MARGIN + 1) for dx in range(2 * COPY_MARGIN + 1)]
     out = np.empty(len(descriptors))
     for start in range(0, len(descriptors), 256):
         stop = min(start + 256, len(descriptors))
-        sims = np.max([_windows(descriptors[start:stop], dy, dx) @ ref for dy, dx in shifts], axis=0)
+        sims = best_over_shifts(descriptors[start:stop], ref)
         sims[np.arange(stop - start), np.arange(start, stop)] = -np.inf
         out[start:stop] = sims.max(1)
     return out
