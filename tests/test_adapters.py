@@ -222,3 +222,13 @@ def test_fitting_on_a_val_or_test_image_is_refused(tmp_path):
     marked = Dataset.from_folder(data).with_split("val")
     with pytest.raises(LeakageError, match="val"):
         augmenter.fit_resample(marked)
+
+
+def test_torch_dataset_pickles_for_loader_workers(augmented):
+    import pickle
+
+    ds = augmented.to_torch(image_size=8, mixing="probability", p=0.5, seed=4)
+    clone = pickle.loads(pickle.dumps(ds))
+    assert isinstance(clone, torch.utils.data.Dataset) and len(clone) == len(ds)
+    for i in range(len(ds)):  # same draws for the same (epoch, index), in any process
+        assert clone[(3, i)][1] == ds[(3, i)][1] and torch.equal(clone[(3, i)][0], ds[(3, i)][0])
