@@ -260,6 +260,98 @@ def _distribution(real: Any, synth: Any, seed: int) -> dict[str, Any]:
     }
 
 
+@dataclass
+class _Scanned:
+    """One side of the comparison after decoding: paths, labels, usable mask, descriptors, features."""
+
+    paths: list[Path]
+    labels: Any  # numpy array of class names
+    usable: Any  # numpy bool array: readable and not blank
+    descriptors: Any
+    features: Any = None
+
+
+def _scan_side(paths: Sequence[Path], labels: Sequence[str], space: Any, progress: Progress, what: str):
+    """Decode one side, compute its copy descriptors and features; also return the pixel infos."""
+    import numpy as np
+
+    infos, descriptors, rows = _scan(paths, space.name == "colour-texture", progress, what)
+    usable = np.array([i.readable and not i.blank for i in infos], dtype=bool)
+    side = _Scanned(list(paths), np.array(labels), usable, descriptors)
+    side.features = _feature_matrix(side.paths, rows, usable, space)
+    return side, infos
+
+
+def _flag_defects(images: Sequence[SyntheticImage], infos: Sequence[Any]) -> None:
+    for im, info in zip(images, infos):
+        im.readable, im.blank = info.readable, info.blank
+        if not info.readable:
+            im.flags.append("unreadable")
+        elif info.blank:
+            im.flags.append("blank")
+
+
+def _flag_copies(images: Sequence[SyntheticImage], synth: _Scanned, real: _Scanned, threshold: float) -> None:
+    """Nearest training image (any class) of every usable synthetic image; flag near-copies."""
+    import numpy as np
+
+    from .metrics import nearest_copies
+
+    real_idx = np.flatnonzero(real.usable)
+    nearest, sims = nearest_copies(synth.descriptors[synth.usable], real.descriptors[real.usable])
+    for im, j, sim in zip([im for im, ok in zip(images, synth.usable) if ok], nearest, sims):
+        im.nearest, im.similarity = real.paths[real_idx[j]], float(sim)
+        if sim >= threshold:
+            im.flags.append("copy")
+
+
+def _flag_outliers(members: Sequence[SyntheticImage], synth_f: Any, real_f: Any, factor: float) -> None:
+    """Flag synthetic images far from every real image of their class (3-NN rule)."""
+    import numpy as np
+
+    from .metrics import knn_distances
+
+    loo = knn_distances(real_f, real_f, 3, exclude_self=True)
+    limit = max(factor * float(np.quantile(loo, 0.99)), 1e-12)
+    for im, score in zip(members, knn_distances(synth_f, real_f, 3)):
+        im.outlier_score = float(score) / limit
+        if score > limit:
+            im.flags.append("outlier")
+
+
+def _counts(images: Sequence[SyntheticImage]) -> dict[str, Any]:
+    """Flag counts and copy similarity of a set of synthetic images."""
+    import numpy as np
+
+    sims = [im.similarity for im in images if math.isfinite(im.similarity)]
+    return {
+        "unreadable": sum(not im.readable for im in images),
+        "blank": sum(im.blank for im in images),
+        "copies": sum("copy" in im.flags for im in images),
+        "outliers": sum("outlier" in im.flags for im in images),
+        "flagged": sum(bool(im.flags) for im in images),
+        "max_similarity": _num(max(sims)) if sims else None,
+        "median_similarity": _num(float(np.median(sims))) if sims else None,
+    }
+
+
+def _measure_class(label: str, images: Sequence[SyntheticImage], synth: _Scanned, real: _Scanned,
+                   outlier_factor: float, seed: int) -> dict[str, Any]:
+    """Outlier flags and the per-class numbers of one class."""
+    in_class = synth.labels == label
+    rmask, smask = real.usable & (real.labels == label), synth.usable & in_class
+    members = [im for im, inside in zip(images, in_class) if inside]
+    entry: dict[str, Any] = {"n_real": int((real.labels == label).sum()), "n_synthetic": len(members)}
+    distribution: dict[str, Any] = {}
+    if rmask.sum() >= 2 and smask.any():
+        usable_members = [im for im, ok in zip(members, synth.usable[in_class]) if ok]
+        _flag_outliers(usable_members, synth.features[smask], real.features[rmask], outlier_factor)
+        distribution = _distribution(real.features[rmask], synth.features[smask], seed)
+    elif rmask.sum() < 2:
+        entry["note"] = "fewer than 2 usable real images of this class: no distribution metrics"
+    return {**entry, **_counts(members), **distribution}
+
+
 def quality_report(
     real: str | os.PathLike[str] | Dataset,
     synthetic: str | os.PathLike[str],
@@ -282,7 +374,7 @@ def quality_report(
     import numpy as np
 
     from .features import resolve_feature_space
-    from .metrics import Standardizer, knn_distances, nearest_copies
+    from .metrics import Standardizer
 
     _validate(copy_threshold, outlier_factor)
     train = _real_training_set(real)
@@ -290,89 +382,34 @@ def quality_report(
     if not images:
         raise DatasetError(f"synthetic folder {str(root)!r} holds no images")
     space, space_note = resolve_feature_space(features)
-    want_ct = space.name == "colour-texture"
-    real_paths = [s.path for s in train]
-    real_labels = np.array([s.label for s in train])
-    r_info, r_desc, r_rows = _scan(real_paths, want_ct, progress, "real")
-    s_paths = [im.path for im in images]
-    s_info, s_desc, s_rows = _scan(s_paths, want_ct, progress, "synthetic")
-    for im, info in zip(images, s_info):
-        im.readable, im.blank = info.readable, info.blank
-        if not info.readable:
-            im.flags.append("unreadable")
-        elif info.blank:
-            im.flags.append("blank")
-    r_ok = np.array([i.readable and not i.blank for i in r_info])
-    s_ok = np.array([i.readable and not i.blank for i in s_info])
-    if not r_ok.any():
+    real_side, _ = _scan_side([s.path for s in train], [s.label for s in train], space, progress, "real")
+    if not real_side.usable.any():
         raise DatasetError("no usable real training image (all unreadable or blank)")
+    synth, infos = _scan_side([im.path for im in images], [im.label for im in images], space, progress, "synthetic")
+    _flag_defects(images, infos)
+    _flag_copies(images, synth, real_side, copy_threshold)
+    if space.name == "colour-texture":  # z-score with the real images' statistics
+        scale = Standardizer(real_side.features[real_side.usable])
+        real_side.features, synth.features = scale(real_side.features), scale(synth.features)
 
-    # memorization: nearest training image of every usable synthetic image, over all classes
-    real_idx = np.flatnonzero(r_ok)
-    nearest, sims = nearest_copies(s_desc[s_ok], r_desc[r_ok])
-    for im, j, sim in zip([im for im, ok in zip(images, s_ok) if ok], nearest, sims):
-        im.nearest, im.similarity = real_paths[real_idx[j]], float(sim)
-        if sim >= copy_threshold:
-            im.flags.append("copy")
-    reference = _copy_reference(r_desc, r_ok, seed)
-
-    # feature space: distribution distance, diversity, outliers
-    r_feat = _feature_matrix(real_paths, r_rows, r_ok, space)
-    s_feat = _feature_matrix(s_paths, s_rows, s_ok, space)
-    if getattr(space, "name", "") == "colour-texture":
-        scale = Standardizer(r_feat[r_ok])
-        r_feat, s_feat = scale(r_feat), scale(s_feat)
-    s_labels = np.array([im.label for im in images])
-    classes: dict[str, dict[str, Any]] = {}
-    task = progress.task("measuring classes", len(set(s_labels)))
-    for label in sorted(set(s_labels)):
-        rmask, smask = r_ok & (real_labels == label), s_ok & (s_labels == label)
-        members = [im for im, lab in zip(images, s_labels) if lab == label]
-        entry: dict[str, Any] = {
-            "n_real": int((real_labels == label).sum()),
-            "n_synthetic": len(members),
-            "unreadable": sum(not im.readable for im in members),
-            "blank": sum(im.blank for im in members),
-        }
-        if rmask.sum() >= 2 and smask.any():
-            real_f, synth_f = r_feat[rmask], s_feat[smask]
-            loo = knn_distances(real_f, real_f, 3, exclude_self=True)
-            limit = outlier_factor * float(np.quantile(loo, 0.99))
-            scores = knn_distances(synth_f, real_f, 3)
-            for im, score in zip([im for im, ok in zip(members, s_ok[s_labels == label]) if ok], scores):
-                im.outlier_score = float(score) / limit
-                if score > limit:
-                    im.flags.append("outlier")
-            entry.update(_distribution(real_f, synth_f, seed))
-        elif rmask.sum() < 2:
-            entry["note"] = "fewer than 2 usable real images of this class: no distribution metrics"
-        sims_c = [im.similarity for im in members if math.isfinite(im.similarity)]
-        entry.update({
-            "copies": sum("copy" in im.flags for im in members),
-            "max_similarity": _num(max(sims_c)) if sims_c else None,
-            "median_similarity": _num(float(np.median(sims_c))) if sims_c else None,
-            "outliers": sum("outlier" in im.flags for im in members),
-        })
-        entry["flagged"] = sum(bool(im.flags) for im in members)
-        classes[label] = entry
+    labels = sorted(set(synth.labels))
+    task = progress.task("measuring classes", len(labels))
+    classes = {}
+    for label in labels:
+        classes[label] = _measure_class(label, images, synth, real_side, outlier_factor, seed)
         task.advance()
     task.close()
 
-    present = np.isin(real_labels, list(classes)) & r_ok
+    present = np.isin(real_side.labels, labels) & real_side.usable
     overall: dict[str, Any] = {
-        "n_real": int(len(train)),
+        "n_real": len(train),
         "n_real_in_synthetic_classes": int(present.sum()),
         "n_synthetic": len(images),
-        "unreadable": sum(not im.readable for im in images),
-        "blank": sum(im.blank for im in images),
-        "copies": sum("copy" in im.flags for im in images),
-        "outliers": sum("outlier" in im.flags for im in images),
-        "flagged": sum(bool(im.flags) for im in images),
-        "max_similarity": _num(float(np.nanmax(sims))) if len(sims) else None,
-        "training_pairs_similarity": reference,
+        **_counts(images),
+        "training_pairs_similarity": _copy_reference(real_side.descriptors, real_side.usable, seed),
     }
-    if present.sum() >= 2 and s_ok.sum() >= 2:
-        overall.update(_distribution(r_feat[present], s_feat[s_ok], seed))
+    if present.sum() >= 2 and synth.usable.sum() >= 2:
+        overall.update(_distribution(real_side.features[present], synth.features[synth.usable], seed))
     settings = {
         "real": str(real) if not isinstance(real, Dataset) else repr(real),
         "synthetic": str(root),
