@@ -48,7 +48,7 @@ def main() -> None:
     # -- training: cached latents vs encoding every step --------------------------------
     rates: dict[bool, list[float]] = {True: [], False: []}
     for r in range(args.rounds):
-        for cached in (True, False):
+        for cached in (True, False) if r % 2 == 0 else (False, True):
             gen = LoraSD15Generator(base, cache_latents=cached)
             gen.fit(concepts, tmp / f"train-{cached}-{r}")
             rates[cached].append(gen.artifact(concepts[0])["training"]["steps_per_second"])
@@ -77,8 +77,9 @@ def main() -> None:
 
     times: dict[str, list[float]] = {"synthaug": [], "diffusers": []}
     outputs = {}
-    for _ in range(args.rounds):
-        for name, fn in (("diffusers", direct), ("synthaug", ours)):
+    for r in range(args.rounds):
+        order = (("diffusers", direct), ("synthaug", ours))
+        for name, fn in order if r % 2 == 0 else order[::-1]:  # alternate who goes first
             start = time.perf_counter()
             outputs[name] = fn()
             times[name].append(time.perf_counter() - start)
