@@ -116,3 +116,29 @@ def test_merge_parts_orders_and_drops_missing_files(tiny_folder: Path, tmp_path:
     assert store.merge_parts() == len(lines) - 6
     merged = store.records()
     assert [(r["class"], r["index"]) for r in merged] == sorted((r["class"], r["index"]) for r in merged)
+
+
+def test_two_processes_fit_and_generate_tiny_sd15_like_one(skin_lesions: Path, tmp_path: Path) -> None:
+    """accelerate (2 ranks, gloo on the CPU) on the tiny SD1.5 model: same adapters, same images."""
+    pytest.importorskip("diffusers")
+    from synthaug.plugins import list_generators
+    from synthaug.testing import tiny_sd15
+
+    if "lora-sd15" not in list_generators():
+        pytest.skip("the lora-sd15 plugin is not installed (pip install -e plugins/synthaug-lora-sd15)")
+    model = tiny_sd15(tmp_path / "sd15")
+    args = ["--generator", "lora-sd15", "-o", f"base_model={model}", "-o", "max_train_steps=2",
+            "-o", "resolution=32", "-o", "num_inference_steps=2", "-o", "validation_images=0",
+            "--target", "dermatofibroma=33", "--target", "vascular_lesion=32"]
+    one = balance(skin_lesions, tmp_path / "one", *args)
+    assert one.returncode == 0, one.stderr
+    two = balance(skin_lesions, tmp_path / "two", *args, processes=2)
+    assert two.returncode == 0, two.stderr
+    assert images_by_name(tmp_path / "one") == images_by_name(tmp_path / "two")
+    check_output(tmp_path / "two", {"dermatofibroma": 3, "vascular_lesion": 2})
+    from safetensors.torch import load_file
+
+    for concept in ("dermatofibroma", "vascular_lesion"):  # each concept fitted once, on one rank
+        a = load_file(tmp_path / "one.synthaug" / "fits" / "lora-sd15" / concept / "pytorch_lora_weights.safetensors")
+        b = load_file(tmp_path / "two.synthaug" / "fits" / "lora-sd15" / concept / "pytorch_lora_weights.safetensors")
+        assert a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
