@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from synthaug.cli import main  # noqa: E402
-from synthaug.generator import file_digest  # noqa: E402
+from synthaug.diffusion import adapter_digest  # noqa: E402
 from synthaug.plugins import list_generators  # noqa: E402
 from synthaug.testing import tiny_sd15  # noqa: E402
 
@@ -47,7 +47,7 @@ def test_balance_fits_generates_and_reuses_adapters(generator, adapter, skin_les
     fit = out.parent / "out.synthaug" / "fits" / generator / "dermatofibroma"
     record = next(r for r in records if r["class"] == "dermatofibroma")
     assert record["generator"] == generator and record["base_model"] == str(tiny_model)
-    assert record["adapter_sha256"] == file_digest(fit / adapter)
+    assert record["adapter_sha256"] == adapter_digest(fit / adapter)
     assert "dermatofibroma" in record["prompt"] or "<dermatofibroma>" in record["prompt"]
     assert isinstance(record["seed"], int) and (out / record["file"]).is_file()
 

@@ -69,11 +69,11 @@ def test_artifact_records_generator_versions_options_concept(fitted, concepts):
 
 
 def test_manifest_record_names_base_model_adapter_hash_prompt(fitted, concepts, tiny_model):
-    from synthaug.generator import file_digest
+    from synthaug.diffusion import adapter_digest
 
     record = fitted.record(concepts[1])
     assert record["base_model"] == str(tiny_model)
-    assert record["adapter_sha256"] == file_digest(fitted.concept_dir(concepts[1]) / LORA_FILE)
+    assert record["adapter_sha256"] == adapter_digest(fitted.concept_dir(concepts[1]) / LORA_FILE)
     assert record["prompt"] == "a dermoscopic image of class1"
 
 

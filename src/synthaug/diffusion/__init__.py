@@ -10,7 +10,7 @@
 Importing this package does not import torch or diffusers; they load when a model is used.
 """
 
-from .base import DiffusionGeneratorBase, library_versions
+from .base import DiffusionGeneratorBase, adapter_digest, library_versions
 from .options import DEFAULT_BASE_MODEL, DEFAULT_NEGATIVE_PROMPT, DEFAULT_PROMPT_TEMPLATE, DiffusionOptions
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "DEFAULT_PROMPT_TEMPLATE",
     "DiffusionGeneratorBase",
     "DiffusionOptions",
+    "adapter_digest",
     "library_versions",
 ]

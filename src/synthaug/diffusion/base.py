@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import DatasetError, GenerationError, InvalidOptionsError
-from ..generator import Concept, GeneratedImage, GeneratorOptions, PerConceptGenerator, file_digest
+from ..generator import Concept, GeneratedImage, GeneratorOptions, PerConceptGenerator
 from ..progress import NULL_PROGRESS, Progress
 from .options import GENERATION_ONLY_OPTIONS, DiffusionOptions
 
-__all__ = ["DiffusionGeneratorBase", "library_versions"]
+__all__ = ["DiffusionGeneratorBase", "adapter_digest", "library_versions"]
 
 VALIDATION_DIR = "validation"
 
@@ -45,6 +45,34 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
+
+
+def adapter_digest(*paths: Path) -> str:
+    """SHA-256 of the *content* of adapter files, independent of how they were serialised.
+
+    A safetensors file is hashed by its metadata (sorted) and its tensors in name order
+    (name, dtype, shape, raw bytes): the writer stores the header in an arbitrary order,
+    so equal weights can give different file bytes. Other files are hashed byte for byte.
+    """
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for path in paths:
+        data = Path(path).read_bytes()
+        if Path(path).suffix != ".safetensors":
+            h.update(hashlib.sha256(data).digest())
+            continue
+        size = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + size])
+        body = memoryview(data)[8 + size :]
+        h.update(json.dumps(header.pop("__metadata__", {}), sort_keys=True).encode())
+        for name in sorted(header):
+            info = header[name]
+            start, end = info["data_offsets"]
+            h.update(json.dumps([name, info["dtype"], info["shape"]]).encode())
+            h.update(body[start:end])
+    return h.hexdigest()
 
 
 def image_grid(images: Sequence[Any]) -> Any:
@@ -199,7 +227,7 @@ class DiffusionGeneratorBase(PerConceptGenerator):
             "base_model": self.options.base_model,
             "prompt": prompt,
             "adapter_files": [f.name for f in files],
-            "adapter_sha256": file_digest(*files),
+            "adapter_sha256": adapter_digest(*files),
             "versions": library_versions(),
             "training": result.to_dict(),
         }
