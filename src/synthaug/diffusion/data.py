@@ -2,30 +2,66 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import DatasetError
 
-__all__ = ["LatentSource", "load_training_pixels"]
+__all__ = ["CROP_MODES", "LatentSource", "TrainingImage", "load_training_images", "load_training_pixels"]
+
+#: How a training image becomes a ``resolution`` square: ``center`` resizes the shorter side and
+#: crops the centre; ``resize`` squeezes the whole image (the aspect ratio changes).
+CROP_MODES = ("center", "resize")
 
 
-def _square(image: Any, resolution: int) -> Any:
-    """Resize the shorter side to ``resolution`` and crop the centre square."""
+@dataclass(frozen=True)
+class TrainingImage:
+    """Geometry of one training square (SDXL's micro-conditioning): the file's ``(height, width)``,
+    the ``(top, left)`` corner of the crop in the resized image, and the ``(height, width)`` trained on."""
+
+    original_size: tuple[int, int]
+    crop_top_left: tuple[int, int]
+    target_size: tuple[int, int]
+
+
+def _resized_size(width: int, height: int, resolution: int, crop: str) -> tuple[int, int]:
+    if crop == "resize":
+        return resolution, resolution
+    scale = resolution / min(width, height)
+    return max(resolution, round(width * scale)), max(resolution, round(height * scale))
+
+
+def _square(image: Any, resolution: int, crop: str = "center") -> Any:
+    """Resize the shorter side to ``resolution`` and crop the centre square (``crop="resize"``: squeeze)."""
     from PIL import Image
 
     w, h = image.size
-    scale = resolution / min(w, h)
-    image = image.resize((max(resolution, round(w * scale)), max(resolution, round(h * scale))),
-                         Image.Resampling.BICUBIC)
+    image = image.resize(_resized_size(w, h, resolution, crop), Image.Resampling.BICUBIC)
     left, top = (image.width - resolution) // 2, (image.height - resolution) // 2
     return image.crop((left, top, left + resolution, top + resolution))
 
 
-def load_training_pixels(paths: Sequence[Path], resolution: int, *, flip: bool) -> Any:
+def _geometry(size: tuple[int, int], resolution: int, crop: str, *, flipped: bool) -> TrainingImage:
+    w, h = size
+    width, height = _resized_size(w, h, resolution, crop)
+    left, top = (width - resolution) // 2, (height - resolution) // 2
+    if flipped:
+        left = width - resolution - left
+    return TrainingImage((h, w), (top, left), (resolution, resolution))
+
+
+def load_training_pixels(paths: Sequence[Path], resolution: int, *, flip: bool, crop: str = "center") -> Any:
     """uint8 tensor ``(N, 3, R, R)`` of the images (then their horizontal flips when ``flip``)."""
+    return load_training_images(paths, resolution, flip=flip, crop=crop)[0]
+
+
+def load_training_images(
+    paths: Sequence[Path], resolution: int, *, flip: bool, crop: str = "center"
+) -> tuple[Any, list[TrainingImage]]:
+    """The pixels of :func:`load_training_pixels` and one :class:`TrainingImage` per row."""
     import numpy as np
     import torch
 
@@ -33,9 +69,19 @@ def load_training_pixels(paths: Sequence[Path], resolution: int, *, flip: bool) 
 
     if not paths:
         raise DatasetError("no training images for this concept; a diffusion generator needs at least one")
-    arrays = [np.asarray(_square(load_image(p), resolution), dtype=np.uint8) for p in paths]
+    if crop not in CROP_MODES:
+        raise ValueError(f"crop={crop!r}: use one of {', '.join(CROP_MODES)}")
+    arrays, sizes = [], []
+    for path in paths:
+        image = load_image(path)
+        sizes.append(image.size)
+        arrays.append(np.asarray(_square(image, resolution, crop), dtype=np.uint8))
+    info = [_geometry(size, resolution, crop, flipped=False) for size in sizes]
     pixels = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return torch.cat([pixels, pixels.flip(-1)]) if flip else pixels
+    if not flip:
+        return pixels, info
+    mirrored = [_geometry(size, resolution, crop, flipped=True) for size in sizes]
+    return torch.cat([pixels, pixels.flip(-1)]), info + mirrored
 
 
 def to_model_range(pixels: Any, *, device: Any, dtype: Any) -> Any:
@@ -78,17 +124,31 @@ class LatentSource:
         side = self.pixels.shape[-1] // factor
         return (int(self.vae.config.latent_channels), side, side)
 
+    @contextlib.contextmanager
+    def _vae_in_encoding_dtype(self) -> Iterator[None]:
+        """Run the VAE in ``dtype`` (e.g. float32 for a float16 VAE marked ``force_upcast``), then
+        give it back its own dtype, so the pipeline still decodes in the dtype it expects."""
+        original = self.vae.dtype
+        if original != self.dtype:
+            self.vae.to(dtype=self.dtype)
+        try:
+            yield
+        finally:
+            if original != self.dtype:
+                self.vae.to(dtype=original)
+
     def _posterior(self, pixels: Any) -> tuple[Any, Any]:
         import torch
 
-        with torch.no_grad():
+        with torch.no_grad(), self._vae_in_encoding_dtype():
             dist = self.vae.encode(to_model_range(pixels, device=self.device, dtype=self.dtype)).latent_dist
         return dist.mean.float(), dist.std.float()
 
     def _encode_all(self, chunk: int = 8) -> tuple[Any, Any]:
         import torch
 
-        means, stds = zip(*(self._posterior(self.pixels[i : i + chunk]) for i in range(0, len(self), chunk)))
+        with self._vae_in_encoding_dtype():
+            means, stds = zip(*(self._posterior(self.pixels[i : i + chunk]) for i in range(0, len(self), chunk)))
         return torch.cat(means), torch.cat(stds)
 
     def sample(self, indices: Any, noise: Any) -> Any:

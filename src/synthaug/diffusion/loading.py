@@ -12,7 +12,7 @@ from typing import Any
 from .._optional import require
 from ..errors import GenerationError, InvalidOptionsError
 
-__all__ = ["autocast_dtype", "load_pipeline", "quiet_libraries", "resolve_device", "resolve_dtype"]
+__all__ = ["autocast_dtype", "load_pipeline", "load_vae", "quiet_libraries", "resolve_device", "resolve_dtype"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
@@ -134,3 +134,35 @@ def load_pipeline(
         pipe.scheduler = scheduler_cls.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def load_vae(vae: str, *, dtype: Any) -> Any:
+    """An ``AutoencoderKL`` from a hub id (e.g. ``madebyollin/sdxl-vae-fp16-fix``) or a local folder.
+
+    A folder may hold the VAE itself (``config.json``) or be a pipeline folder with a ``vae/``
+    subfolder. Pass the result as ``vae=`` to :func:`load_pipeline`'s ``extra``.
+    """
+    diffusers = require("diffusers", purpose="option vae")
+    path = Path(vae).expanduser()
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if path.exists():
+        if (path / "vae" / "config.json").is_file():
+            kwargs["subfolder"] = "vae"
+        elif not (path / "config.json").is_file():
+            raise InvalidOptionsError(
+                f"option vae={vae!r}: the folder has no config.json (nor vae/config.json); give a folder written by "
+                "AutoencoderKL.save_pretrained() or a hub id such as madebyollin/sdxl-vae-fp16-fix"
+            )
+        source = str(path)
+    elif _HUB_ID.match(vae) and not vae.startswith((".", "~")):
+        source = vae
+    else:
+        raise InvalidOptionsError(f"option vae={vae!r}: no such folder, and not a hub id like 'org/name'")
+    try:
+        with quiet_libraries():
+            return diffusers.AutoencoderKL.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise GenerationError(
+            f"cannot load vae={vae!r} as an AutoencoderKL: {exc}. Give a local folder, or a hub id that is "
+            "reachable (or already in the Hugging Face cache)"
+        ) from exc

@@ -54,6 +54,10 @@ class DiffusionOptions(GeneratorOptions):
     # -- training data -----------------------------------------------------------------------
     resolution: int = Field(512, ge=8, description="Training and generation side length in pixels (multiple of 8).")
     flip: bool = Field(True, description="Also train on horizontally flipped copies of the images.")
+    crop: Literal["center", "resize"] = Field(
+        "center", description="How images become resolution squares: center (resize the shorter side, crop the "
+                              "centre) or resize (squeeze the whole image; the aspect ratio changes).",
+    )
     cache_latents: bool = Field(True, description="Encode each training image with the VAE once instead of every step.")
     # -- training loop -------------------------------------------------------------------------
     max_train_steps: int = Field(1000, ge=1, description="Optimizer steps per concept.")
@@ -65,8 +69,9 @@ class DiffusionOptions(GeneratorOptions):
         "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"
     ] = Field("constant", description="Learning-rate schedule after warmup.")
     lr_warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warmup steps.")
-    optimizer: Literal["adamw", "adamw8bit"] = Field(
-        "adamw", description="AdamW, or 8-bit AdamW from bitsandbytes (less optimizer memory)."
+    optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
+        "adamw", description="AdamW, or 8-bit AdamW from bitsandbytes (less optimizer memory); auto: adamw8bit on "
+                             "CUDA, adamw elsewhere."
     )
     weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")

@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 from ..generator import derive_seed
 from ..progress import NULL_PROGRESS, Progress
-from .data import LatentSource, load_training_pixels
+from .data import LatentSource, TrainingImage, load_training_images
 from .loading import autocast_dtype
 from .options import DiffusionOptions
 
-__all__ = ["CHECKPOINT_DIR", "TrainResult", "Trainer", "TrainingHooks", "latest_checkpoint"]
+__all__ = ["CHECKPOINT_DIR", "TrainResult", "Trainer", "TrainingHooks", "latest_checkpoint", "resolve_optimizer"]
 
 CHECKPOINT_DIR = "checkpoints"
 _STATE_TENSORS = "state.safetensors"
@@ -54,6 +54,14 @@ class TrainingHooks(Protocol):
 
     def after_optimizer_step(self, pipe: Any) -> None:
         """Called after every optimizer step (e.g. to re-impose constraints on weights)."""
+
+    def before_training(self, pipe: Any, trainer: Trainer) -> None:
+        """Called once the trainer is prepared (latents encoded), before the first loss (e.g. to offload)."""
+
+    def image_conditioning(
+        self, pipe: Any, conditioning: dict[str, Any], images: list[TrainingImage]
+    ) -> dict[str, Any]:
+        """The batch's conditioning given each image's geometry (e.g. SDXL time ids); unchanged by default."""
 
 
 @dataclass
@@ -93,6 +101,13 @@ def _checkpoint_step(path: Path) -> int | None:
         return int(name[5:])
     except ValueError:
         return None
+
+
+def resolve_optimizer(optimizer: str, device: Any) -> str:
+    """The optimizer an ``optimizer`` option means on ``device``: ``auto`` is adamw8bit on CUDA, else adamw."""
+    if optimizer == "auto":
+        return "adamw8bit" if getattr(device, "type", str(device)) == "cuda" else "adamw"
+    return optimizer
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -145,10 +160,8 @@ class Trainer:
             p.data = p.data.float()
             p.requires_grad_(True)
         self.modules = list(self.hooks.trainable_modules(self.pipe))
-        pixels = load_training_pixels(self.concept.images, o.resolution, flip=o.flip)
+        pixels, self.images = load_training_images(self.concept.images, o.resolution, flip=o.flip, crop=o.crop)
         vae_dtype = torch.float32 if getattr(self.pipe.vae.config, "force_upcast", False) else self.pipe.vae.dtype
-        if vae_dtype != self.pipe.vae.dtype:
-            self.pipe.vae.to(dtype=vae_dtype)
         self.latents = LatentSource(self.pipe.vae, pixels, o.cache_latents, self.device, vae_dtype)
         self.noise_scheduler = DDPMScheduler.from_config(self.pipe.scheduler.config)
         self.prediction_type = self.noise_scheduler.config.prediction_type
@@ -159,12 +172,13 @@ class Trainer:
         self.rng = torch.Generator("cpu").manual_seed(derive_seed(o.seed, "train", key, 0))
         self._cached_conditioning: dict[str, Any] | None = None
         self._prepared = True
+        self.hooks.before_training(self.pipe, self)
 
     def _make_optimizer(self, params: list[Any]) -> Any:
         import torch
 
         o = self.options
-        if o.optimizer == "adamw8bit":
+        if resolve_optimizer(o.optimizer, self.device) == "adamw8bit":
             import logging
 
             from .._optional import require
@@ -220,6 +234,7 @@ class Trainer:
             raise NotImplementedError(f"prediction_type {self.prediction_type!r} is not supported for training")
         with self._amp():
             cond = self.conditioning(len(indices))
+            cond = self.hooks.image_conditioning(self.pipe, cond, [self.images[int(i)] for i in indices])
             pred = self.pipe.unet(noisy.to(self.weight_dtype), timesteps, **cond).sample
         per_item = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
         if self.options.snr_gamma is not None:

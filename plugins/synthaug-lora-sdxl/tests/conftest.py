@@ -1,0 +1,62 @@
+"""Fixtures of the lora-sdxl tests: the tiny SDXL model, small concepts, one fitted generator."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+SKIN_LESIONS = Path(os.environ.get("SYNTHAUG_SKIN_LESIONS", REPO_ROOT.parent / "shared" / "data" / "skin-lesions"))
+
+
+@pytest.fixture(scope="session")
+def skin_lesions() -> Path:
+    """Path of ``../shared/data/skin-lesions`` (read-only); skips the test when it is absent."""
+    if not (SKIN_LESIONS / "labels.csv").is_file():
+        pytest.skip(f"real skin-lesion images not found at {SKIN_LESIONS} (set SYNTHAUG_SKIN_LESIONS)")
+    return SKIN_LESIONS
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    pytest.importorskip("diffusers")
+    import torch
+
+    from synthaug.testing import tiny_sdxl
+
+    torch.set_num_threads(1)
+    return tiny_sdxl(tmp_path_factory.mktemp("models") / "sdxl")
+
+
+@pytest.fixture(scope="session")
+def quick(tiny_model):
+    """``quick(**extra)``: options for a fast run on the tiny SDXL model (32 px, few steps, no grids)."""
+
+    def options(**extra) -> dict:
+        return {"base_model": str(tiny_model), "resolution": 32, "max_train_steps": 4, "learning_rate": 3e-2,
+                "num_inference_steps": 3, "validation_images": 0, "checkpoint_every": 0, **extra}
+
+    return options
+
+
+@pytest.fixture(scope="session")
+def concepts(tmp_path_factory):
+    from synthaug.testing import make_concepts
+
+    return make_concepts(tmp_path_factory.mktemp("data"), n_concepts=2, n_images=3, size=40)
+
+
+@pytest.fixture(scope="session")
+def fitted(quick, concepts, tmp_path_factory):
+    """lora-sdxl fitted for 30 steps on the first concept (rank 8, alpha 4), exported in both layouts."""
+    from synthaug_lora_sdxl import LoraSDXLGenerator
+
+    gen = LoraSDXLGenerator(quick(max_train_steps=30, export_format="kohya", alpha=4.0))
+    gen.fit(concepts[:1], tmp_path_factory.mktemp("work"))
+    yield gen
+    gen.close()
