@@ -218,3 +218,17 @@ def make_concept():
     from synthaug.generator import Concept
 
     return Concept("basal_cell_carcinoma", "basal_cell_carcinoma", ())
+
+
+def test_latents_encode_in_float32_but_the_vae_keeps_its_dtype(models) -> None:
+    from diffusers import AutoencoderKL
+
+    from synthaug.diffusion.data import LatentSource
+
+    vae = AutoencoderKL.from_pretrained(str(models["sd15"]), subfolder="vae", dtype=torch.bfloat16)
+    pixels = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)
+    for cached in (True, False):
+        source = LatentSource(vae, pixels, cached, torch.device("cpu"), torch.float32)
+        latents = source.sample(torch.tensor([0, 2]), torch.zeros(2, *source.latent_shape))
+        assert latents.dtype == torch.float32 and latents.shape == (2, 4, 16, 16)
+        assert vae.dtype == torch.bfloat16  # the pipeline still decodes in its own dtype
