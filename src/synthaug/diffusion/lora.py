@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..errors import InvalidOptionsError
+from ..errors import InvalidOptionsError, MissingDependencyError
 
 __all__ = ["add_lora", "lora_config", "lora_parameters", "lora_state_dict"]
 
@@ -29,6 +29,11 @@ def add_lora(module: Any, config: Any, *, adapter_name: str, generator: str) -> 
     try:
         module.add_adapter(config, adapter_name=adapter_name)
     except ValueError as exc:
+        if "version of PEFT" in str(exc):  # transformers 5 models need peft >= 0.22 for adapters
+            raise MissingDependencyError(
+                f"generator {generator!r}: a LoRA on {type(module).__name__} needs a newer peft ({exc}); "
+                "run: pip install -U peft"
+            ) from None
         raise InvalidOptionsError(
             f"generator {generator!r}: cannot add LoRA layers with target_modules={sorted(config.target_modules)}: "
             f"{exc} (use module names of the model, e.g. to_q, to_k, to_v, to_out.0)"

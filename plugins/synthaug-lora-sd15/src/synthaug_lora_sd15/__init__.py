@@ -15,6 +15,8 @@ from pydantic import Field
 
 from synthaug import hookimpl
 from synthaug.diffusion import DiffusionGeneratorBase, DiffusionOptions
+from synthaug.diffusion.lora import add_lora, lora_config, lora_parameters, lora_state_dict
+from synthaug.errors import SynthaugError
 from synthaug.generator import Concept
 
 __all__ = ["LORA_FILE", "LoraSD15Generator", "LoraSD15Options", "register_generators"]
@@ -52,32 +54,22 @@ class LoraSD15Generator(DiffusionGeneratorBase):
     Options = LoraSD15Options
 
     def _lora_config(self, targets: list[str]) -> Any:
-        from peft import LoraConfig
-
         o = self.options
-        return LoraConfig(r=o.rank, lora_alpha=o.alpha or o.rank, lora_dropout=o.lora_dropout,
-                          init_lora_weights="gaussian", target_modules=list(targets))
+        return lora_config(rank=o.rank, alpha=o.alpha, target_modules=targets, dropout=o.lora_dropout)
 
     def add_trainable(self, pipe: Any, concept: Concept) -> dict[str, Any]:
         o = self.options
         modules = {"unet": pipe.unet}
         try:
-            pipe.unet.add_adapter(self._lora_config(o.target_modules), adapter_name=_ADAPTER)
+            add_lora(pipe.unet, self._lora_config(o.target_modules), adapter_name=_ADAPTER, generator=self.name)
             if o.train_text_encoder:
-                pipe.text_encoder.add_adapter(self._lora_config(o.text_encoder_target_modules), adapter_name=_ADAPTER)
+                add_lora(pipe.text_encoder, self._lora_config(o.text_encoder_target_modules), adapter_name=_ADAPTER,
+                         generator=self.name)
                 modules["text_encoder"] = pipe.text_encoder
-        except ValueError as exc:
-            from synthaug.errors import InvalidOptionsError, MissingDependencyError
-
+        except SynthaugError:
             pipe.unload_lora_weights()
-            if "version of PEFT" in str(exc):
-                raise MissingDependencyError(
-                    f"generator 'lora-sd15': option train_text_encoder=true needs a newer peft ({exc}); "
-                    "run: pip install -U peft"
-                ) from None
-            raise InvalidOptionsError(f"generator 'lora-sd15': cannot add LoRA layers: {exc} "
-                                      "(check target_modules / text_encoder_target_modules)") from None
-        return {f"{prefix}.{n}": p for prefix, m in modules.items() for n, p in m.named_parameters() if "lora_" in n}
+            raise
+        return lora_parameters(modules)
 
     def trainable_modules(self, pipe: Any) -> list[Any]:
         return [pipe.unet, pipe.text_encoder] if self.options.train_text_encoder else [pipe.unet]
@@ -88,15 +80,14 @@ class LoraSD15Generator(DiffusionGeneratorBase):
     def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
         from diffusers import StableDiffusionPipeline
         from diffusers.utils import convert_state_dict_to_diffusers
-        from peft.utils import get_peft_model_state_dict
 
         o = self.options
         layers: dict[str, Any] = {
-            "unet_lora_layers": convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet, adapter_name=_ADAPTER)),
+            "unet_lora_layers": convert_state_dict_to_diffusers(lora_state_dict(pipe.unet, adapter_name=_ADAPTER)),
             "unet_lora_adapter_metadata": self._lora_config(o.target_modules).to_dict(),
         }
         if o.train_text_encoder:
-            state = get_peft_model_state_dict(pipe.text_encoder, adapter_name=_ADAPTER)
+            state = lora_state_dict(pipe.text_encoder, adapter_name=_ADAPTER)
             layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(state)
             layers["text_encoder_lora_adapter_metadata"] = self._lora_config(o.text_encoder_target_modules).to_dict()
         StableDiffusionPipeline.save_lora_weights(str(folder), weight_name=LORA_FILE, safe_serialization=True, **layers)
