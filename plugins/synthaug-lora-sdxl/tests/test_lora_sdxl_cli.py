@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from synthaug.cli import main  # noqa: E402
-from synthaug.generator import file_digest  # noqa: E402
+from synthaug.diffusion import adapter_digest  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -39,6 +39,6 @@ def test_balance_writes_the_planned_counts_and_a_manifest(skin_lesions, tiny_mod
         assert (out / record["file"]).is_file() and isinstance(record["seed"], int)
     fit = out.parent / "out.synthaug" / "fits" / "lora-sdxl" / "dermatofibroma"
     record = next(r for r in records if r["class"] == "dermatofibroma")
-    assert record["adapter_sha256"] == file_digest(fit / "pytorch_lora_weights.safetensors",
+    assert record["adapter_sha256"] == adapter_digest(fit / "pytorch_lora_weights.safetensors",
                                                    fit / "dermatofibroma.safetensors")
     assert record["prompt"] == "a dermoscopic image of dermatofibroma"

@@ -73,7 +73,7 @@ def test_training_lowers_the_loss_on_a_fixed_batch(fitted, concepts) -> None:
 
 
 def test_artifact_and_manifest_record(fitted, concepts, tiny_model) -> None:
-    from synthaug.generator import file_digest
+    from synthaug.diffusion import adapter_digest
 
     folder = fitted.concept_dir(concepts[0])
     info = fitted.artifact(concepts[0])
@@ -82,7 +82,7 @@ def test_artifact_and_manifest_record(fitted, concepts, tiny_model) -> None:
     assert {"torch", "diffusers", "peft"} <= set(info["versions"])
     record = fitted.record(concepts[0])
     assert record["base_model"] == str(tiny_model)
-    assert record["adapter_sha256"] == file_digest(folder / LORA_FILE, folder / kohya_file_name(concepts[0]))
+    assert record["adapter_sha256"] == adapter_digest(folder / LORA_FILE, folder / kohya_file_name(concepts[0]))
 
 
 def test_cached_embeddings_train_exactly_like_encoding_every_step(quick, concepts, tmp_path) -> None:
@@ -138,10 +138,11 @@ def test_8bit_adamw_runs_on_cpu_with_8bit_state_for_large_tensors(quick, concept
     assert len(list(gen.generate(concepts[0], [1]))) == 1
 
 
-def test_auto_optimizer_is_adamw_on_cpu(quick, concepts, tmp_path) -> None:
-    gen = Spy(quick(max_train_steps=1))
+def test_auto_optimizer_is_adamw_on_cpu_and_validation_grids_work(quick, concepts, tmp_path) -> None:
+    gen = Spy(quick(max_train_steps=1, validation_images=2))
     gen.fit(concepts[:1], tmp_path)
     assert type(gen.trainer.optimizer) is torch.optim.AdamW
+    assert (gen.concept_dir(concepts[0]) / "validation" / "step-000001.png").is_file()
 
 
 def test_missing_bitsandbytes_fails_before_loading_with_the_pip_command(quick, concepts, tmp_path,

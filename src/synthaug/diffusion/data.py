@@ -12,6 +12,8 @@ from ..errors import DatasetError
 
 __all__ = ["CROP_MODES", "LatentSource", "TrainingImage", "load_training_images", "load_training_pixels"]
 
+#: Pixels the VAE encodes per call when caching latents (8 images of 512 x 512).
+ENCODE_PIXELS_PER_CALL = 8 * 512 * 512
 #: How a training image becomes a ``resolution`` square: ``center`` resizes the shorter side and
 #: crops the centre; ``resize`` squeezes the whole image (the aspect ratio changes).
 CROP_MODES = ("center", "resize")
@@ -144,8 +146,11 @@ class LatentSource:
             dist = self.vae.encode(to_model_range(pixels, device=self.device, dtype=self.dtype)).latent_dist
         return dist.mean.float(), dist.std.float()
 
-    def _encode_all(self, chunk: int = 8) -> tuple[Any, Any]:
+    def _encode_all(self, chunk: int | None = None) -> tuple[Any, Any]:
         import torch
+
+        # 8 images per VAE call up to 512 px; fewer above (1024 px: 2), so encoding fits a 16 GB GPU
+        chunk = chunk or max(1, ENCODE_PIXELS_PER_CALL // (self.pixels.shape[-1] * self.pixels.shape[-2]))
 
         with self._vae_in_encoding_dtype():
             means, stds = zip(*(self._posterior(self.pixels[i : i + chunk]) for i in range(0, len(self), chunk)))

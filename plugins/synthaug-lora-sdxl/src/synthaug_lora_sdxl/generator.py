@@ -168,8 +168,15 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
             self._move_offloaded(to_cpu=True)
 
     def save_validation_grid(self, concept: Concept, folder: Path, step: int) -> Path:
+        """The shared validation grid, with offloaded modules back on the GPU and the VAE decoding one
+        image at a time (a batch of 1024 px images decoded at once would not fit next to the training state)."""
+        vae = self.pipeline.vae
         with self._onloaded():
-            return super().save_validation_grid(concept, folder, step)
+            vae.enable_slicing()
+            try:
+                return super().save_validation_grid(concept, folder, step)
+            finally:
+                vae.disable_slicing()
 
     def finish_training(self, pipe: Any, concept: Concept) -> None:
         self._move_offloaded(to_cpu=False)
