@@ -330,7 +330,11 @@ class Trainer:
         return info
 
     # -- the loop ----------------------------------------------------------------------------
-    def _optimizer_step(self, batch: int) -> float:
+    def train_step(self, batch: int) -> float:
+        """One optimizer step over ``gradient_accumulation_steps`` micro-batches; returns the mean loss.
+
+        :meth:`run` calls it in a loop (after :meth:`prepare`, inside train mode); benchmarks may too.
+        """
         import torch
 
         o = self.options
@@ -384,7 +388,7 @@ class Trainer:
         try:
             with self._training_mode():
                 while step < o.max_train_steps:
-                    loss = self._optimizer_step(o.train_batch_size)
+                    loss = self.train_step(o.train_batch_size)
                     losses.append(loss)
                     step += 1
                     task.advance(1, metrics={"loss": loss, "lr": self.lr_scheduler.get_last_lr()[0]})
