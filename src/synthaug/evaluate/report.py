@@ -101,10 +101,15 @@ def _plot_accuracy_vs_share(report: Mapping[str, Any], path: Path) -> None:
         ys = [e["test"]["accuracy"]["mean"] * 100 for _, e in sweep]
         es = [e["test"]["accuracy"]["std"] * 100 for _, e in sweep]
         ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label="proportion sweep")
+    span = max([e["synthetic_share"] * 100 for e in exps.values()] + [10.0])
+    seen: dict[int, int] = {}
     for name, e in exps.items():
         if e["kind"] == "proportion":
             continue
         x, y = e["synthetic_share"] * 100, e["test"]["accuracy"]["mean"] * 100
+        slot = round(x)
+        x += seen.get(slot, 0) * span * 0.012  # spread points that share an x so their error bars stay visible
+        seen[slot] = seen.get(slot, 0) + 1
         ax.errorbar([x], [y], yerr=[e["test"]["accuracy"]["std"] * 100], marker="s", capsize=3, linestyle="none",
                     label=name)
     ax.set_xlabel("synthetic share of the training set (%)")
