@@ -56,6 +56,11 @@ class Spy(LoraSDXLGenerator):
         self.hooks = [m.register_forward_hook(counter("text")) for m in self.text_encoders(pipe)]
         self.hooks.append(pipe.vae.encoder.register_forward_hook(counter("vae")))
 
+    def image_conditioning(self, pipe: Any, conditioning: dict[str, Any], images: list[Any]) -> dict[str, Any]:
+        if pipe.unet.training:  # a training step (the probe loss runs in eval mode)
+            self.checkpointing = pipe.unet.is_gradient_checkpointing
+        return super().image_conditioning(pipe, conditioning, images)
+
     def finish_training(self, pipe: Any, concept: Any) -> None:
         for hook in getattr(self, "hooks", []):
             hook.remove()
@@ -136,6 +141,29 @@ def test_8bit_adamw_runs_on_cpu_with_8bit_state_for_large_tensors(quick, concept
     assert big and all(s["state1"].dtype == torch.uint8 for s in big)
     assert small and all(s["state1"].dtype == torch.float32 for s in small)
     assert len(list(gen.generate(concepts[0], [1]))) == 1
+
+
+def test_the_t4_combination_trains_on_cpu_in_float32(quick, concepts, tmp_path) -> None:
+    pytest.importorskip("bitsandbytes")
+    # everything the preset selects except float16, which a CPU cannot train in
+    gen = Spy(quick(preset="t4", resolution=32, dtype="float32", mixed_precision="no", max_train_steps=2,
+                    validation_images=0))
+    assert gen.options.gradient_accumulation_steps == 4 and gen.options.optimizer == "adamw8bit"
+    gen.fit(concepts[:1], tmp_path)
+    assert gen.checkpointing and type(gen.trainer.optimizer).__name__ == "AdamW8bit"
+    assert gen.calls == {"text": 0, "vae": 0}
+    assert gen.artifact(concepts[0])["training"]["steps"] == 2
+
+
+def test_nan_latents_stop_training_with_the_remedies(quick, concepts, tmp_path) -> None:
+    from synthaug.errors import GenerationError
+
+    gen = LoraSDXLGenerator(quick())
+    with torch.no_grad():
+        gen.pipeline.vae.encoder.conv_in.bias.fill_(float("nan"))  # what an overflowing float16 VAE gives
+    with pytest.raises(GenerationError, match="sdxl-vae-fp16-fix.*dtype=float32"):
+        gen.fit(concepts[:1], tmp_path)
+    assert not any("lora" in n for n, _ in gen.pipeline.unet.named_parameters())  # the pipeline is clean again
 
 
 def test_auto_optimizer_is_adamw_on_cpu_and_validation_grids_work(quick, concepts, tmp_path) -> None:

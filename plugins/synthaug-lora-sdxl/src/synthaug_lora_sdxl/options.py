@@ -49,6 +49,10 @@ class LoraSDXLOptions(DiffusionOptions):
         DEFAULT_SDXL_MODEL,
         description="Base SDXL pipeline: a Hugging Face hub id or a local folder saved with save_pretrained.",
     )
+    safety_checker: bool = Field(
+        False, description="SDXL pipelines have no safety checker: must stay false (black, NaN and flat images are "
+                           "detected and regenerated instead).",
+    )
     vae: str | None = Field(
         None,
         description=f"Separate VAE (hub id or local folder), e.g. {FP16_FIX_VAE} to encode/decode in float16 "
