@@ -485,6 +485,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     _STATE["debug"] = "--debug" in args
     _STATE["argv"] = args
+    if not _STATE["debug"]:  # library chatter (e.g. "requires torchvision") would bury our own lines
+        for variable in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
+            os.environ.setdefault(variable, "error")
     warnings.showwarning = _show_warning
     try:
         result = cli.main(args=args, prog_name="synthaug", standalone_mode=False)
