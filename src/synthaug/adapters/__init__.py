@@ -24,7 +24,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import InvalidParameterError, LeakageError
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..augmented import AugmentedDataset
     from ..dataset import Sample
 
-__all__ = ["MIXING_MODES", "SPLITS", "MixedSamples", "mixed_samples", "normalize_image_size"]
+__all__ = ["MIXING_MODES", "SPLITS", "MixedSamples", "mixed_samples", "normalize_image_size", "source_names"]
 
 MIXING_MODES = ("concat", "probability")
 SPLITS = ("train", "val", "test")
@@ -176,8 +176,3 @@ def source_names(samples: Sequence[Sample]) -> set[str]:
             out.add(Path(source).name)
     return out
 
-
-def describe(mixed: MixedSamples) -> dict[str, Any]:
-    """Counts of what an adapter serves, for logs and reports."""
-    n_syn = sum(1 for s in mixed.base if s.is_synthetic)
-    return {"items": len(mixed), "real": len(mixed) - n_syn, "synthetic": n_syn, "mode": mixed.mode, "p": mixed.p}
