@@ -369,10 +369,11 @@ class SyntheticAugmenter:
 
     def _concepts_to_fit(self, pending: list[Concept], ctx: Any) -> list[Concept]:
         """The concepts this process fits: a round-robin share when each concept is fitted
-        independently, all of them on the main process otherwise."""
+        independently, all of them on every process when the processes train each concept
+        together (``fit_scope == "data"``), all of them on the main process otherwise."""
         from .distributed import shard
 
-        if not ctx.distributed:
+        if not ctx.distributed or self.generator.fit_scope == "data":
             return pending
         if self.generator.fit_scope == "concept":
             return shard(pending, ctx.rank, ctx.world_size)

@@ -5,6 +5,9 @@ The work is split deterministically, so N processes write exactly what one would
 - **fitting across concepts**: concept ``i`` (in plan order) is fitted by rank ``i % N``
   when the generator fits one artifact per concept (``Generator.fit_scope == "concept"``);
   a generator with one model for all concepts is fitted by the main process;
+- **fitting within a concept** (``Generator.fit_scope == "data"``, e.g. a diffusion generator
+  with ``parallel=data``): every rank trains every concept on its own share of each batch and
+  the gradients are averaged (:meth:`DistContext.average`); the main process saves;
 - **generation**: the missing images, ordered by (concept, index), are dealt round-robin;
   each image's seed depends only on (run seed, class, concept, index);
 - **manifest**: each rank appends to ``manifest.part-<rank>.jsonl``; the main process merges
@@ -49,12 +52,43 @@ class DistContext:
     def distributed(self) -> bool:
         return self.world_size > 1
 
-    def _gather(self, status: str | None) -> list[str | None]:
+    def _gather(self, status: Any) -> list[Any]:
         import torch.distributed as dist
 
         gathered: list[Any] = [None] * self.world_size
         dist.all_gather_object(gathered, status)
         return gathered
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here (nothing to do in a single process)."""
+        if self.distributed:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def average(self, tensors: Sequence[Any]) -> None:
+        """Replace each tensor, in place, by its mean over the ranks (one collective call).
+
+        All tensors must be float32 on one device (CPU with gloo, the rank's GPU with NCCL).
+        Data-parallel training calls it on the gradients of the trainable parameters after
+        ``backward``, so every rank takes the same optimizer step.
+        """
+        if not self.distributed or not tensors:
+            return
+        import torch
+        import torch.distributed as dist
+
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= self.world_size
+        offset = 0
+        for t in tensors:
+            t.copy_(flat[offset : offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's ``value`` (picklable), in rank order; ``[value]`` in a single process."""
+        return self._gather(value) if self.distributed else [value]
 
     def phase(self, name: str, work: Callable[[], T]) -> T | None:
         """Run ``work`` on this rank, then wait for every rank; raise if any rank failed.

@@ -146,7 +146,8 @@ class Generator:
     needs_fit: ClassVar[bool] = True
     #: ``"concept"`` when :meth:`fit` trains each concept independently (multi-process runs
     #: then fit different concepts on different ranks); ``"all"`` when one model serves every
-    #: concept (fitted once, by the main process).
+    #: concept (fitted once, by the main process); ``"data"`` when every rank takes part in
+    #: fitting every concept (data-parallel training: :meth:`fit` runs on all ranks).
     fit_scope: ClassVar[str] = "all"
     #: True when :meth:`fit` trains ONE model shared by all concepts (e.g. a class-conditional
     #: DDPM) that should learn from every class of the training split, including classes that

@@ -104,6 +104,11 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         self._pipe: Any = None
         self._active: str | None = None
 
+    @property
+    def fit_scope(self) -> str:  # type: ignore[override]
+        """``"data"`` with ``parallel=data`` (every rank trains every concept together), else ``"concept"``."""
+        return "data" if getattr(self.options, "parallel", "concepts") == "data" else "concept"
+
     def _check_options(self) -> None:
         o = self.options
         if o.resolution % 8:
@@ -207,7 +212,11 @@ class DiffusionGeneratorBase(PerConceptGenerator):
 
     # -- fit -----------------------------------------------------------------------------------
     def fit_concept(self, concept: Concept, folder: Path, *, progress: Progress = NULL_PROGRESS) -> Mapping[str, Any]:
-        """Train ``concept``'s adapter (resuming from checkpoints in ``folder``) and save it."""
+        """Train ``concept``'s adapter (resuming from checkpoints in ``folder``) and save it.
+
+        Data-parallel (``parallel=data`` in a multi-process launch): every rank trains, the main
+        rank saves the adapter and removes the checkpoints; an error there stops every rank.
+        """
         from .training import CHECKPOINT_DIR, Trainer
 
         if not concept.images:
@@ -217,11 +226,15 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         prompt = self.prompt_for(concept)
         trainer = Trainer(self, pipe, concept, prompt=prompt, folder=folder, options=self.options,
                           progress=progress, validate=partial(self.save_validation_grid, concept, folder))
+        dist = trainer.dist
         try:
             result = trainer.run()
-            files = self.save_adapter(pipe, concept, folder)
+            files = dist.phase(f"saving {concept.name}", lambda: self.save_adapter(pipe, concept, folder)
+                               if dist.is_main else [])
         finally:
             self.finish_training(pipe, concept)
+        if not dist.is_main:
+            return {}
         shutil.rmtree(folder / CHECKPOINT_DIR, ignore_errors=True)
         return {
             "base_model": self.options.base_model,
@@ -231,6 +244,14 @@ class DiffusionGeneratorBase(PerConceptGenerator):
             "versions": library_versions(),
             "training": result.to_dict(),
         }
+
+    def _write_artifact(self, concept: Concept, folder: Path, extra: Mapping[str, Any]) -> None:
+        """Write ``artifact.json`` (data-parallel: on the main rank only; every rank waits for it)."""
+        from .training import data_parallel_context
+
+        dist = data_parallel_context(self.options)
+        write = partial(super()._write_artifact, concept, folder, extra)
+        dist.phase(f"writing the artifact of {concept.name}", write if dist.is_main else lambda: None)
 
     def save_validation_grid(self, concept: Concept, folder: Path, step: int) -> Path:
         """Generate the validation images (seeds 0..n-1) with the current weights; save a PNG grid."""

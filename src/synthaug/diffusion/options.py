@@ -78,6 +78,13 @@ class DiffusionOptions(GeneratorOptions):
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting gamma (5.0 is typical); None: off.")
     noise_offset: float = Field(0.0, ge=0, description="Noise offset (e.g. 0.05) to learn darker/brighter images.")
     seed: int = Field(0, ge=0, description="Training seed (data order, noise, timesteps, adapter initialisation).")
+    parallel: Literal["concepts", "data"] = Field(
+        "concepts",
+        description="How a multi-process run (--processes N) trains: concepts (each concept on one process, "
+                    "different concepts in parallel) or data (every process trains every concept on its own "
+                    "images, noise and timesteps; gradients are averaged, so each step sees N x train_batch_size "
+                    "images: for one large class). Same result as concepts in a single process.",
+    )
     checkpoint_every: int = Field(500, ge=0, description="Save a resumable checkpoint every N steps (0: never).")
     keep_checkpoints: int = Field(1, ge=1, description="How many recent checkpoints to keep while training.")
     validation_images: int = Field(4, ge=0, description="Images in the validation grid saved at each checkpoint (0: none).")

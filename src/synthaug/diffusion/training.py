@@ -9,6 +9,12 @@ What is trained, and how prompts become UNet conditioning, comes from a
 :class:`TrainingHooks` object (the plugin's generator): the loop is written once.
 All randomness comes from one CPU ``torch.Generator`` saved in every checkpoint, so a run
 resumed from a checkpoint reproduces the uninterrupted run exactly.
+
+Data-parallel training (option ``parallel="data"`` in a multi-process launch): every rank runs
+this loop on the same concept with its own random stream (seeded by seed, concept and rank:
+its own images, noise and timesteps), the gradients of the trainable parameters are averaged
+across ranks before clipping and the optimizer step, so the parameters stay identical on every
+rank. Only the main rank writes checkpoints (with every rank's random stream) and validation grids.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from .data import LatentSource, TrainingImage, load_training_images
 from .loading import autocast_dtype
 from .options import DiffusionOptions
 
-__all__ = ["CHECKPOINT_DIR", "TrainResult", "Trainer", "TrainingHooks", "latest_checkpoint", "resolve_optimizer"]
+__all__ = ["CHECKPOINT_DIR", "TrainResult", "Trainer", "TrainingHooks", "data_parallel_context", "latest_checkpoint",
+           "resolve_optimizer"]
 
 CHECKPOINT_DIR = "checkpoints"
 _STATE_TENSORS = "state.safetensors"
@@ -77,6 +84,7 @@ class TrainResult:
     steps_per_second: float
     n_training_images: int
     losses: list[float] = field(default_factory=list)
+    processes: int = 1  # ranks that trained together (data-parallel); 1 otherwise
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -108,6 +116,14 @@ def resolve_optimizer(optimizer: str, device: Any) -> str:
     if optimizer == "auto":
         return "adamw8bit" if getattr(device, "type", str(device)) == "cuda" else "adamw"
     return optimizer
+
+
+def data_parallel_context(options: Any) -> Any:
+    """The :class:`~synthaug.distributed.DistContext` that trains together under ``options``: the
+    launch's context with ``parallel="data"``, a single-process one otherwise (or without a launch)."""
+    from ..distributed import DistContext, current_context
+
+    return current_context() if getattr(options, "parallel", "concepts") == "data" else DistContext()
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -144,6 +160,7 @@ class Trainer:
         self.device = pipe.unet.device
         self.weight_dtype = pipe.unet.dtype
         self.autocast = autocast_dtype(options.mixed_precision, self.weight_dtype, self.device)
+        self.dist = data_parallel_context(options)
         self._prepared = False
 
     # -- set-up ----------------------------------------------------------------------------
@@ -169,7 +186,7 @@ class Trainer:
         self.lr_scheduler = self._make_lr_scheduler()
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast == torch.float16
                                            and self.device.type == "cuda")
-        self.rng = torch.Generator("cpu").manual_seed(derive_seed(o.seed, "train", key, 0))
+        self.rng = torch.Generator("cpu").manual_seed(derive_seed(o.seed, "train", key, self.dist.rank))
         self._cached_conditioning: dict[str, Any] | None = None
         self._prepared = True
         self.hooks.before_training(self.pipe, self)
@@ -271,8 +288,17 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self, step: int, extra: Mapping[str, Any]) -> Path:
-        """Write ``checkpoints/step-NNNNNN`` atomically and prune old ones."""
+        """Write ``checkpoints/step-NNNNNN`` atomically and prune old ones.
+
+        Data-parallel: every rank calls it (each sends its random stream); the main rank writes.
+        """
         from safetensors.torch import save_file
+
+        rng_states = self.dist.gather(self.rng.get_state())
+        root = self.folder / CHECKPOINT_DIR
+        final = root / f"step-{step:06d}"
+        if not self.dist.is_main:
+            return final
 
         tensors: dict[str, Any] = {f"param/{k}": v.detach().float().cpu().contiguous() for k, v in self.params.items()}
         scalars: dict[str, dict[str, Any]] = {}
@@ -283,7 +309,10 @@ class Trainer:
                     tensors[f"optim/{idx}/{k}"] = v.detach().cpu().clone().contiguous()
                 else:
                     scalars.setdefault(str(idx), {})[k] = v
-        tensors["rng"] = self.rng.get_state()
+        tensors["rng"] = rng_states[0]
+        tensors.update({f"rng/{rank}": state for rank, state in enumerate(rng_states) if rank})
+        if self.dist.distributed:
+            extra = {**extra, "processes": self.dist.world_size}
         info = {
             "step": step,
             "optimizer_param_groups": opt["param_groups"],
@@ -292,8 +321,6 @@ class Trainer:
             "grad_scaler": self.scaler.state_dict(),
             **dict(extra),
         }
-        root = self.folder / CHECKPOINT_DIR
-        final = root / f"step-{step:06d}"
         tmp = root / f".step-{step:06d}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -326,7 +353,12 @@ class Trainer:
         self.optimizer.load_state_dict({"state": state, "param_groups": info["optimizer_param_groups"]})
         self.lr_scheduler.load_state_dict(info["lr_scheduler"])
         self.scaler.load_state_dict(info["grad_scaler"])
-        self.rng.set_state(tensors["rng"])
+        stream = "rng" if self.dist.rank == 0 else f"rng/{self.dist.rank}"
+        if stream in tensors:
+            self.rng.set_state(tensors[stream])
+        else:  # saved by fewer data-parallel ranks: this rank starts a fresh stream, still seeded
+            self.rng.manual_seed(derive_seed(self.options.seed, f"train-resumed-{info['step']}", self.concept.name,
+                                             self.dist.rank))
         return info
 
     # -- the loop ----------------------------------------------------------------------------
@@ -343,6 +375,8 @@ class Trainer:
             loss = self.loss(*self._draw(batch))
             self.scaler.scale(loss / o.gradient_accumulation_steps).backward()
             total += float(loss.detach()) / o.gradient_accumulation_steps
+        if self.dist.distributed:
+            total = self._average_gradients(total)
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(list(self.params.values()), o.max_grad_norm)
         self.scaler.step(self.optimizer)
@@ -351,6 +385,22 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.hooks.after_optimizer_step(self.pipe)
         return total
+
+    def _average_gradients(self, loss: float) -> float:
+        """Average the (still scaled) gradients and the loss over the data-parallel ranks; return the loss.
+
+        Averaging before unscaling makes an overflow on any rank an overflow on every rank, so
+        the grad scaler skips or takes the same step everywhere.
+        """
+        import torch
+
+        params = list(self.params.values())
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        mean_loss = torch.tensor([loss], dtype=torch.float32, device=params[0].grad.device)
+        self.dist.average([*(p.grad for p in params), mean_loss])
+        return float(mean_loss)
 
     @contextlib.contextmanager
     def _training_mode(self):
@@ -409,10 +459,11 @@ class Trainer:
             steps_per_second=round((step - resumed_from) / loop_seconds, 4) if loop_seconds > 0 else 0.0,
             n_training_images=len(self.concept.images),
             losses=losses,
+            processes=self.dist.world_size,
         )
 
     def _validate(self, step: int) -> None:
-        if self.validate is None or not self.options.validation_images:
+        if self.validate is None or not self.options.validation_images or not self.dist.is_main:
             return
         modes = [m.training for m in self.modules]
         for m in self.modules:
