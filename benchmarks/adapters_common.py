@@ -19,7 +19,7 @@ def parse_args(description: str) -> argparse.Namespace:
                         help="class folder to read (default: ../shared/data/skin-lesions, else 400 generated JPEGs)")
     parser.add_argument("--size", type=int, default=64, help="square output size in pixels (default 64)")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of each loader, interleaved; best kept")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds of each loader, interleaved; best kept")
     return parser.parse_args()
 
 

@@ -136,27 +136,6 @@ def make_tf_dataset(
     autotune = tf.data.AUTOTUNE
     n = len(mixed)
 
-    if mixed.mode == "probability":
-        select = _selector(mixed, n_classes)
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip(tf.data.Dataset.range(n), seeds)
-        if shuffle:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.map(lambda i, s: select(tf.cast(i, tf.int32), s), num_parallel_calls=autotune)
-        ds = ds.map(lambda path, label, syn: (decode(path), label, syn), num_parallel_calls=autotune)
-    else:
-        paths = tf.constant([str(s.path) for s in mixed.base])
-        labels = tf.constant([mixed.label_of(s) for s in mixed.base], dtype=tf.int32)
-        flags = tf.constant([s.is_synthetic for s in mixed.base], dtype=tf.bool)
-        ds = tf.data.Dataset.from_tensor_slices((paths, labels, flags))
-        if shuffle and not cache:
-            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = ds.map(lambda path, label, syn: (decode(path), label, syn), num_parallel_calls=autotune)
-        if cache:
-            ds = ds.cache()
-            if shuffle:
-                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-
     weight = mixed.synthetic_weight
 
     def finish(image, label, syn):
@@ -168,7 +147,32 @@ def make_tf_dataset(
             out.append(syn)
         return tuple(out)
 
-    ds = ds.map(finish, num_parallel_calls=autotune)
+    if mixed.mode == "probability":
+        select = _selector(mixed, n_classes)
+
+        def load(index, seed):
+            path, label, syn = select(tf.cast(index, tf.int32), seed)
+            return finish(decode(path), label, syn)
+
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(tf.data.Dataset.range(n), seeds)
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(load, num_parallel_calls=autotune)
+    else:
+        paths = tf.constant([str(s.path) for s in mixed.base])
+        labels = tf.constant([mixed.label_of(s) for s in mixed.base], dtype=tf.int32)
+        flags = tf.constant([s.is_synthetic for s in mixed.base], dtype=tf.bool)
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels, flags))
+        if cache:  # decode once, then reshuffle the decoded images every epoch
+            ds = ds.map(lambda path, label, syn: (decode(path), label, syn), num_parallel_calls=autotune).cache()
+            if shuffle:
+                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            ds = ds.map(finish, num_parallel_calls=autotune)
+        else:
+            if shuffle:
+                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            ds = ds.map(lambda path, label, syn: finish(decode(path), label, syn), num_parallel_calls=autotune)
     if batch_size is not None:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder)
     return ds.prefetch(autotune)

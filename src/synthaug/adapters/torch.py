@@ -36,7 +36,7 @@ def _pil_to_tensor(image) -> Any:
 
     torch = _torch()
     array = np.asarray(image, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
 def _base_class():
