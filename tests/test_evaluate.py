@@ -174,8 +174,8 @@ def test_torch_backend_weights(tmp_path):
     torch.save(model.state_dict(), tmp_path / "w.pt")
     loaded = build_model(TrainConfig(model="small-cnn", image_size=16, weights=str(tmp_path / "w.pt")), 3)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
-    with pytest.raises(InvalidParameterError, match="no ImageNet weights"):
-        build_model(TrainConfig(weights="imagenet"), 3)
+    with pytest.raises(InvalidParameterError, match="ImageNet weights exist only for --backend keras"):
+        TrainConfig(weights="imagenet")
     with pytest.raises(InvalidParameterError, match="state_dict saved from this backbone"):
         build_model(TrainConfig(model="mobilenet", image_size=16, weights=str(tmp_path / "w.pt")), 3)
 

@@ -62,6 +62,11 @@ class TrainConfig:
             raise InvalidParameterError("--eval-every", self.eval_every, "a positive number of steps")
         if self.learning_rate <= 0:
             raise InvalidParameterError("--lr", self.learning_rate, "a positive learning rate")
+        if self.weights == "imagenet" and (self.backend != "keras" or self.model != "mobilenet"):
+            raise InvalidParameterError(
+                "--weights", "imagenet", "'none' or a local weights file with this backend/model",
+                "ImageNet weights exist only for --backend keras --model mobilenet",
+            )
         if self.weights not in ("none", "imagenet") and not Path(self.weights).is_file():
             raise InvalidParameterError(
                 "--weights", self.weights, "'imagenet', 'none' or the path of an existing weights file"
