@@ -20,6 +20,7 @@ launch (no ``WORLD_SIZE`` > 1 in the environment) everything runs in this proces
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -139,4 +140,16 @@ def current_context() -> DistContext:
     # torchrun-launched CPU process as a single, non-distributed one.
     state = accelerate.PartialState(cpu=not torch.cuda.is_available())
     _CONTEXT = DistContext(rank=state.process_index, world_size=state.num_processes)
+    atexit.register(_close_process_group)
     return _CONTEXT
+
+
+def _close_process_group() -> None:
+    """Tear a gloo (CPU) process group down before the interpreter exits: left to C++ static
+    destruction, its threads sometimes abort the process ("terminate called without an active
+    exception"), failing a run that succeeded. NCCL groups are left alone (tearing one down can
+    wait on a failed rank)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_backend() == "gloo":
+        dist.destroy_process_group()
