@@ -154,7 +154,6 @@ class Generator:
     #: need no synthetic images: the augmenter then passes a concept for every class to
     #: :meth:`fit` (and still calls :meth:`generate` only for the classes that need images).
     fits_all_classes: ClassVar[bool] = False
-    fit_scope: ClassVar[str] = "concept"
     #: Option names that do not change the fitted artifact (e.g. generation settings).
     generation_only_options: ClassVar[frozenset[str]] = frozenset()
 
@@ -231,6 +230,8 @@ class PerConceptGenerator(Generator):
     same options; a concept interrupted part-way is fitted again (or resumed from the
     implementation's own checkpoints inside its folder). Implement :meth:`fit_concept`.
     """
+
+    fit_scope: ClassVar[str] = "concept"
 
     def __init__(self, options: GeneratorOptions | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
         super().__init__(options, **overrides)
