@@ -174,7 +174,7 @@ class SyntheticAugmenter:
     def _splits(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
         """The training dataset and the held-out ones (read once per ``data``)."""
         key = data if isinstance(data, Dataset) else os.fspath(data)
-        if self._loaded is None or self._loaded[0] is not key and self._loaded[0] != key:
+        if self._loaded is None or self._loaded[0] != key:
             self._loaded = (key, self._read(data))
         return self._loaded[1]
 
@@ -259,9 +259,10 @@ class SyntheticAugmenter:
         }
 
     # -- output folder -------------------------------------------------------------------
-    def _check_out_dir(self, train: Dataset, run: Mapping[str, Any]) -> tuple[Store, bool]:
-        """Raise if the output folder cannot take this run; return the store and whether an
-        earlier, different run there must be cleared (only allowed with ``overwrite``)."""
+    def _check_out_dir(self, train: Dataset, run: Mapping[str, Any]) -> tuple[Store, str]:
+        """Raise if the output folder cannot take this run; return the store and its state:
+        ``"new"`` (no plan yet), ``"same"`` (this run, to resume) or ``"stale"`` (a different
+        earlier run that must be cleared, only allowed with ``overwrite``)."""
         if self.out_dir is None:
             raise InvalidParameterError("out_dir", None, "a folder to write synthetic images to")
         out = self.out_dir.resolve()
@@ -282,9 +283,9 @@ class SyntheticAugmenter:
                     f"output folder {str(self.out_dir)!r} is not empty and holds no synthaug plan.json "
                     f"({', '.join(foreign[:5])}); choose an empty or new folder"
                 )
-            return store, False
+            return store, "new"
         if existing.get("run") == run:
-            return store, False
+            return store, "same"
         if not self.overwrite:
             old, new = existing.get("run") or {}, dict(run)
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -292,18 +293,25 @@ class SyntheticAugmenter:
                 f"output folder {str(self.out_dir)!r} holds a different run (differs in: "
                 f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
             )
-        return store, True
+        return store, "stale"
 
     def prepare(self, data: str | os.PathLike[str] | Dataset) -> Plan:
         """Validate the data, the generator options and the output folder; return the plan.
 
         Writes nothing and loads no model: the CLI calls it before showing the plan.
         """
-        train, _ = self._splits(data)
+        train, _, plan, _, _, run = self._run_inputs(data)
+        self._check_out_dir(train, run)
+        return plan
+
+    def _run_inputs(self, data: str | os.PathLike[str] | Dataset) -> tuple[
+        Dataset, dict[str, Dataset], Plan, list[Concept], dict[str, int], dict[str, Any]
+    ]:
+        """Training and held-out data, plan, concepts with quotas, and the run description."""
+        train, held_out = self._splits(data)
         plan = self.policy.plan(train.counts())
         concepts, quotas = self.concepts(train, plan)
-        self._check_out_dir(train, self._run_description(plan, concepts, quotas))
-        return plan
+        return train, held_out, plan, concepts, quotas, self._run_description(plan, concepts, quotas)
 
     # -- the flow ------------------------------------------------------------------------
     def fit_resample(self, data: str | os.PathLike[str] | Dataset) -> AugmentedDataset:
@@ -315,17 +323,14 @@ class SyntheticAugmenter:
         from .distributed import current_context
 
         ctx = current_context()
-        train, held_out = self._splits(data)
-        plan = self.policy.plan(train.counts())
-        concepts, quotas = self.concepts(train, plan)
-        run = self._run_description(plan, concepts, quotas)
+        train, held_out, plan, concepts, quotas, run = self._run_inputs(data)
         # every rank checks before any rank writes, so all see the same folder and error
-        store, stale = ctx.phase("checking the output folder", lambda: self._check_out_dir(train, run))
+        store, state = ctx.phase("checking the output folder", lambda: self._check_out_dir(train, run))
 
         def prepare_output() -> None:  # main process only
-            if stale:
+            if state == "stale":
                 store.clear()
-            if store.read_plan() is None or store.read_plan().get("run") != run:
+            if state != "same":
                 store.write_plan({"format": PLAN_FORMAT, "synthaug_version": __version__, **plan.to_dict(), "run": run})
             if self.subgroups_ is not None and self.subgroups.active:
                 from .subgroups import write_subgroup_files
@@ -334,8 +339,7 @@ class SyntheticAugmenter:
             store.recover()
 
         ctx.phase("preparing the output folder", prepare_output if ctx.is_main else lambda: None)
-        records = store.records()
-        todo = {c.name: store.missing_indices(c.name, quotas[c.name], records) for c in concepts}
+        todo = store.missing_indices(quotas)
         pending = [c for c in concepts if todo[c.name]]
         if pending:
             to_fit = self._fit_set(train, concepts, pending)

@@ -85,6 +85,11 @@ class RichProgress:
         if not self.quiet:
             self._progress.console.print(message, markup=False)
 
+    def print(self, renderable: Any) -> None:
+        """Print a rich renderable (a table) above the bars, unless quiet."""
+        if not self.quiet:
+            self._progress.console.print(renderable)
+
 
 # -- option parsing ------------------------------------------------------------------
 def _field_wants_sequence(annotation: Any) -> bool:
@@ -263,7 +268,7 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
                                        subgroup_features=subgroup_features)
         plan = augmenter.prepare(data)
         if show:
-            progress._progress.console.print(_plan_table(plan, f"plan: {pol!r}, generator {gen.name}"))
+            progress.print(_plan_table(plan, f"plan: {pol!r}, generator {gen.name}"))
             for label, info in (augmenter.subgroups_.summary() if augmenter.subgroups_ else {}).items():
                 groups = ", ".join(f"{name} ({n})" for name, n in info["concepts"].items())
                 progress.log(f"sub-groups of {label}: {groups}")
@@ -295,15 +300,10 @@ def demo_cmd(out: Path, quiet: bool) -> None:
         console.print(f"[bold]synthaug demo[/]: scikit-learn's handwritten digits, keeping only "
                       + ", ".join(f"{n} images of '{d}'" for d, n in DEMO_KEEP.items()) + ".")
     with RichProgress(quiet=quiet) as progress:
-        from .demo import make_digits_folder
-        from .policy import MinorityUpsampling
-
-        plan = MinorityUpsampling("not majority").plan(
-            __import__("synthaug.dataset", fromlist=["Dataset"]).Dataset.from_folder(make_digits_folder(out / "data")).counts()
+        _, result, grid = run_demo(
+            out, progress=progress,
+            on_plan=lambda plan: progress.print(_plan_table(plan, "plan: fill every class up to the majority")),
         )
-        if not quiet:
-            progress._progress.console.print(_plan_table(plan, "plan: fill every class up to the majority"))
-        plan, result, grid = run_demo(out, progress=progress)
     if quiet:
         return
     from rich.table import Table

@@ -10,6 +10,7 @@ down (a flipped 6 is not a 6), so the demo narrows the generator's options.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +70,11 @@ def real_vs_synthetic_grid(result, path: str | os.PathLike[str], *, per_class: i
     return path
 
 
-def run_demo(out_dir: str | os.PathLike[str] = "demo-output", *, progress=None, seed: int = 0):
+def run_demo(out_dir: str | os.PathLike[str] = "demo-output", *, progress=None, seed: int = 0,
+             on_plan: Callable[[Any], None] | None = None):
     """Build the digits data under ``out_dir/data``, balance it into ``out_dir/synthetic``,
-    and save ``out_dir/grid.png``. Returns ``(plan, AugmentedDataset, grid_path)``."""
+    and save ``out_dir/grid.png``. ``on_plan(plan)`` is called before any image is generated.
+    Returns ``(plan, AugmentedDataset, grid_path)``."""
     from .augmenter import SyntheticAugmenter
     from .policy import MinorityUpsampling
 
@@ -86,6 +89,8 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-output", *, progress=None, 
         progress=progress,
     )
     plan = augmenter.plan(data)
+    if on_plan is not None:
+        on_plan(plan)
     result = augmenter.fit_resample(data)
     grid = real_vs_synthetic_grid(result, out / "grid.png")
     return plan, result, grid

@@ -12,6 +12,7 @@ those (an empty string loads none); built-in generators are always available.
 
 from __future__ import annotations
 
+import importlib
 import os
 import traceback
 import warnings
@@ -122,7 +123,7 @@ def _make_register(registry: Registry, plugin: PluginInfo):
     return register
 
 
-def _call_hook(pm: pluggy.PluginManager, module: object, registry: Registry, plugin: PluginInfo) -> None:
+def _call_hook(module: object, registry: Registry, plugin: PluginInfo) -> None:
     impl = getattr(module, "register_generators", None)
     if impl is None:
         return
@@ -154,13 +155,11 @@ def _load() -> tuple[pluggy.PluginManager, Registry]:
     pm.add_hookspecs(hookspecs)
     registry = Registry()
     for module_name in BUILTIN_PLUGINS:
-        import importlib
-
         module = importlib.import_module(module_name)
         pm.register(module, name=module_name)
         info = PluginInfo(module_name, "synthaug", __version__, builtin=True)
         registry.plugins.append(info)
-        _call_hook(pm, module, registry, info)
+        _call_hook(module, registry, info)
     for ep in _entry_points():
         dist = ep.dist.name if ep.dist is not None else "unknown"
         version = ep.dist.version if ep.dist is not None else "unknown"
@@ -174,7 +173,7 @@ def _load() -> tuple[pluggy.PluginManager, Registry]:
             where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
             info.error = f"{type(exc).__name__}: {exc}{where}"
             continue
-        _call_hook(pm, module, registry, info)
+        _call_hook(module, registry, info)
     for info in registry.plugins:
         if info.error:
             warnings.warn(
@@ -213,7 +212,7 @@ def register_module(module: ModuleType) -> None:
     info = PluginInfo(module.__name__, "local", "unknown")
     registry.plugins.append(info)
     get_plugin_manager().register(module, name=module.__name__)
-    _call_hook(get_plugin_manager(), module, registry, info)
+    _call_hook(module, registry, info)
 
 
 def get_generator(name: str) -> type[Generator]:

@@ -172,10 +172,7 @@ class Store:
         """
         if not self.root.is_dir():
             return []
-        for class_dir in [self.root, *(p for p in self.root.iterdir() if p.is_dir())]:
-            for entry in class_dir.iterdir():
-                if entry.is_file() and _TMP_RE.match(entry.name):
-                    entry.unlink()
+        self._remove_temp_files()
         self.merge_parts()
         records, damaged = self._read_jsonl(self.main_manifest_path)
         valid, seen = [], set()
@@ -201,34 +198,27 @@ class Store:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def done_indices(self, records: Iterable[Mapping[str, Any]] | None = None) -> dict[str, set[int]]:
-        """Indices already generated, per concept."""
-        out: dict[str, set[int]] = defaultdict(set)
-        for r in self.records() if records is None else records:
-            out[r["concept"]].add(int(r["index"]))
-        return out
+    def missing_indices(self, quotas: Mapping[str, int]) -> dict[str, list[int]]:
+        """Per concept, the indices still to generate so that it has ``quotas[concept]`` images.
 
-    def retired_indices(self) -> dict[str, set[int]]:
-        """Indices of rejected images per concept: never reused, so top-ups get new seeds."""
-        out: dict[str, set[int]] = defaultdict(set)
-        for r in self.rejected():
-            out[r["concept"]].add(int(r["index"]))
-        return out
-
-    def missing_indices(self, concept: str, quota: int, records: Iterable[Mapping[str, Any]] | None = None) -> list[int]:
-        """The indices still to generate so that ``concept`` has ``quota`` images.
-
-        The smallest indices that are neither done nor retired, so the choice is the same in
-        every process and after every interruption.
+        The smallest indices that are neither in the manifest nor retired by :meth:`reject`, so
+        the choice is the same in every process and after every interruption.
         """
-        done = self.done_indices(records).get(concept, set())
-        retired = self.retired_indices().get(concept, set())
-        need = quota - len(done)
-        out, i = [], 0
-        while len(out) < need:
-            if i not in done and i not in retired:
-                out.append(i)
-            i += 1
+        used: dict[str, set[int]] = defaultdict(set)
+        done: dict[str, int] = defaultdict(int)
+        for r in self.records():
+            used[r["concept"]].add(int(r["index"]))
+            done[r["concept"]] += 1
+        for r in self.rejected():
+            used[r["concept"]].add(int(r["index"]))
+        out: dict[str, list[int]] = {}
+        for concept, quota in quotas.items():
+            need, taken, indices, i = quota - done[concept], used[concept], [], 0
+            while len(indices) < need:
+                if i not in taken:
+                    indices.append(i)
+                i += 1
+            out[concept] = indices
         return out
 
     # -- images --------------------------------------------------------------------------
@@ -287,14 +277,18 @@ class Store:
             if path.exists():
                 path.unlink()
         if self.root.is_dir():
+            self._remove_temp_files()
             for folder in self.root.iterdir():
-                if folder.is_dir():
-                    for entry in folder.iterdir():
-                        if entry.is_file() and _TMP_RE.match(entry.name):
-                            entry.unlink()
-                    if not any(folder.iterdir()):
-                        folder.rmdir()
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
         return removed
+
+    def _remove_temp_files(self) -> None:
+        """Delete the hidden temporary files an interrupted write leaves (OUT and class folders)."""
+        for folder in [self.root, *(p for p in self.root.iterdir() if p.is_dir())]:
+            for entry in folder.iterdir():
+                if entry.is_file() and _TMP_RE.match(entry.name):
+                    entry.unlink()
 
     def foreign_entries(self) -> list[str]:
         """Entries in OUT that a synthaug run did not make (checked before a first run)."""
