@@ -14,27 +14,21 @@ pytest.importorskip("diffusers")
 from synthaug.cli import main  # noqa: E402
 from synthaug.diffusion import adapter_digest  # noqa: E402
 from synthaug.plugins import list_generators  # noqa: E402
-from synthaug.testing import tiny_sd15  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return tiny_sd15(tmp_path_factory.mktemp("models") / "sd15")
 
 
 @pytest.mark.data
 @pytest.mark.parametrize("generator, adapter", [("lora-sd15", "pytorch_lora_weights.safetensors"),
                                                 ("textual-inversion", "learned_embeds.safetensors")])
-def test_balance_fits_generates_and_reuses_adapters(generator, adapter, skin_lesions, tiny_model, tmp_path, capsys,
+def test_balance_fits_generates_and_reuses_adapters(generator, adapter, skin_lesions, tiny_sd15_model, tmp_path, capsys,
                                                     monkeypatch) -> None:
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it
     if generator not in {getattr(g, "name", g) for g in list_generators()}:
         pytest.fail(f"{generator} is not registered: pip install -e plugins/synthaug-{generator}")
     out = tmp_path / "out"
     argv = ["balance", str(skin_lesions), "--out", str(out), "--generator", generator,
-            "-o", f"base_model={tiny_model}", "-o", "max_train_steps=3", "-o", "resolution=32",
+            "-o", f"base_model={tiny_sd15_model}", "-o", "max_train_steps=3", "-o", "resolution=32",
             "-o", "num_inference_steps=2", "-o", "validation_images=0",
             "--target", "dermatofibroma=32", "--target", "vascular_lesion=31"]
     assert main(argv) == 0
@@ -46,7 +40,7 @@ def test_balance_fits_generates_and_reuses_adapters(generator, adapter, skin_les
     assert plan["classes"]["dermatofibroma"]["synthetic"] == 2 and plan["classes"]["nevus"]["synthetic"] == 0
     fit = out.parent / "out.synthaug" / "fits" / generator / "dermatofibroma"
     record = next(r for r in records if r["class"] == "dermatofibroma")
-    assert record["generator"] == generator and record["base_model"] == str(tiny_model)
+    assert record["generator"] == generator and record["base_model"] == str(tiny_sd15_model)
     assert record["adapter_sha256"] == adapter_digest(fit / adapter)
     assert "dermatofibroma" in record["prompt"] or "<dermatofibroma>" in record["prompt"]
     assert isinstance(record["seed"], int) and (out / record["file"]).is_file()

@@ -118,16 +118,14 @@ def test_merge_parts_orders_and_drops_missing_files(tiny_folder: Path, tmp_path:
     assert [(r["class"], r["index"]) for r in merged] == sorted((r["class"], r["index"]) for r in merged)
 
 
-def test_two_processes_fit_and_generate_tiny_sd15_like_one(skin_lesions: Path, tmp_path: Path) -> None:
+def test_two_processes_fit_and_generate_tiny_sd15_like_one(skin_lesions: Path, tiny_sd15_model: Path,
+                                                           tmp_path: Path) -> None:
     """accelerate (2 ranks, gloo on the CPU) on the tiny SD1.5 model: same adapters, same images."""
-    pytest.importorskip("diffusers")
     from synthaug.plugins import list_generators
-    from synthaug.testing import tiny_sd15
 
     if "lora-sd15" not in list_generators():
         pytest.skip("the lora-sd15 plugin is not installed (pip install -e plugins/synthaug-lora-sd15)")
-    model = tiny_sd15(tmp_path / "sd15")
-    args = ["--generator", "lora-sd15", "-o", f"base_model={model}", "-o", "max_train_steps=2",
+    args = ["--generator", "lora-sd15", "-o", f"base_model={tiny_sd15_model}", "-o", "max_train_steps=2",
             "-o", "resolution=32", "-o", "num_inference_steps=2", "-o", "validation_images=0",
             "--target", "dermatofibroma=33", "--target", "vascular_lesion=32"]
     one = balance(skin_lesions, tmp_path / "one", *args)

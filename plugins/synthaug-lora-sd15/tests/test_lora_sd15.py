@@ -13,15 +13,10 @@ pytest.importorskip("peft")
 
 from synthaug.generator import ARTIFACT_FILE  # noqa: E402
 from synthaug.progress import NullProgress  # noqa: E402
-from synthaug.testing import check_generator, make_concepts, tiny_sd15  # noqa: E402
+from synthaug.testing import check_generator, make_concepts  # noqa: E402
 from synthaug_lora_sd15 import LORA_FILE, LoraSD15Generator  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return tiny_sd15(tmp_path_factory.mktemp("models") / "sd15")
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +31,17 @@ def quick(model: Path, **extra) -> dict:
 
 
 @pytest.fixture(scope="module")
-def fitted(tiny_model, concepts, tmp_path_factory):
+def fitted(tiny_sd15_model, concepts, tmp_path_factory):
     """A lora-sd15 generator fitted for 30 steps on both concepts."""
-    gen = LoraSD15Generator(quick(tiny_model, max_train_steps=30, checkpoint_every=15, validation_images=2))
+    gen = LoraSD15Generator(quick(tiny_sd15_model, max_train_steps=30, checkpoint_every=15, validation_images=2))
     work = tmp_path_factory.mktemp("work")
     gen.fit(concepts, work)
     yield gen
     gen.close()
 
 
-def test_passes_check_generator(tiny_model):
-    check_generator(LoraSD15Generator, quick(tiny_model))
+def test_passes_check_generator(tiny_sd15_model):
+    check_generator(LoraSD15Generator, quick(tiny_sd15_model))
 
 
 def test_training_lowers_the_loss_on_a_fixed_batch(fitted, concepts):
@@ -68,11 +63,11 @@ def test_artifact_records_generator_versions_options_concept(fitted, concepts):
     assert not (fitted.concept_dir(concepts[0]) / "checkpoints").exists()
 
 
-def test_manifest_record_names_base_model_adapter_hash_prompt(fitted, concepts, tiny_model):
+def test_manifest_record_names_base_model_adapter_hash_prompt(fitted, concepts, tiny_sd15_model):
     from synthaug.diffusion import adapter_digest
 
     record = fitted.record(concepts[1])
-    assert record["base_model"] == str(tiny_model)
+    assert record["base_model"] == str(tiny_sd15_model)
     assert record["adapter_sha256"] == adapter_digest(fitted.concept_dir(concepts[1]) / LORA_FILE)
     assert record["prompt"] == "a dermoscopic image of class1"
 
@@ -127,8 +122,8 @@ class _StopAt(NullProgress):
         return Task()
 
 
-def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tiny_model, concepts, tmp_path):
-    options = quick(tiny_model, max_train_steps=6, checkpoint_every=2, lr_scheduler="cosine", lr_warmup_steps=2,
+def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tiny_sd15_model, concepts, tmp_path):
+    options = quick(tiny_sd15_model, max_train_steps=6, checkpoint_every=2, lr_scheduler="cosine", lr_warmup_steps=2,
                     gradient_accumulation_steps=2, snr_gamma=5.0, noise_offset=0.05)
     one = concepts[:1]
     straight = LoraSD15Generator(options)
@@ -145,14 +140,14 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(tiny_m
     assert resumed.artifact(one[0])["adapter_sha256"] == straight.artifact(one[0])["adapter_sha256"]
 
 
-def test_lora_loads_in_stock_diffusers_and_changes_its_output(fitted, concepts, tiny_model):
+def test_lora_loads_in_stock_diffusers_and_changes_its_output(fitted, concepts, tiny_sd15_model):
     from diffusers import StableDiffusionPipeline
     from safetensors import safe_open
 
     lora = fitted.concept_dir(concepts[0]) / LORA_FILE
     with safe_open(str(lora), "pt") as fh:  # a safetensors file, no pickle involved
         assert any("lora" in k for k in fh.keys())
-    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_model), safety_checker=None)
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_sd15_model), safety_checker=None)
     pipe.set_progress_bar_config(disable=True)
 
     def run():
@@ -167,9 +162,9 @@ def test_lora_loads_in_stock_diffusers_and_changes_its_output(fitted, concepts, 
     assert ours.image.size == (32, 32)
 
 
-def test_8bit_adamw_trains(tiny_model, concepts, tmp_path):
+def test_8bit_adamw_trains(tiny_sd15_model, concepts, tmp_path):
     pytest.importorskip("bitsandbytes")
-    gen = LoraSD15Generator(quick(tiny_model, max_train_steps=2, optimizer="adamw8bit"))
+    gen = LoraSD15Generator(quick(tiny_sd15_model, max_train_steps=2, optimizer="adamw8bit"))
     gen.fit(concepts[:1], tmp_path)
     assert gen.artifact(concepts[0])["training"]["steps"] == 2
     assert len(list(gen.generate(concepts[0], [1, 2]))) == 2
@@ -187,12 +182,12 @@ def _peft_supports_text_encoder_adapters() -> bool:
     return Version(version("peft")) >= Version(MIN_PEFT_VERSION)
 
 
-def test_text_encoder_lora(tiny_model, concepts, tmp_path):
+def test_text_encoder_lora(tiny_sd15_model, concepts, tmp_path):
     from safetensors import safe_open
 
     from synthaug.errors import MissingDependencyError
 
-    gen = LoraSD15Generator(quick(tiny_model, max_train_steps=2, train_text_encoder=True))
+    gen = LoraSD15Generator(quick(tiny_sd15_model, max_train_steps=2, train_text_encoder=True))
     if not _peft_supports_text_encoder_adapters():  # transformers 5 needs peft >= 0.22 for this
         with pytest.raises(MissingDependencyError, match="pip install -U peft"):
             gen.fit(concepts[:1], tmp_path)
@@ -204,7 +199,7 @@ def test_text_encoder_lora(tiny_model, concepts, tmp_path):
     assert len(list(gen.generate(concepts[0], [1, 2]))) == 2
 
 
-def test_bad_options_are_clear_errors(tiny_model, concepts, tmp_path):
+def test_bad_options_are_clear_errors(tiny_sd15_model, concepts, tmp_path):
     from synthaug.errors import InvalidOptionsError
 
     with pytest.raises(InvalidOptionsError, match="resolution"):

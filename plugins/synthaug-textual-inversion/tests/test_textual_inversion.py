@@ -10,15 +10,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from synthaug.errors import InvalidOptionsError  # noqa: E402
-from synthaug.testing import check_generator, make_concepts, tiny_sd15  # noqa: E402
+from synthaug.testing import check_generator, make_concepts  # noqa: E402
 from synthaug_textual_inversion import EMBEDS_FILE, TextualInversionGenerator  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return tiny_sd15(tmp_path_factory.mktemp("models") / "sd15")
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +27,17 @@ def quick(model: Path, **extra) -> dict:
 
 
 @pytest.fixture(scope="module")
-def fitted(tiny_model, concepts, tmp_path_factory):
+def fitted(tiny_sd15_model, concepts, tmp_path_factory):
     """Two concepts with 2-vector placeholders, and the embedding matrix before training."""
-    gen = TextualInversionGenerator(quick(tiny_model, max_train_steps=20, num_vectors=2))
+    gen = TextualInversionGenerator(quick(tiny_sd15_model, max_train_steps=20, num_vectors=2))
     before = gen.pipeline.text_encoder.get_input_embeddings().weight.detach().clone()
     gen.fit(concepts, tmp_path_factory.mktemp("work"))
     yield gen, before
     gen.close()
 
 
-def test_passes_check_generator(tiny_model):
-    check_generator(TextualInversionGenerator, quick(tiny_model))
+def test_passes_check_generator(tiny_sd15_model):
+    check_generator(TextualInversionGenerator, quick(tiny_sd15_model))
 
 
 def test_only_placeholder_rows_are_trained(fitted, concepts):
@@ -63,7 +58,7 @@ def test_training_lowers_the_loss_on_a_fixed_batch(fitted, concepts):
     assert training["probe_loss_end"] < training["probe_loss_start"], training
 
 
-def test_embedding_loads_with_stock_load_textual_inversion(fitted, concepts, tiny_model):
+def test_embedding_loads_with_stock_load_textual_inversion(fitted, concepts, tiny_sd15_model):
     from diffusers import StableDiffusionPipeline
     from safetensors.torch import load_file
 
@@ -71,7 +66,7 @@ def test_embedding_loads_with_stock_load_textual_inversion(fitted, concepts, tin
     path = gen.concept_dir(concepts[1]) / EMBEDS_FILE
     saved = load_file(str(path))  # safetensors: no pickle
     assert list(saved) == ["<class1>"] and saved["<class1>"].shape == (2, 32)
-    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_model), safety_checker=None)
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_sd15_model), safety_checker=None)
     pipe.set_progress_bar_config(disable=True)
     pipe.load_textual_inversion(str(path))
     ids = pipe.tokenizer.convert_tokens_to_ids(["<class1>", "<class1>_1"])
@@ -89,6 +84,6 @@ def test_embedding_loads_with_stock_load_textual_inversion(fitted, concepts, tin
     assert abs(stock - run("a dermoscopic image of lesion")).mean() > 1e-4
 
 
-def test_template_without_concept_is_rejected(tiny_model):
+def test_template_without_concept_is_rejected(tiny_sd15_model):
     with pytest.raises(InvalidOptionsError, match="prompt_template"):
-        TextualInversionGenerator(quick(tiny_model, prompt_template="a dermoscopic image"))
+        TextualInversionGenerator(quick(tiny_sd15_model, prompt_template="a dermoscopic image"))
