@@ -167,6 +167,9 @@ class SyntheticAugmenter:
             features=subgroup_features if isinstance(subgroup_features, str) else
             getattr(subgroup_features, "name", type(subgroup_features).__name__),
         )
+        #: What the last :meth:`fit_resample` found in the output folder (e.g. images that no
+        #: longer matched the manifest and were generated again), as sentences.
+        self.run_notices_: list[str] = []
         #: The sub-groups found by the last :meth:`concepts` call (``None`` without sub-groups).
         self.subgroups_: Subgroups | None = None
         self._subgroups_key: tuple | None = None
@@ -182,7 +185,7 @@ class SyntheticAugmenter:
 
     def _splits(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
         """The training dataset and the held-out ones (read once per ``data``)."""
-        key = data if isinstance(data, Dataset) else os.fspath(data)
+        key = data if isinstance(data, Dataset) else os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = (key, self._read(data))
         return self._loaded[1]
@@ -353,6 +356,7 @@ class SyntheticAugmenter:
         from .distributed import current_context
 
         ctx = current_context()
+        self.run_notices_ = []
         train, held_out, plan, concepts, quotas, run = self._run_inputs(data)
         with contextlib.ExitStack() as claim:
             # every rank checks before any rank writes, so all see the same folder and error;
@@ -387,8 +391,8 @@ class SyntheticAugmenter:
             bad = store.verify(full=self.verify)
             if bad:
                 shown = ", ".join(f"{r['file']} ({r['problem']})" for r in bad[:10])
-                self.progress.log(f"verify: {len(bad)} listed image(s) do not match the manifest and will be "
-                                  f"generated again: {shown}")
+                self.run_notices_.append(f"verify: {len(bad)} listed image(s) do not match the manifest and are "
+                                         f"generated again: {shown}")
 
         ctx.phase("preparing the output folder", prepare_output if ctx.is_main else lambda: None)
         todo = store.missing_indices(quotas)

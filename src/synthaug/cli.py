@@ -297,6 +297,7 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
                 groups = ", ".join(f"{name} ({n})" for name, n in info["concepts"].items())
                 progress.log(f"sub-groups of {label}: {groups}")
         result = augmenter.fit_resample(data)
+    _show_notices(augmenter.run_notices_)
     if combined is not None and current_context().is_main:
         from .combined import write_combined
 
