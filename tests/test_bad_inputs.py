@@ -642,3 +642,33 @@ def test_notices_print_with_warnings_ignored(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "skipped 1 unreadable image file(s)" in done.stderr and "a/x.png" in done.stderr
     assert "class(es) with no usable image: e" in done.stderr
+
+
+@pytest.mark.slow
+def test_lora_classes_that_slugify_alike_get_their_own_model(tiny_sd15_model: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """Defect 1, the issue's repro: ``"a b"`` and ``a-b`` once shared one fitted LoRA."""
+    pytest.importorskip("synthaug_lora_sd15")
+    from synthaug.cli import main
+
+    data = std(tmp_path, {"a b": 2, "a-b": 3, "nevus": 5})
+    before = tree_hash(data)
+    out = tmp_path / "out"
+    options = [f"base_model={tiny_sd15_model}", "max_train_steps=3", "resolution=32", "num_inference_steps=2",
+               "validation_images=0", "checkpoint_every=0"]
+    code = main(["balance", str(data), "--out", str(out), "-g", "lora-sd15", "-q",
+                 *(x for o in options for x in ("-o", o)), "--target", "a b=3", "--target", "a-b=4"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "reusing fitted artifact" not in err
+    fits = out.parent / "out.synthaug" / "fits" / "lora-sd15"
+    artifacts = {json.loads(p.read_text())["concept"]["name"]: p.parent for p in fits.glob("*/artifact.json")}
+    assert set(artifacts) == {"a b", "a-b"} and artifacts["a b"] != artifacts["a-b"]
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    by_class: dict[str, set[str]] = {}
+    for r in records:
+        by_class.setdefault(r["class"], set()).add(r["adapter_sha256"] + " " + r["adapter_files"][0])
+    assert sorted((r["class"], r["id"].rsplit("-", 1)[0]) for r in records if r["index"] == 0) == \
+        sorted([("a b", artifacts["a b"].name), ("a-b", "a-b")])
+    assert len(by_class["a b"]) == len(by_class["a-b"]) == 1 and by_class["a b"] != by_class["a-b"]
+    assert tree_hash(data) == before
