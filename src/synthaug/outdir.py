@@ -139,6 +139,11 @@ def claim_output(out: str | os.PathLike[str]) -> Iterator[Path]:
         ) from None
     except OSError as exc:
         raise storage_error(exc, folder / LOCK_FILE, "locking the output folder") from exc
+    except NotImplementedError as exc:  # filelock: the file system has no flock support
+        raise StorageError(
+            f"the file system of {str(out)!r} cannot lock files ({exc}); synthaug will not write there "
+            "without a lock, so choose an output folder on a local or NFS v4 file system"
+        ) from exc
     _HELD[key] = 1
     try:
         (folder / LOCK_INFO_FILE).write_text(json.dumps(_holder_description()))
