@@ -461,6 +461,9 @@ CASES: list[Case] = [
     # -- the output folder -----------------------------------------------------------------------
     Case("out-inside-data", ("balance", "{data}", "--out", "{data}/synthetic"), 2, "inside the data folder"),
     Case("out-is-data", ("balance", "{data}", "--out", "{data}"), 2, "inside the data folder"),
+    Case("out-inside-data-behind-split-links", ("balance", "{tmp}/split", "--out", "{data}/synthetic"), 2,
+         "inside the data folder", before=lambda ctx: (ctx.cli("split", "{data}", "--out", "{tmp}/split") == 0
+                                                      or pytest.fail("split failed"))),
     Case("out-contains-data", ("balance", "{data}", "--out", "{tmp}"), 2, "contains the data folder"),
     Case("out-is-a-data-file", ("balance", "{data}", "--out", "{data}/a/a_000.png"), 2, "is an existing file"),
     Case("out-is-an-existing-file", ("balance", "{data}", "--out", "{tmp}/file.txt"), 2, "is an existing file",

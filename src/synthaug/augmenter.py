@@ -286,13 +286,19 @@ class SyntheticAugmenter:
 
     # -- output folder -------------------------------------------------------------------
     def _input_roots(self, data: object, datasets: Iterable[Dataset]) -> set[str]:
-        """Every folder the run reads: the data argument, dataset roots and class-folder parents."""
+        """Every folder the run reads: the data argument, the dataset roots, each image's
+        folder, and for an image reached through a link (a split root) the folder above its
+        real folder, i.e. the original data folder. A file-system root is never one of them."""
         roots = {os.fspath(data)} if isinstance(data, (str, os.PathLike)) else set()
         for ds in datasets:
             if ds.root is not None:
                 roots.add(os.fspath(ds.root))
-            roots |= {os.path.dirname(os.path.dirname(os.path.realpath(s.path))) for s in ds}
-        return roots
+            for s in ds:
+                real = os.path.dirname(os.path.realpath(s.path))
+                roots.add(real)
+                if real != os.path.dirname(os.path.abspath(s.path)):
+                    roots.add(os.path.dirname(real))
+        return {r for r in roots if os.path.dirname(os.path.realpath(r)) != os.path.realpath(r)}
 
     def _check_out_dir(self, data: object, run: Mapping[str, Any]) -> tuple[Store, str]:
         """Raise if the output folder cannot take this run; return the store and its state:
