@@ -37,7 +37,7 @@ def test_two_balance_runs_on_one_out(tiny_folder: Path, tmp_path: Path) -> None:
     """The issue's repro: two runs started shortly apart. The second exits 2 naming the first;
     the first completes with exactly the planned images, each listed once."""
     out = tmp_path / "out"
-    first = slow_cli.start("balance", str(tiny_folder), "--out", str(out), "-g", "slow-classic", "-q", delay=0.1)
+    first = slow_cli.start("balance", str(tiny_folder), "--out", str(out), "-g", "slow-classic", "-q", delay=0.5)
     try:
         assert slow_cli.wait_for_lines(out / "manifest.jsonl", 1, first) >= 1
         second = slow_cli.run("balance", str(tiny_folder), "--out", str(out), "-g", "slow-classic", "-q")
