@@ -468,6 +468,8 @@ CASES: list[Case] = [
     Case("out-is-a-data-file", ("balance", "{data}", "--out", "{data}/a/a_000.png"), 2, "is an existing file"),
     Case("out-is-an-existing-file", ("balance", "{data}", "--out", "{tmp}/file.txt"), 2, "is an existing file",
          before=lambda ctx: (ctx.tmp / "file.txt").write_text("mine")),
+    Case("out-below-a-file", ("balance", "{data}", "--out", "{tmp}/file.txt/sub"), 2, "is an existing file, not a folder",
+         before=lambda ctx: (ctx.tmp / "file.txt").write_text("mine")),
     Case("out-holds-different-run", (*BAL, "--seed", "1"), 2, "holds a different run", before=ran_before(*BAL)),
     Case("out-different-run-overwrite", (*BAL, "--seed", "1", "--overwrite"), 0, "", before=ran_before(*BAL),
          keeps_out=False, check=lambda ctx, m: json.loads((ctx.out / "plan.json").read_text())["run"]["seed"] == 1
