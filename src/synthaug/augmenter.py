@@ -185,7 +185,10 @@ class SyntheticAugmenter:
 
     def _splits(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
         """The training dataset and the held-out ones (read once per ``data``)."""
-        key = data if isinstance(data, Dataset) else os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
+        if isinstance(data, Dataset):
+            key: object = data
+        else:
+            key = os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = (key, self._read(data))
         return self._loaded[1]

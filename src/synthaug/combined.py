@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +57,14 @@ def _clear_previous(out: Path) -> None:
     left = [p.name for p in out.iterdir() if p.name not in (LOCK_FILE, LOCK_INFO_FILE)]
     if left:
         raise OutputConflictError(
-            f"combined folder {str(out)!r} is not empty and was not written by synthaug ({', '.join(sorted(left)[:5])}); "
-            "choose a new folder"
+            f"combined folder {str(out)!r} is not empty and was not written by synthaug "
+            f"({', '.join(sorted(left)[:5])}); choose a new folder"
         )
 
 
-def write_combined(augmented: Any, out_dir: str | os.PathLike[str], *, inputs: list[Any] = (), copy: bool = False) -> Path:
+def write_combined(
+    augmented: Any, out_dir: str | os.PathLike[str], *, inputs: Sequence[Any] = (), copy: bool = False
+) -> Path:
     """Write ``out_dir/<class>/`` for every class of ``augmented`` (an AugmentedDataset): its
     real training images as ``real__<file>`` and its synthetic ones as ``synthetic__<id>.png``,
     as symbolic links (copies with ``copy``). Returns ``out_dir``.

@@ -57,7 +57,9 @@ def check_layout(classes: Iterable[str], concepts: Iterable[str]) -> None:
     folders: dict[str, str] = {}
     for label in classes:
         if label in reserved or label.startswith("manifest.part-"):
-            raise DatasetError(f"class name {label!r} is a file name synthaug uses in the output folder; rename the class")
+            raise DatasetError(
+                f"class name {label!r} is a file name synthaug uses in the output folder; rename the class"
+            )
         other = folders.setdefault(label.casefold(), label)
         if other != label:
             raise DatasetError(
