@@ -1,0 +1,159 @@
+"""LoRA files have one key layout, and every saved module is active after loading (issue 11, defect 5).
+
+diffusers' ``load_lora_weights`` picks the key layout of a whole file from its first key; a file
+mixing ``…lora.down.weight`` and ``…lora_A.weight`` keys loads only part of the LoRA, with a
+warning that generation's quiet logging hides. These tests fit the LoRA plugins on the tiny
+models with the default targets and with every documented target set, then load each saved
+adapter the way generation does (``generator.generate``) and with stock ``load_lora_weights``,
+and count the active modules.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+pytest.importorskip("peft")
+
+from safetensors.torch import load_file, save_file  # noqa: E402
+
+from synthaug.diffusion.lora import TARGET_MODULE_SETS, check_lora_loaded, injected_lora_modules  # noqa: E402
+from synthaug.errors import GenerationError  # noqa: E402
+from synthaug.testing import make_concepts  # noqa: E402
+
+torch.set_num_threads(1)
+
+_PEFT_KEY = re.compile(r"^unet\.(.+)\.lora_[AB]\.weight$")
+
+
+@pytest.fixture(scope="module")
+def concepts(tmp_path_factory):
+    return make_concepts(tmp_path_factory.mktemp("data"), n_concepts=1, n_images=2, size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_sdxl_model(tmp_path_factory) -> Path:
+    from synthaug.testing import tiny_sdxl
+
+    return tiny_sdxl(tmp_path_factory.mktemp("models") / "sdxl")
+
+
+def _generator(kind: str, model: Path, targets: tuple[str, ...]):
+    """A lora-sd15 or lora-sdxl generator on the tiny model, 2 training steps."""
+    options = {"base_model": str(model), "resolution": 32, "max_train_steps": 2, "learning_rate": 3e-2,
+               "num_inference_steps": 2, "validation_images": 0, "checkpoint_every": 0,
+               "target_modules": list(targets)}
+    if kind == "sd15":
+        from synthaug_lora_sd15 import LoraSD15Generator
+
+        return LoraSD15Generator(options)
+    from synthaug_lora_sdxl import LoraSDXLGenerator
+
+    return LoraSDXLGenerator(options)
+
+
+def _matching_modules(unet, targets: tuple[str, ...]) -> set[str]:
+    """UNet modules peft puts a LoRA on for ``targets`` (a name equal to, or ending in ``.<target>``)."""
+    return {name for name, _ in unet.named_modules() if any(name == t or name.endswith("." + t) for t in targets)}
+
+
+def _saved_modules(path: Path) -> tuple[set[str], set[str]]:
+    """UNet module names in a LoRA file, and the layouts (key endings) it uses."""
+    keys = list(load_file(str(path)))
+    layouts = {re.sub(r"^.*\.(lora_[AB]|lora\.(down|up)|lora_linear_layer\.(down|up))\.weight$", r"\1", k) for k in keys}
+    return {m[1] for k in keys if (m := _PEFT_KEY.match(k))}, layouts
+
+
+@pytest.fixture(scope="module")
+def models(tiny_sd15_model, tiny_sdxl_model) -> dict[str, Path]:
+    return {"sd15": tiny_sd15_model, "sdxl": tiny_sdxl_model}
+
+
+@pytest.mark.parametrize("target_set", sorted(TARGET_MODULE_SETS))
+@pytest.mark.parametrize("kind", ["sd15", "sdxl"])
+def test_every_saved_module_is_active_when_generating(kind, target_set, models, concepts, tmp_path):
+    from synthaug_lora_sd15 import LORA_FILE
+
+    targets = TARGET_MODULE_SETS[target_set]
+    gen = _generator(kind, models[kind], targets)
+    try:
+        gen.fit(concepts, tmp_path)
+        path = gen.concept_dir(concepts[0]) / LORA_FILE
+        saved, layouts = _saved_modules(path)
+        expected = _matching_modules(gen.pipeline.unet, targets)
+        assert saved == expected and layouts == {"lora_A", "lora_B"}, (len(saved), len(expected), layouts)
+        images = list(gen.generate(concepts[0], [0]))  # loads the file as generation does, then checks it
+        injected = injected_lora_modules(gen.pipeline.unet, adapter_name="synthaug")
+        assert len(images) == 1 and set(injected) == expected, f"{len(injected)} of {len(expected)} active"
+    finally:
+        gen.close()
+
+
+@pytest.mark.parametrize("target_set", sorted(TARGET_MODULE_SETS))
+def test_stock_load_lora_weights_activates_every_module_and_changes_the_output(target_set, tiny_sd15_model,
+                                                                               concepts, tmp_path):
+    from diffusers import StableDiffusionPipeline
+
+    from synthaug_lora_sd15 import LORA_FILE
+
+    gen = _generator("sd15", tiny_sd15_model, TARGET_MODULE_SETS[target_set])
+    try:
+        gen.fit(concepts, tmp_path)
+    finally:
+        gen.close()
+    folder = gen.concept_dir(concepts[0])
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd15_model, safety_checker=None, feature_extractor=None,
+                                                   requires_safety_checker=False)
+
+    def image():
+        return pipe("a lesion", num_inference_steps=2, height=32, width=32, output_type="np",
+                    generator=torch.Generator().manual_seed(0)).images[0]
+
+    before = image()
+    pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name="stock")
+    saved, _ = _saved_modules(folder / LORA_FILE)
+    assert set(injected_lora_modules(pipe.unet, adapter_name="stock")) == saved
+    assert check_lora_loaded(pipe, folder / LORA_FILE, adapter_name="stock") == len(saved)
+    assert float(abs(image() - before).max()) > 1e-4
+
+
+def _mixed_layout_file(source: Path, target: Path) -> Path:
+    """``source`` rewritten the way the first version wrote it: attention keys ``lora.down/up``, others ``lora_A/B``."""
+    mixed = {}
+    for key, tensor in load_file(str(source)).items():
+        if re.search(r"\.(to_q|to_k|to_v|to_out\.0)\.lora_[AB]\.weight$", key):
+            key = key.replace(".lora_A.", ".lora.down.").replace(".lora_B.", ".lora.up.")
+        mixed[key] = tensor
+    save_file(dict(sorted(mixed.items(), key=lambda kv: "lora.down" not in kv[0])), str(target))
+    return target
+
+
+@pytest.mark.filterwarnings("ignore:While injecting the PEFT adapters:RuntimeWarning")
+def test_a_partially_loaded_lora_fails_loudly_naming_file_and_modules(tiny_sd15_model, concepts, tmp_path):
+    from synthaug_lora_sd15 import LORA_FILE
+
+    gen = _generator("sd15", tiny_sd15_model, TARGET_MODULE_SETS["attention+proj"])
+    try:
+        gen.fit(concepts, tmp_path)
+        path = gen.concept_dir(concepts[0]) / LORA_FILE
+        _mixed_layout_file(path, path)  # the defect, reproduced in place
+        with pytest.raises(GenerationError) as info:
+            list(gen.generate(concepts[0], [0]))  # inside generation's quiet logging
+        saved = _saved_modules(path)[0] | {m for m in _mixed_modules(path)}
+        active = set(injected_lora_modules(gen.pipeline.unet, adapter_name="synthaug"))
+    finally:
+        gen.close()
+    message = str(info.value)
+    missing = sorted(saved - active)
+    assert 0 < len(active) < len(saved) == 40, (len(active), len(saved))  # the tiny SD1.5: 8 of 40 before the fix
+    assert str(path) in message and f"{len(missing)} of {len(saved)} saved modules" in message, message
+    assert f"unet.{missing[0]} (not loaded)" in message, message
+
+
+def _mixed_modules(path: Path) -> set[str]:
+    """UNet modules of the ``lora.down``/``lora.up`` keys of a file."""
+    return {m[1] for k in load_file(str(path)) if (m := re.match(r"^unet\.(.+)\.lora\.(down|up)\.weight$", k))}
