@@ -157,3 +157,59 @@ def test_a_partially_loaded_lora_fails_loudly_naming_file_and_modules(tiny_sd15_
 def _mixed_modules(path: Path) -> set[str]:
     """UNet modules of the ``lora.down``/``lora.up`` keys of a file."""
     return {m[1] for k in load_file(str(path)) if (m := re.match(r"^unet\.(.+)\.lora\.(down|up)\.weight$", k))}
+
+
+def _sdxl_unet_config() -> dict:
+    """The full-size SDXL base UNet config written in benchmarks/sdxl_memory.py."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sdxl_memory.py"
+    spec = importlib.util.spec_from_file_location("sdxl_memory", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SDXL_UNET
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:While injecting the PEFT adapters:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter:UserWarning")
+def test_real_sdxl_architecture_loads_every_module_of_the_written_layout(tmp_path):
+    """The full-size SDXL UNet on the ``meta`` device (no weights), LoRA on every documented target:
+    the file as the plugins write it loads all 722 modules through diffusers' loader; the first
+    version's mixed layout loads a fraction, and the check refuses it."""
+    from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    from synthaug.diffusion.lora import lora_config
+
+    config = _sdxl_unet_config()
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**config)
+    unet.add_adapter(lora_config(rank=4, alpha=4, target_modules=TARGET_MODULE_SETS["transformer"]), adapter_name="x")
+    generator = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(v.shape, generator=generator) for k, v in get_peft_model_state_dict(unet, adapter_name="x").items()}
+    expected = _matching_modules(unet, TARGET_MODULE_SETS["transformer"])
+    assert len(expected) == len(state) // 2 == 722
+
+    class Pipe:  # check_lora_loaded reads pipe.unet only
+        pass
+
+    counts = {}
+    for name, layers in [("ours", state), ("mixed", convert_state_dict_to_diffusers(state))]:
+        StableDiffusionXLPipeline.save_lora_weights(str(tmp_path / name), unet_lora_layers=layers,
+                                                    weight_name=f"{name}.safetensors", safe_serialization=True)
+        path = tmp_path / name / f"{name}.safetensors"
+        with torch.device("meta"):
+            pipe = Pipe()
+            pipe.unet = UNet2DConditionModel(**config)
+        pipe.unet.load_lora_adapter(load_file(str(path)), prefix="unet", adapter_name="y")
+        counts[name] = len(injected_lora_modules(pipe.unet, adapter_name="y"))
+        if name == "ours":
+            assert check_lora_loaded(pipe, path, adapter_name="y") == 722
+        else:
+            with pytest.raises(GenerationError, match=rf"{722 - counts[name]} of 722 saved modules"):
+                check_lora_loaded(pipe, path, adapter_name="y")
+    print(f"real SDXL UNet, {len(expected)} LoRA modules: active after loading: ours {counts['ours']}, "
+          f"first version's mixed layout {counts['mixed']}")
+    assert counts["ours"] == 722 and counts["mixed"] < 722
