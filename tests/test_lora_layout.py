@@ -73,39 +73,47 @@ def models(tiny_sd15_model, tiny_sdxl_model) -> dict[str, Path]:
     return {"sd15": tiny_sd15_model, "sdxl": tiny_sdxl_model}
 
 
-@pytest.mark.parametrize("target_set", sorted(TARGET_MODULE_SETS))
-@pytest.mark.parametrize("kind", ["sd15", "sdxl"])
-def test_every_saved_module_is_active_when_generating(kind, target_set, models, concepts, tmp_path):
-    from synthaug_lora_sd15 import LORA_FILE
+@pytest.fixture(scope="module")
+def fitted(models, concepts, tmp_path_factory):
+    """``fitted(kind, target_set)``: a generator fitted on the concept, one per combination, kept for the module."""
+    cache: dict[tuple[str, str], object] = {}
 
-    targets = TARGET_MODULE_SETS[target_set]
-    gen = _generator(kind, models[kind], targets)
-    try:
-        gen.fit(concepts, tmp_path)
-        path = gen.concept_dir(concepts[0]) / LORA_FILE
-        saved, layouts = _saved_modules(path)
-        expected = _matching_modules(gen.pipeline.unet, targets)
-        assert saved == expected and layouts == {"lora_A", "lora_B"}, (len(saved), len(expected), layouts)
-        images = list(gen.generate(concepts[0], [0]))  # loads the file as generation does, then checks it
-        injected = injected_lora_modules(gen.pipeline.unet, adapter_name="synthaug")
-        assert len(images) == 1 and set(injected) == expected, f"{len(injected)} of {len(expected)} active"
-    finally:
+    def get(kind: str, target_set: str):
+        if (kind, target_set) not in cache:
+            gen = _generator(kind, models[kind], TARGET_MODULE_SETS[target_set])
+            gen.fit(concepts, tmp_path_factory.mktemp(f"{kind}-{target_set}"))
+            cache[kind, target_set] = gen
+        return cache[kind, target_set]
+
+    yield get
+    for gen in cache.values():
         gen.close()
 
 
 @pytest.mark.parametrize("target_set", sorted(TARGET_MODULE_SETS))
-def test_stock_load_lora_weights_activates_every_module_and_changes_the_output(target_set, tiny_sd15_model,
-                                                                               concepts, tmp_path):
+@pytest.mark.parametrize("kind", ["sd15", "sdxl"])
+def test_every_saved_module_is_active_when_generating(kind, target_set, fitted, concepts):
+    from synthaug_lora_sd15 import LORA_FILE
+
+    targets = TARGET_MODULE_SETS[target_set]
+    gen = fitted(kind, target_set)
+    path = gen.concept_dir(concepts[0]) / LORA_FILE
+    saved, layouts = _saved_modules(path)
+    expected = _matching_modules(gen.pipeline.unet, targets)
+    assert saved == expected and layouts == {"lora_A", "lora_B"}, (len(saved), len(expected), layouts)
+    images = list(gen.generate(concepts[0], [0]))  # loads the file as generation does, then checks it
+    injected = injected_lora_modules(gen.pipeline.unet, adapter_name="synthaug")
+    assert len(images) == 1 and set(injected) == expected, f"{len(injected)} of {len(expected)} active"
+
+
+@pytest.mark.parametrize("target_set", sorted(TARGET_MODULE_SETS))
+def test_stock_load_lora_weights_activates_every_module_and_changes_the_output(target_set, fitted, concepts,
+                                                                               tiny_sd15_model):
     from diffusers import StableDiffusionPipeline
 
     from synthaug_lora_sd15 import LORA_FILE
 
-    gen = _generator("sd15", tiny_sd15_model, TARGET_MODULE_SETS[target_set])
-    try:
-        gen.fit(concepts, tmp_path)
-    finally:
-        gen.close()
-    folder = gen.concept_dir(concepts[0])
+    folder = fitted("sd15", target_set).concept_dir(concepts[0])
     pipe = StableDiffusionPipeline.from_pretrained(tiny_sd15_model, safety_checker=None, feature_extractor=None,
                                                    requires_safety_checker=False)
 
