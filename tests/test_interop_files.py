@@ -177,6 +177,9 @@ def test_textual_inversion_a1111_files_load_in_a1111_and_comfyui(tiny_sd15_model
     learned = load_file(str(folder / EMBEDS_FILE))[gen.placeholder(concepts[0])]
     assert gen.artifact(concepts[0])["adapter_files"] == [EMBEDS_FILE, f"{slug}.safetensors", f"{slug}.pt"]
 
+    diffusers_data = load_file(str(folder / EMBEDS_FILE))  # also loads in both (one tensor), but named learned_embeds
+    assert torch.equal(a1111_embedding(diffusers_data)[0], learned)
+    assert torch.equal(comfy_embedding(diffusers_data, embedding_size=32), learned)
     safetensors_data = load_file(str(folder / f"{slug}.safetensors"))
     assert list(safetensors_data) == ["emb_params"]
     pt_data = torch.load(folder / f"{slug}.pt", weights_only=True)  # ComfyUI loads .pt this way
