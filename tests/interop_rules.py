@@ -35,8 +35,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 #: ComfyUI's recognised (up, down, extra) key endings per module, in the order it tries them.
-COMFY_PAIRS = [(".lora_up.weight", ".lora_down.weight", ".lora_mid.weight"), ("_lora.up.weight", "_lora.down.weight", None),
-               (".lora_B.weight", ".lora_A.weight", None), (".lora.up.weight", ".lora.down.weight", None),
+COMFY_PAIRS = [(".lora_up.weight", ".lora_down.weight", ".lora_mid.weight"),
+               ("_lora.up.weight", "_lora.down.weight", None), (".lora_B.weight", ".lora_A.weight", None),
+               (".lora.up.weight", ".lora.down.weight", None),
                (".lora_linear_layer.up.weight", ".lora_linear_layer.down.weight", None)]
 #: ComfyUI's CLIP module names in the kohya style.
 COMFY_CLIP = {"mlp.fc1": "mlp_fc1", "mlp.fc2": "mlp_fc2", "self_attn.k_proj": "self_attn_k_proj",
@@ -114,7 +115,8 @@ def comfy_clip_names(n_layers: int) -> set[str]:
     names: set[str] = set()
     for b in range(n_layers):
         for module, kohya in COMFY_CLIP.items():
-            names |= {f"lora_te_text_model_encoder_layers_{b}_{kohya}", f"lora_te1_text_model_encoder_layers_{b}_{kohya}",
+            names |= {f"lora_te_text_model_encoder_layers_{b}_{kohya}",
+                      f"lora_te1_text_model_encoder_layers_{b}_{kohya}",
                       f"text_encoder.text_model.encoder.layers.{b}.{module}"}
     return names
 
@@ -136,7 +138,9 @@ def comfy_loaded_keys(keys: Iterable[str], names: set[str]) -> set[str]:
 
 
 def kohya_modules(unet: Any, text_encoder: Any | None, *, naming: str) -> dict[str, Any]:
-    """kohya-ss LoRA module name -> the torch module it wraps (``naming``: ``diffusers`` for SD1.x, ``sgm`` for SDXL)."""
+    """kohya-ss LoRA module name -> the torch module it wraps.
+
+    ``naming``: ``diffusers`` (SD1.x) or ``sgm`` (SDXL) UNet paths."""
     prefixes = sgm_prefixes(unet)
     out: dict[str, Any] = {}
     for name, module in unet.named_modules():

@@ -19,7 +19,6 @@ from safetensors.torch import load_file  # noqa: E402
 
 from synthaug.diffusion.kohya import lora_to_kohya  # noqa: E402
 from synthaug.diffusion.lora import TARGET_MODULE_SETS, lora_config  # noqa: E402
-from synthaug.testing import make_concepts  # noqa: E402
 
 from .interop_rules import (  # noqa: E402
     a1111_embedding,
@@ -30,18 +29,9 @@ from .interop_rules import (  # noqa: E402
     kohya_loaded_keys,
     kohya_modules,
 )
+from .test_lora_layout import concepts, quick_options  # noqa: E402, F401  (a fixture and the fit options)
 
 torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def concepts(tmp_path_factory):
-    return make_concepts(tmp_path_factory.mktemp("data"), n_concepts=1, n_images=2, size=32)
-
-
-def _options(model: Path, **extra) -> dict:
-    return {"base_model": str(model), "resolution": 32, "max_train_steps": 2, "learning_rate": 3e-2,
-            "num_inference_steps": 2, "validation_images": 0, "checkpoint_every": 0, **extra}
 
 
 def _report(what: str, recognised: set[str], keys: set[str]) -> None:
@@ -54,7 +44,7 @@ def test_sd15_kohya_file_is_fully_recognised_by_comfyui_and_kohya(target_set, ti
                                                                   capsys):
     from synthaug_lora_sd15 import LoraSD15Generator, kohya_file_name
 
-    gen = LoraSD15Generator(_options(tiny_sd15_model, export_format="kohya",
+    gen = LoraSD15Generator(quick_options(tiny_sd15_model, export_format="kohya",
                                      target_modules=list(TARGET_MODULE_SETS[target_set])))
     try:
         gen.fit(concepts, tmp_path)
@@ -62,10 +52,10 @@ def test_sd15_kohya_file_is_fully_recognised_by_comfyui_and_kohya(target_set, ti
         state = load_file(str(path))
         unet = gen.pipeline.unet
         keys = set(state)
-        assert all(k.startswith("lora_unet_down_blocks_") or k.startswith(("lora_unet_mid_block_", "lora_unet_up_blocks_"))
+        assert all(k.startswith(("lora_unet_down_blocks_", "lora_unet_mid_block_", "lora_unet_up_blocks_"))
                    for k in keys)
-        _report(f"sd15 kohya ({target_set}) in kohya-ss", kohya_loaded_keys(state, kohya_modules(unet, None,
-                                                                                               naming="diffusers")), keys)
+        kohya = kohya_modules(unet, None, naming="diffusers")
+        _report(f"sd15 kohya ({target_set}) in kohya-ss", kohya_loaded_keys(state, kohya), keys)
         _report(f"sd15 kohya ({target_set}) in ComfyUI", comfy_loaded_keys(keys, comfy_unet_names(unet)), keys)
         with safe_open(str(path), "pt") as f:
             metadata = f.metadata()
@@ -84,7 +74,7 @@ def test_sd15_kohya_file_loads_in_diffusers_with_the_same_output(tiny_sd15_model
 
     from synthaug_lora_sd15 import LORA_FILE, LoraSD15Generator, kohya_file_name
 
-    gen = LoraSD15Generator(_options(tiny_sd15_model, export_format="kohya", alpha=4.0))
+    gen = LoraSD15Generator(quick_options(tiny_sd15_model, export_format="kohya", alpha=4.0))
     try:
         gen.fit(concepts, tmp_path)
     finally:
@@ -133,7 +123,7 @@ def test_sd15_plugin_writes_text_encoder_keys_when_the_text_encoder_is_trained(t
     from synthaug.errors import MissingDependencyError
     from synthaug_lora_sd15 import LoraSD15Generator, kohya_file_name
 
-    gen = LoraSD15Generator(_options(tiny_sd15_model, export_format="kohya", train_text_encoder=True))
+    gen = LoraSD15Generator(quick_options(tiny_sd15_model, export_format="kohya", train_text_encoder=True))
     try:
         try:
             gen.fit(concepts, tmp_path)
@@ -151,7 +141,8 @@ def test_sdxl_kohya_file_is_fully_recognised_by_comfyui_and_kohya(target_set, co
     from synthaug_lora_sdxl import LoraSDXLGenerator, kohya_file_name
 
     model = tiny_sdxl(tmp_path / "sdxl")
-    gen = LoraSDXLGenerator(_options(model, export_format="kohya", target_modules=list(TARGET_MODULE_SETS[target_set])))
+    gen = LoraSDXLGenerator(quick_options(model, export_format="kohya",
+                                          target_modules=list(TARGET_MODULE_SETS[target_set])))
     try:
         gen.fit(concepts, tmp_path / "work")
         state = load_file(str(gen.concept_dir(concepts[0]) / kohya_file_name(concepts[0])))
@@ -167,7 +158,7 @@ def test_sdxl_kohya_file_is_fully_recognised_by_comfyui_and_kohya(target_set, co
 def test_textual_inversion_a1111_files_load_in_a1111_and_comfyui(tiny_sd15_model, concepts, tmp_path):
     from synthaug_textual_inversion import EMBEDS_FILE, TextualInversionGenerator
 
-    gen = TextualInversionGenerator(_options(tiny_sd15_model, export_format="a1111", num_vectors=2,
+    gen = TextualInversionGenerator(quick_options(tiny_sd15_model, export_format="a1111", num_vectors=2,
                                              learning_rate=0.05))
     try:
         gen.fit(concepts, tmp_path)
@@ -200,7 +191,7 @@ def test_the_rules_refuse_the_diffusers_layout_file(tiny_sd15_model, concepts, t
     kohya export exists, and shows the rules do reject keys."""
     from synthaug_lora_sd15 import LORA_FILE, LoraSD15Generator
 
-    gen = LoraSD15Generator(_options(tiny_sd15_model))
+    gen = LoraSD15Generator(quick_options(tiny_sd15_model))
     try:
         gen.fit(concepts, tmp_path)
         state = load_file(str(gen.concept_dir(concepts[0]) / LORA_FILE))

@@ -42,11 +42,15 @@ def tiny_sdxl_model(tmp_path_factory) -> Path:
     return tiny_sdxl(tmp_path_factory.mktemp("models") / "sdxl")
 
 
+def quick_options(model: Path, **extra) -> dict:
+    """Options of a 2-step fit and 2-step sampling at 32 px on a tiny model."""
+    return {"base_model": str(model), "resolution": 32, "max_train_steps": 2, "learning_rate": 3e-2,
+            "num_inference_steps": 2, "validation_images": 0, "checkpoint_every": 0, **extra}
+
+
 def _generator(kind: str, model: Path, targets: tuple[str, ...]):
     """A lora-sd15 or lora-sdxl generator on the tiny model, 2 training steps."""
-    options = {"base_model": str(model), "resolution": 32, "max_train_steps": 2, "learning_rate": 3e-2,
-               "num_inference_steps": 2, "validation_images": 0, "checkpoint_every": 0,
-               "target_modules": list(targets)}
+    options = quick_options(model, target_modules=list(targets))
     if kind == "sd15":
         from synthaug_lora_sd15 import LoraSD15Generator
 
@@ -64,7 +68,8 @@ def _matching_modules(unet, targets: tuple[str, ...]) -> set[str]:
 def _saved_modules(path: Path) -> tuple[set[str], set[str]]:
     """UNet module names in a LoRA file, and the layouts (key endings) it uses."""
     keys = list(load_file(str(path)))
-    layouts = {re.sub(r"^.*\.(lora_[AB]|lora\.(down|up)|lora_linear_layer\.(down|up))\.weight$", r"\1", k) for k in keys}
+    layout = re.compile(r"^.*\.(lora_[AB]|lora\.(down|up)|lora_linear_layer\.(down|up))\.weight$")
+    layouts = {layout.sub(r"\1", k) for k in keys}
     return {m[1] for k in keys if (m := _PEFT_KEY.match(k))}, layouts
 
 
@@ -196,7 +201,8 @@ def test_real_sdxl_architecture_loads_every_module_of_the_written_layout(tmp_pat
         unet = UNet2DConditionModel(**config)
     unet.add_adapter(lora_config(rank=4, alpha=4, target_modules=TARGET_MODULE_SETS["transformer"]), adapter_name="x")
     generator = torch.Generator().manual_seed(0)
-    state = {k: torch.randn(v.shape, generator=generator) for k, v in get_peft_model_state_dict(unet, adapter_name="x").items()}
+    shapes = {k: v.shape for k, v in get_peft_model_state_dict(unet, adapter_name="x").items()}
+    state = {k: torch.randn(shape, generator=generator) for k, shape in shapes.items()}
     expected = _matching_modules(unet, TARGET_MODULE_SETS["transformer"])
     assert len(expected) == len(state) // 2 == 722
 

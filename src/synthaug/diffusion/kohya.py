@@ -126,7 +126,8 @@ def lora_to_kohya(state_dicts: Mapping[str, Mapping[str, Any]], unet_config: Any
         for key, tensor in state_dict.items():
             match = _PEFT_KEY.match(key)
             if match is None:
-                raise ValueError(f"not a peft LoRA key: {key!r} (expected '<module>.lora_A.weight' or '.lora_B.weight')")
+                raise ValueError(f"not a peft LoRA key: {key!r} "
+                                 "(expected '<module>.lora_A.weight' or '.lora_B.weight')")
             name = _kohya_name(component, match[1], unet_config, naming)
             out[f"{name}.lora_{'down' if match[2] == 'A' else 'up'}.weight"] = tensor.detach().contiguous().clone()
             out[f"{name}.alpha"] = torch.tensor(float(alpha), dtype=tensor.dtype)
