@@ -134,6 +134,21 @@ def test_stock_load_lora_weights_activates_every_module_and_changes_the_output(t
     assert float(abs(image() - before).max()) > 1e-4
 
 
+def test_the_check_accepts_a_lora_loaded_in_bfloat16(fitted, concepts, tiny_sd15_model):
+    """On GPUs the base weights (and so the loaded LoRA) are float16/bfloat16: rounding is not a failure."""
+    from diffusers import StableDiffusionPipeline
+
+    from synthaug_lora_sd15 import LORA_FILE
+
+    folder = fitted("sd15", "attention").concept_dir(concepts[0])
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_sd15_model, dtype=torch.bfloat16, safety_checker=None,
+                                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name="bf16")
+    layer = next(iter(injected_lora_modules(pipe.unet, adapter_name="bf16").values()))
+    assert layer.lora_B["bf16"].weight.dtype == torch.bfloat16
+    assert check_lora_loaded(pipe, folder / LORA_FILE, adapter_name="bf16") == 32
+
+
 def _mixed_layout_file(source: Path, target: Path) -> Path:
     """``source`` rewritten the way the first version wrote it: attention keys ``lora.down/up``, others ``lora_A/B``."""
     mixed = {}

@@ -110,7 +110,8 @@ def _problem(layer: Any, weights: Mapping[str, Any], adapter_name: str) -> str |
             return f"lora_{part} has another shape than in the file"
         if loaded.is_meta:  # an architecture-only model: nothing to compare
             continue
-        if not torch.allclose(saved.float(), loaded.detach().float().cpu(), rtol=1e-3, atol=1e-6):
+        tolerance = max(1e-5, float(torch.finfo(loaded.dtype).eps))  # loaded in float16/bfloat16 on GPUs
+        if not torch.allclose(saved.float(), loaded.detach().float().cpu(), rtol=tolerance, atol=1e-6):
             return f"lora_{part} differs from the file"
     return None
 
@@ -139,7 +140,7 @@ def check_lora_loaded(pipe: Any, path: str | Path, *, adapter_name: str) -> int:
     if problems:
         shown = ", ".join(problems[:8]) + (f", … ({len(problems) - 8} more)" if len(problems) > 8 else "")
         raise GenerationError(
-            f"LoRA file {path}: {len(problems)} of {total} saved modules are not active after loading: {shown}. "
+            f"LoRA file {path}: {len(problems)} of {total} saved modules are not active with their saved weights after loading: {shown}. "
             "The file may mix key layouts or name modules this base model does not have; fit it again with "
             "this synthaug version (balance --overwrite) and the same base_model"
         )
