@@ -140,7 +140,8 @@ def check_lora_loaded(pipe: Any, path: str | Path, *, adapter_name: str) -> int:
     if problems:
         shown = ", ".join(problems[:8]) + (f", … ({len(problems) - 8} more)" if len(problems) > 8 else "")
         raise GenerationError(
-            f"LoRA file {path}: {len(problems)} of {total} saved modules are not active with their saved weights after loading: {shown}. "
+            f"LoRA file {path}: {len(problems)} of {total} saved modules are not active with their saved weights "
+            f"after loading: {shown}. "
             "The file may mix key layouts or name modules this base model does not have; fit it again with "
             "this synthaug version (balance --overwrite) and the same base_model"
         )
