@@ -63,20 +63,24 @@ def check_output_location(
             f"{option} {str(out)!r} is an existing file, not a folder; give a folder path (new or existing)"
         )
     target = _resolved(out_path)
-    for given in inputs:
-        if given is None:
-            continue
+    sources = []
+    for given in sorted({os.fspath(g) for g in inputs if g is not None}):
         source = _resolved(given)
         if source.is_file():
             source = source.parent if source.suffix.lower() == ".csv" else source
+        sources.append((given, source))
+    # "inside" is checked for every input before "contains", so the message does not depend
+    # on the order of ``inputs`` (out == data is reported as inside the data folder).
+    for given, source in sources:
         if target == source or source in target.parents:
             raise OutputConflictError(
-                f"{option} {str(out)!r} is inside the data folder {str(given)!r}, an input of this command; "
+                f"{option} {str(out)!r} is inside the data folder {given!r}, an input of this command; "
                 "inputs are never written to, so choose an output folder outside every input"
             )
+    for given, source in sources:
         if target in source.parents:
             raise OutputConflictError(
-                f"{option} {str(out)!r} contains the data folder {str(given)!r}, an input of this command; "
+                f"{option} {str(out)!r} contains the data folder {given!r}, an input of this command; "
                 "choose an output folder that neither lies in nor holds an input"
             )
 
