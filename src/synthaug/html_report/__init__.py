@@ -53,8 +53,8 @@ def _versions() -> list[tuple[str, str]]:
 
 def _command_line() -> str | None:
     """The ``synthaug ...`` command line of this process, when it is the CLI."""
-    name = os.path.basename(sys.argv[0]) if sys.argv else ""
-    if name.startswith("synthaug") or name == "__main__.py":
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if script.name.startswith("synthaug") or (script.name == "__main__.py" and script.parent.name == "synthaug"):
         import shlex
 
         return "synthaug " + shlex.join(sys.argv[1:])
