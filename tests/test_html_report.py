@@ -108,14 +108,22 @@ def test_evaluation_page_has_every_experiment_plot_and_the_command(evaluation_di
     assert "<title>synthaug evaluation</title>" in html
 
 
-def test_missing_keys_and_a_verdict_table_render(tmp_path: Path) -> None:
+def test_missing_keys_a_verdict_table_and_recorded_versions_render(tmp_path: Path) -> None:
     from synthaug.html_report import render_html_report
 
-    html = render_html_report({"experiments": {"baseline": {}, "upsample": {"test": {"accuracy": {"mean": 0.5}}}},
-                               "verdicts": [{"experiment": "upsample", "metric": "accuracy",
-                                             "difference": {"mean": 0.02, "ci": [-0.01, 0.05]}, "verdict": "unclear"}]},
-                              tmp_path)
-    assert "unclear" in html and "0.02 [-0.01, 0.05]" in html and "50.00" in html
+    report = {"experiments": {"baseline": {}, "upsample": {"test": {"accuracy": {"mean": 0.5}}}},
+              "versions": {"synthaug": "9.9.9", "torch": "1.2.3"},
+              "verdicts": [{"experiment": "upsample", "metric": "balanced_accuracy", "mean": 0.02, "ci_low": -0.01,
+                            "ci_high": 0.05, "wilcoxon_p": 0.0004, "verdict": "no evidence", "n": 6}]}
+    html = render_html_report(report, tmp_path)
+    row = re.search(r"<tr><td>upsample</td><td class=\"num\">balanced accuracy</td>(.*?)</tr>", html)
+    assert row, html
+    assert [c for c in re.findall(r">([^<]*)</td>", row.group(1))] == ["+2.00", "[-1.00, +5.00]", "&lt;0.001", "6",
+                                                                        "no evidence"]
+    assert "50.00" in html and "synthaug 9.9.9, torch 1.2.3" in html
+    # an unknown verdict shape is still shown, key by key
+    html = render_html_report({**report, "verdicts": {"upsample": {"decision": "keep"}}}, tmp_path)
+    assert "<th>decision</th>" in html and "<td class=\"num\">keep</td>" in html
 
 
 def test_a_folder_without_report_json_is_a_clear_error(tmp_path: Path) -> None:

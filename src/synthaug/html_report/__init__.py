@@ -51,6 +51,14 @@ def _versions() -> list[tuple[str, str]]:
     return out
 
 
+def _report_versions(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The versions the report recorded when it was written (``versions``), if any."""
+    versions = report.get("versions")
+    if not isinstance(versions, Mapping):
+        return []
+    return [(str(k), str(v)) for k, v in versions.items() if v is not None]
+
+
 def _command_line() -> str | None:
     """The ``synthaug ...`` command line of this process, when it is the CLI."""
     script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
@@ -76,7 +84,7 @@ def render_html_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str
     return env.get_template("report.html.j2").render(
         **context, kind=kind, command=report.get("command") or command,
         created=report.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        versions=_versions(), images=images)
+        versions=_report_versions(report) or _versions(), images=images)
 
 
 def write_html_report(out_dir: str | os.PathLike[str], *, images: bool = False, command: str | None = None) -> Path:

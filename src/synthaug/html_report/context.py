@@ -15,7 +15,7 @@ from typing import Any
 
 from .charts import bar_chart
 
-__all__ = ["evaluation_context", "quality_context", "embed_png", "records_table"]
+__all__ = ["evaluation_context", "quality_context", "embed_png", "records_table", "verdict_table"]
 
 _METRICS = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced acc."), ("macro_f1", "macro-F1"))
 
@@ -89,6 +89,26 @@ def _cell(value: Any) -> str:
 
 
 # -- synthaug evaluate ------------------------------------------------------------------------
+def verdict_table(rows: Any) -> dict[str, Any] | None:
+    """The verdict table: one row per (experiment, metric) with the paired difference in
+    percentage points, its interval, the p-value and the verdict; any other shape is shown
+    key by key (:func:`records_table`)."""
+    if not (isinstance(rows, Sequence) and rows and all(isinstance(r, Mapping) and "verdict" in r for r in rows)):
+        return records_table(rows)
+    body = []
+    for r in rows:
+        low, high = r.get("ci_low"), r.get("ci_high")
+        interval = (f"[{low * 100:+.2f}, {high * 100:+.2f}]" if isinstance(low, (int, float))
+                    and isinstance(high, (int, float)) else "–")
+        p = r.get("wilcoxon_p")
+        body.append([r.get("experiment", "?"), str(r.get("metric", "?")).replace("_", " "),
+                     _pm({"mean": r.get("mean")}, signed=True), interval,
+                     "<0.001" if isinstance(p, (int, float)) and p < 0.001 else fmt(p), fmt(r.get("n")),
+                     r.get("verdict")])
+    return {"header": ["experiment", "metric", "Δ mean (pp)", "interval (pp)", "Wilcoxon p", "runs", "verdict"],
+            "rows": body}
+
+
 def _evaluation_tables(report: Mapping[str, Any], exps: Mapping[str, Any], classes: list[str]) -> list[dict]:
     rows = []
     for name, e in exps.items():
@@ -136,8 +156,10 @@ def evaluation_context(report: Mapping[str, Any], out_dir: Path) -> dict[str, An
                         "images are real only"),
              ("classifier", ", ".join(f"{k} {v}" for k, v in train.items() if v is not None and k in (
                  "backend", "model", "alpha", "weights", "image_size", "batch_size", "epochs", "steps")))]
-    verdicts = [(key.replace("_", " "), records_table(report[key])) for key in ("verdicts", "verdict")
-                if key in report]
+    stats = report.get("statistics")
+    if isinstance(stats, Mapping):
+        facts.append(("statistics", "; ".join(f"{k.replace('_', ' ')}: {fmt(v)}" for k, v in stats.items())))
+    verdicts = [("verdicts vs the real-only baseline", verdict_table(report.get("verdicts")))]
     plots = [(key.replace("_", " "), embed_png(out_dir, path))
              for key, path in (report.get("plots") or {}).items() if isinstance(path, str)]
     return {
