@@ -64,12 +64,12 @@ def test_every_plugin_has_an_extra_and_declares_its_synthaug_range() -> None:
 def _dependency_view(target: Path) -> Path:
     """Links to this environment's installed packages, minus every synthaug distribution."""
     site = Path(sysconfig.get_paths()["purelib"])
-    skip_modules = {"synthaug"} | {n.replace("-", "_") for n in _plugins()}
     target.mkdir()
     for entry in site.iterdir():
-        stem = entry.name.split("-")[0].lower().replace("-", "_")
-        if stem in skip_modules or entry.name.startswith("__editable__") or entry.suffix == ".pth":
-            continue
+        stem = entry.name.split("-")[0].lower()  # a package, module or dist-info name
+        if stem == "synthaug" or stem.startswith("synthaug_") or entry.name.startswith("__editable__") \
+                or entry.suffix == ".pth":
+            continue  # any synthaug distribution (also other checkouts' editable plugins)
         (target / entry.name).symlink_to(entry)
     return target
 
