@@ -41,7 +41,7 @@ test: $(VENV)/.dev-stamp
 # build isolation (the dev environment's setuptools), so it works offline. `make dist PY=python`
 # builds with another interpreter that has `build` and `twine` (and skips the dev install).
 dist: $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.dev-stamp)
-	rm -rf $(DIST_DIR)
+	rm -f $(DIST_DIR)/*.whl $(DIST_DIR)/*.tar.gz
 	$(foreach p,. $(PLUGINS),$(PY) -m build --no-isolation --outdir $(DIST_DIR) $(p) >/dev/null &&) true
 	$(PY) -m twine check --strict $(DIST_DIR)/*
 
