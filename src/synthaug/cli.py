@@ -501,7 +501,7 @@ def _register_extra_commands() -> None:
     """Commands whose modules live elsewhere register themselves here (lazy, optional)."""
     import importlib
 
-    for module in ("synthaug.evaluate.cli", "synthaug.report_cli"):
+    for module in ("synthaug.evaluate.cli", "synthaug.report_cli", "synthaug.html_report.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from .errors import InvalidParameterError
+from .html_report import write_html_report
 
 __all__ = ["register"]
 
@@ -112,6 +113,7 @@ def register(cli: click.Group) -> None:
         """Measure SYNTHETIC images against the REAL training images: near-copies, diversity, FD/KID, defects."""
         options = _kwargs(features, copy_threshold, outlier_factor, seed)
         result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, do_filter, _reasons(filter_on))
+        write_html_report(out)  # report.html beside report.json (synthaug.html_report)
         _show(result, f"quality of {synthetic}", synthetic, quiet, as_json, report)
 
     @cli.command("filter")
