@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._imageio import is_image_file, load_image, probe_image
+from ._imageio import is_image_file, load_image
 from .errors import DatasetError, UnreadableImageError
 
 __all__ = ["Dataset", "Sample", "UnreadableImagesWarning", "EmptyClassWarning"]
@@ -307,15 +307,11 @@ class Dataset(Sequence[Sample]):
     def _checked(
         cls, samples: list[Sample], *, root: Path | None, classes: Sequence[str], strict: bool
     ) -> Dataset:
-        good, bad, reasons = [], [], []
-        for sample in samples:
-            try:
-                probe_image(sample.path)
-            except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
-                bad.append(sample.path)
-                reasons.append(f"{type(exc).__name__}: {exc}")
-            else:
-                good.append(sample)
+        from .probe import probe_files  # header probe + completeness check, cached (see probe.py)
+
+        failed = probe_files((s.path for s in samples), root)
+        good = [s for s in samples if s.path not in failed]
+        bad, reasons = list(failed), list(failed.values())
         if bad and strict:
             raise UnreadableImageError([str(p) for p in bad], reasons)
         if bad:
