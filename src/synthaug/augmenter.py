@@ -59,6 +59,16 @@ def _validate_seed(value: object) -> int:
     return value
 
 
+def _validate_workers(value: object) -> int:
+    from .generation_pool import default_workers
+
+    if value is None:
+        return default_workers()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidParameterError("workers", value, "a whole number of at least 1")
+    return value
+
+
 def _content_key(path: Path) -> str:
     h = hashlib.sha1()
     with open(path, "rb") as fh:
@@ -118,6 +128,10 @@ class SyntheticAugmenter:
     max_subgroups, min_group_size, min_silhouette:
         Limits of ``subgroups="auto"``: at most this many groups, each with at least this many
         training images, and a split only when its silhouette reaches ``min_silhouette``.
+    workers:
+        Worker processes for a CPU generator with ``parallel_generation`` (``classic``);
+        default: the usable CPU cores, at most 8. The output is the same for any value
+        (see :mod:`synthaug.generation_pool`).
     subgroup_features:
         Feature space for the k-means: ``"colour-texture"`` (default, download-free),
         ``"generator"`` (the generator's ``features(paths)``, e.g. VAE latents, when it has
@@ -141,6 +155,7 @@ class SyntheticAugmenter:
         min_group_size: int = 8,
         min_silhouette: float = 0.2,
         subgroup_features: Any = "colour-texture",
+        workers: int | None = None,
     ) -> None:
         self.generator_spec = generator
         self.generator_options = generator_options
@@ -152,6 +167,8 @@ class SyntheticAugmenter:
         self.strict = bool(strict)
         self.progress = progress or NULL_PROGRESS
         self._generator: Generator | None = None
+        #: Processes for a ``parallel_generation`` generator (default: the usable cores, capped).
+        self.workers = _validate_workers(workers)
         self.subgroup_features = subgroup_features
         self.subgroups = parse_subgroups(
             subgroups, max_subgroups=max_subgroups, min_group_size=min_group_size, min_silhouette=min_silhouette,
@@ -425,13 +442,15 @@ class SyntheticAugmenter:
         total = sum(len(todo[c.name]) for c in concepts)
         task = self.progress.task(f"generating ({g.name})", total)
         options = g.options.model_dump(mode="json")
+        pool = _pool_for(g, 1 if ctx is not None and ctx.distributed else self.workers, total, self.work_dir_for(store))
+        source = pool.generate if pool is not None else g.generate
         try:
             for concept in concepts:
                 indices = todo[concept.name]
                 seeds = [derive_seed(self.random_state, concept.label, concept.name, i) for i in indices]
                 shared = {"generator": g.name, "generator_version": g.version, "options": options, **g.record(concept)}
                 produced = 0
-                for index, seed, item in zip(indices, seeds, self._checked(g.generate(concept, seeds), concept)):
+                for index, seed, item in zip(indices, seeds, self._checked(source(concept, seeds), concept)):
                     image = item.image if isinstance(item, GeneratedImage) else item
                     extra = item.metadata if isinstance(item, GeneratedImage) else {}
                     record = {
@@ -456,6 +475,8 @@ class SyntheticAugmenter:
         except Exception as exc:  # noqa: BLE001
             raise GenerationError(f"generator {g.name!r} failed while generating: {type(exc).__name__}: {exc}") from exc
         finally:
+            if pool is not None:
+                pool.__exit__(None, None, None)
             task.close()
 
     @staticmethod
@@ -467,6 +488,13 @@ class SyntheticAugmenter:
                     f"generator yielded {type(image).__name__} for {concept.name!r}; expected a PIL image"
                 )
             yield item
+
+
+def _pool_for(generator: Generator, workers: int, n_images: int, work_dir: Path) -> Any:
+    """A started :class:`~synthaug.generation_pool.GenerationPool`, or ``None`` to generate here."""
+    from .generation_pool import GenerationPool, use_pool
+
+    return GenerationPool(generator, workers, work_dir) if use_pool(generator, workers, n_images) else None
 
 
 def upsample(

@@ -241,9 +241,12 @@ def plan_cmd(data: Path, policy: str, strategy, targets, share, replace, strict:
               help="Features the sub-group k-means uses (generator: its features(), e.g. VAE latents).")
 @click.option("--processes", type=int, default=1, show_default=True,
               help="Run on N processes via `accelerate launch` (GPUs when enough are present, else CPU).")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes for a CPU generator such as classic (default: the usable cores, at most 8); "
+                   "the output is the same for any value.")
 def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy, targets, share, replace, strict,
                 seed: int, overwrite: bool, as_json: bool, quiet: bool, subgroups: str, max_subgroups: int,
-                min_group_size: int, subgroup_features: str, processes: int) -> None:
+                min_group_size: int, subgroup_features: str, processes: int, workers: int | None) -> None:
     """Fit the generator on DATA's training images and write the synthetic images to --out."""
     from .augmenter import SyntheticAugmenter
     from .distributed import current_context
@@ -253,6 +256,8 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
         raise InvalidParameterError("--seed", seed, "a non-negative integer")
     if processes < 1:
         raise InvalidParameterError("--processes", processes, "a whole number of at least 1")
+    if workers is not None and workers < 1:
+        raise InvalidParameterError("--workers", workers, "a whole number of at least 1")
     if processes > 1 and int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
         raise click.exceptions.Exit(_relaunch_with_accelerate(processes))
     if current_context().rank != 0:
@@ -265,7 +270,7 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
         augmenter = SyntheticAugmenter(gen, pol, out_dir=out, random_state=seed, overwrite=overwrite,
                                        strict=strict, progress=progress, subgroups=subgroups,
                                        max_subgroups=max_subgroups, min_group_size=min_group_size,
-                                       subgroup_features=subgroup_features)
+                                       subgroup_features=subgroup_features, workers=workers)
         plan = augmenter.prepare(data)
         if show:
             progress.print(_plan_table(plan, f"plan: {pol!r}, generator {gen.name}"))
