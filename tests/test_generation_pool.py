@@ -35,7 +35,7 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path: Path, monkeypatch: py
     _balance(data, tmp_path / "one", 1)
     pooled: list[str] = []
     original = GenerationPool.generate
-    monkeypatch.setattr(GenerationPool, "generate", lambda self, c, s: (pooled.append(c.name), original(self, c, s))[1])
+    monkeypatch.setattr(GenerationPool, "generate", lambda self, c, *a: (pooled.append(c.name), original(self, c, *a))[1])
     _balance(data, tmp_path / "two", 2)
     assert pooled == ["b", "c"]  # the pool did the work
     one, two = _files(tmp_path / "one"), _files(tmp_path / "two")

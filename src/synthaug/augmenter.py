@@ -22,6 +22,7 @@ from .errors import (
     OutputConflictError,
     SynthaugError,
 )
+from .generation_pool import WrittenImage
 from .generator import Concept, GeneratedImage, Generator, GeneratorOptions, derive_seed
 from .policy import MinorityUpsampling, Plan, Policy, make_policy
 from .progress import NULL_PROGRESS, Progress
@@ -442,15 +443,17 @@ class SyntheticAugmenter:
         total = sum(len(todo[c.name]) for c in concepts)
         task = self.progress.task(f"generating ({g.name})", total)
         options = g.options.model_dump(mode="json")
-        pool = _pool_for(g, 1 if ctx is not None and ctx.distributed else self.workers, total, self.work_dir_for(store))
-        source = pool.generate if pool is not None else g.generate
+        pool = _pool_for(g, 1 if ctx is not None and ctx.distributed else self.workers, total, store,
+                         self.work_dir_for(store))
         try:
             for concept in concepts:
                 indices = todo[concept.name]
                 seeds = [derive_seed(self.random_state, concept.label, concept.name, i) for i in indices]
                 shared = {"generator": g.name, "generator_version": g.version, "options": options, **g.record(concept)}
                 produced = 0
-                for index, seed, item in zip(indices, seeds, self._checked(source(concept, seeds), concept)):
+                items = (pool.generate(concept, seeds, [image_id(concept.slug, i) for i in indices]) if pool
+                         else self._checked(g.generate(concept, seeds), concept))
+                for index, seed, item in zip(indices, seeds, items):
                     image = item.image if isinstance(item, GeneratedImage) else item
                     extra = item.metadata if isinstance(item, GeneratedImage) else {}
                     record = {
@@ -463,7 +466,10 @@ class SyntheticAugmenter:
                         **shared,
                         **extra,
                     }
-                    store.add(image.convert("RGB") if image.mode != "RGB" else image, record)
+                    if isinstance(image, WrittenImage):  # written by a pool worker: only the record is due
+                        store.add_record(record, image.file, image.sha256)
+                    else:
+                        store.add(image.convert("RGB") if image.mode != "RGB" else image, record)
                     produced += 1
                     task.advance()
                 if produced != len(seeds):
@@ -490,11 +496,11 @@ class SyntheticAugmenter:
             yield item
 
 
-def _pool_for(generator: Generator, workers: int, n_images: int, work_dir: Path) -> Any:
+def _pool_for(generator: Generator, workers: int, n_images: int, store: Store, work_dir: Path) -> Any:
     """A started :class:`~synthaug.generation_pool.GenerationPool`, or ``None`` to generate here."""
     from .generation_pool import GenerationPool, use_pool
 
-    return GenerationPool(generator, workers, work_dir) if use_pool(generator, workers, n_images) else None
+    return GenerationPool(generator, workers, store.root, work_dir) if use_pool(generator, workers, n_images) else None
 
 
 def upsample(

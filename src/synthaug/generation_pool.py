@@ -1,12 +1,14 @@
 """Generation on all CPU cores: a process pool for generators with ``parallel_generation``.
 
-The augmenter stays the only writer of the output folder. Worker processes rebuild the
-generator from its class and options, generate a chunk of seeds, and return each image
-already encoded as PNG (encoding is a large share of the cost). The main process receives
-the chunks in submission order and hands them to :meth:`synthaug.store.Store.add` exactly
-as a one-process run would, so the images, the manifest and its order, and resuming after
-an interruption are the same whatever the number of workers. At most a few chunks per
-worker are in flight, so memory does not grow with the size of the run.
+Worker processes rebuild the generator from its class and options, generate a chunk of
+seeds, and write each image into the output folder themselves
+(:meth:`synthaug.store.Store.write_image`: PNG encoding, an atomic rename and ``fsync``,
+the bulk of the cost). The main process stays the only writer of the manifest: it takes
+the chunks in submission order and appends their records (:meth:`Store.add_record`)
+exactly as a one-process run does. So the images, the manifest and its order are the same
+whatever the number of workers, and an interruption leaves what a one-process run leaves
+at worst (images without a manifest line, written again with the same bytes on resume).
+At most a few chunks per worker are in flight, so memory does not grow with the run.
 
 Workers are started with ``spawn`` (safe beside the progress bar's thread and torch), which
 costs about a second once per run; the pool is only used when there is enough work.
@@ -14,17 +16,18 @@ costs about a second once per run; the pool is only used when there is enough wo
 
 from __future__ import annotations
 
-import io
 import os
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import GenerationError
 from .generator import Concept, GeneratedImage, Generator
 
-__all__ = ["EncodedImage", "GenerationPool", "default_workers", "use_pool"]
+__all__ = ["WrittenImage", "GenerationPool", "default_workers", "use_pool"]
 
 #: Most workers used by default (``--workers`` may ask for more).
 MAX_DEFAULT_WORKERS = 8
@@ -34,6 +37,7 @@ CHUNK = 8
 MIN_IMAGES = 4 * CHUNK
 
 _worker_generator: Generator | None = None
+_worker_store: Any = None
 
 
 def default_workers() -> int:
@@ -52,52 +56,37 @@ def use_pool(generator: Generator, workers: int, n_images: int) -> bool:
             and n_images >= MIN_IMAGES)
 
 
-class EncodedImage:
-    """An image a worker already encoded as PNG; ``save`` writes those bytes unchanged.
+@dataclass(frozen=True)
+class WrittenImage:
+    """An image a worker already wrote to ``OUT/<file>``; its manifest line is still due."""
 
-    It stands in for the PIL image in :meth:`Store.add`, which encodes with
-    ``format="PNG", compress_level=Store.png_compress_level``: the worker encodes with the
-    same settings, so the bytes are the ones a one-process run writes.
-    """
-
-    mode = "RGB"
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def save(self, fp: Any, format: str | None = None, **params: Any) -> None:  # noqa: A002 - PIL's name
-        fp.write(self.data)
+    file: str
+    sha256: str
 
 
-def _encode(image: Any) -> bytes:
+def _start_worker(cls: type[Generator], options: dict[str, Any], work_dir: str | None, out_dir: str) -> None:
+    global _worker_generator, _worker_store
     from .store import Store
 
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=Store.png_compress_level)
-    return buffer.getvalue()
-
-
-def _start_worker(cls: type[Generator], options: dict[str, Any], work_dir: str | None) -> None:
-    global _worker_generator
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _worker_store = Store(out_dir)
     _worker_generator = cls(options)
     if work_dir is not None and hasattr(_worker_generator, "work_dir"):
         _worker_generator.work_dir = Path(work_dir)
 
 
-def _generate_chunk(concept: Concept, seeds: Sequence[int]) -> list[tuple[int, bytes, dict[str, Any]]]:
-    """(seed, PNG bytes, metadata) of each seed, in order (runs in a worker)."""
-    assert _worker_generator is not None, "worker not initialised"
+def _generate_chunk(concept: Concept, seeds: Sequence[int], ids: Sequence[str]) -> list[tuple[WrittenImage, dict]]:
+    """Generate and write image ``ids[i]`` from ``seeds[i]`` (runs in a worker); their metadata."""
+    assert _worker_generator is not None and _worker_store is not None, "worker not initialised"
     out = []
-    for seed, item in zip(seeds, _worker_generator.generate(concept, seeds)):
+    for ident, item in zip(ids, _worker_generator.generate(concept, seeds)):
         image = item.image if isinstance(item, GeneratedImage) else item
-        metadata = item.metadata if isinstance(item, GeneratedImage) else {}
-        out.append((int(seed), _encode(image), dict(metadata)))
+        if not hasattr(image, "save") or not hasattr(image, "mode"):
+            raise GenerationError(f"generator yielded {type(image).__name__} for {concept.name!r}; expected a PIL image")
+        written = WrittenImage(*_worker_store.write_image(image.convert("RGB") if image.mode != "RGB" else image,
+                                                          concept.label, ident))
+        out.append((written, dict(item.metadata) if isinstance(item, GeneratedImage) else {}))
     if len(out) != len(seeds):
-        from .errors import GenerationError
-
         raise GenerationError(
             f"generator {_worker_generator.name!r} yielded {len(out)} images for {len(seeds)} seeds of {concept.name!r}"
         )
@@ -107,14 +96,15 @@ def _generate_chunk(concept: Concept, seeds: Sequence[int]) -> list[tuple[int, b
 class GenerationPool:
     """``workers`` processes generating for one generator; use as a context manager."""
 
-    def __init__(self, generator: Generator, workers: int, work_dir: str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, generator: Generator, workers: int, out_dir: str | os.PathLike[str],
+                 work_dir: str | os.PathLike[str] | None = None) -> None:
         import multiprocessing
 
         self.workers = workers
         options = generator.options.model_dump(mode="python")
         self._executor = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-            initargs=(type(generator), options, os.fspath(work_dir) if work_dir is not None else None),
+            initargs=(type(generator), options, os.fspath(work_dir) if work_dir is not None else None, os.fspath(out_dir)),
         )
 
     def __enter__(self) -> GenerationPool:
@@ -123,15 +113,17 @@ class GenerationPool:
     def __exit__(self, *exc: object) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def generate(self, concept: Concept, seeds: Sequence[int]) -> Iterator[GeneratedImage]:
-        """One :class:`GeneratedImage` (holding an :class:`EncodedImage`) per seed, in order."""
-        chunks = [list(seeds[i : i + CHUNK]) for i in range(0, len(seeds), CHUNK)]
+    def generate(self, concept: Concept, seeds: Sequence[int], ids: Sequence[str]) -> Iterator[GeneratedImage]:
+        """Write image ``ids[i]`` from ``seeds[i]``; yield a :class:`GeneratedImage` holding a
+        :class:`WrittenImage` per seed, in order."""
+        chunks = [(list(seeds[i : i + CHUNK]), list(ids[i : i + CHUNK])) for i in range(0, len(seeds), CHUNK)]
         pending: deque[Future] = deque()
         window = 3 * self.workers
         next_chunk = 0
         while next_chunk < len(chunks) or pending:
             while next_chunk < len(chunks) and len(pending) < window:
-                pending.append(self._executor.submit(_generate_chunk, concept, chunks[next_chunk]))
+                pending.append(self._executor.submit(_generate_chunk, concept, *chunks[next_chunk]))
                 next_chunk += 1
-            for seed, data, metadata in pending.popleft().result():
-                yield GeneratedImage(EncodedImage(data), seed, metadata)
+            chunk_seeds = chunks[next_chunk - len(pending)][0]
+            for seed, (written, metadata) in zip(chunk_seeds, pending.popleft().result()):
+                yield GeneratedImage(written, seed, metadata)

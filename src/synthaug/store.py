@@ -227,19 +227,24 @@ class Store:
 
         ``record`` must hold ``id`` and ``class``; ``file``, ``sha256`` and ``created`` are added.
         """
-        label, ident = record["class"], record["id"]
+        file, sha256 = self.write_image(image, record["class"], record["id"])
+        return self.add_record(record, file, sha256)
+
+    def write_image(self, image: Any, label: str, ident: str) -> tuple[str, str]:
+        """Write ``image`` as ``OUT/<label>/<ident>.png`` atomically, without a manifest line;
+        return its ``file`` (relative to OUT) and SHA-256. Safe from several processes."""
         folder = self.root / label
         folder.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", compress_level=self.png_compress_level)
         data = buffer.getvalue()
         atomic_write_bytes(folder / f"{ident}.png", data)
-        full = {
-            **record,
-            "file": f"{label}/{ident}.png",
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        return f"{label}/{ident}.png", hashlib.sha256(data).hexdigest()
+
+    def add_record(self, record: Mapping[str, Any], file: str, sha256: str) -> dict[str, Any]:
+        """Append the manifest line of an image already written by :meth:`write_image`."""
+        full = {**record, "file": file, "sha256": sha256,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         self._append(self.manifest_path, full)
         return full
 
