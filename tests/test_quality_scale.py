@@ -36,3 +36,21 @@ def test_quality_report_refuses_a_tiny_memory_budget(tmp_path) -> None:
 
     with pytest.raises(InvalidParameterError, match="max_memory"):
         quality_report(tmp_path, tmp_path, max_memory=1)
+
+
+def test_parallel_scan_equals_the_serial_scan(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import synthaug.quality.scan as scan
+    from synthaug.progress import NULL_PROGRESS
+    from synthaug.testing import make_image_folder
+
+    root = make_image_folder(tmp_path / "d", {"a": 20, "b": 12}, size=24)
+    paths = sorted(root.rglob("*.png"))
+    (root / "a" / "bad.png").write_bytes(b"")
+    paths.insert(5, root / "a" / "bad.png")
+    monkeypatch.setattr(scan, "SCAN_CHUNK", 8)
+    monkeypatch.setattr(scan, "PARALLEL_MIN", 8)
+    serial = scan._scan(paths, True, NULL_PROGRESS, "x", 1)
+    parallel = scan._scan(paths, True, NULL_PROGRESS, "x", 2)
+    assert serial[0] == parallel[0] and not serial[0][5].readable
+    assert np.array_equal(serial[1], parallel[1]) and serial[1].shape[0] == len(paths)
+    assert all((a is None and b is None) or np.array_equal(a, b) for a, b in zip(serial[2], parallel[2]))

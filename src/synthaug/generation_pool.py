@@ -10,8 +10,11 @@ whatever the number of workers, and an interruption leaves what a one-process ru
 at worst (images without a manifest line, written again with the same bytes on resume).
 At most a few chunks per worker are in flight, so memory does not grow with the run.
 
-Workers are started with ``spawn`` (safe beside the progress bar's thread and torch), which
-costs about a second once per run; the pool is only used when there is enough work.
+Workers are forked on Linux (:func:`pool_context`): start-up costs milliseconds and a
+script that calls synthaug without an ``if __name__ == "__main__":`` guard still works. The
+workers only run PIL/numpy code and report errors back by pickling, never through the
+parent's console. Elsewhere they are spawned (about a second once per run, and the calling
+script needs the guard). The pool is only used when there is enough work.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from typing import Any
 from .errors import GenerationError
 from .generator import Concept, GeneratedImage, Generator
 
-__all__ = ["WrittenImage", "GenerationPool", "default_workers", "use_pool"]
+__all__ = ["WrittenImage", "GenerationPool", "default_workers", "pool_context", "use_pool"]
 
 #: Most workers used by default (``--workers`` may ask for more).
 MAX_DEFAULT_WORKERS = 8
@@ -49,9 +52,18 @@ def default_workers() -> int:
     return max(1, min(cores, MAX_DEFAULT_WORKERS))
 
 
+def pool_context() -> Any:
+    """The multiprocessing context of synthaug's worker pools: ``fork`` on Linux, else ``spawn``."""
+    import multiprocessing
+    import sys
+
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+
 def use_pool(generator: Generator, workers: int, n_images: int) -> bool:
     """True when generation should run in a pool of ``workers`` processes."""
-    importable = "<locals>" not in type(generator).__qualname__  # a worker must import the class
+    cls = type(generator)
+    importable = "<locals>" not in cls.__qualname__ and cls.__module__ != "__main__"  # for spawned workers
     return (workers > 1 and bool(getattr(generator, "parallel_generation", False)) and importable
             and n_images >= MIN_IMAGES)
 
@@ -98,12 +110,10 @@ class GenerationPool:
 
     def __init__(self, generator: Generator, workers: int, out_dir: str | os.PathLike[str],
                  work_dir: str | os.PathLike[str] | None = None) -> None:
-        import multiprocessing
-
         self.workers = workers
         options = generator.options.model_dump(mode="python")
         self._executor = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+            workers, mp_context=pool_context(), initializer=_start_worker,
             initargs=(type(generator), options, os.fspath(work_dir) if work_dir is not None else None, os.fspath(out_dir)),
         )
 

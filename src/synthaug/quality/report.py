@@ -303,6 +303,7 @@ def quality_report(
     seed: int = 0,
     figures: bool = True,
     max_memory: float = DEFAULT_MAX_MEMORY_MB,
+    workers: int | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> QualityReport:
     """Measure synthetic images against the real training images (see the module docstring).
@@ -313,23 +314,27 @@ def quality_report(
     With ``out_dir`` the report files are written there (created if needed).
     ``max_memory`` (MiB) bounds the working arrays of the near-copy and nearest-neighbour
     searches, which run in chunks of query images; the per-image descriptors and features
-    (about 5 KiB per image) come on top and grow linearly.
+    (about 5 KiB per image) come on top and grow linearly. ``workers`` processes decode the
+    images of large sets (default: the usable CPU cores, at most 8).
     """
     import numpy as np
 
     from .features import resolve_feature_space
     from .metrics import Standardizer
 
+    from ..generation_pool import default_workers
+
     _validate(copy_threshold, outlier_factor, max_memory)
+    workers = default_workers() if workers is None else max(1, int(workers))
     train = _real_training_set(real)
     root, images, is_synthaug = _synthetic_images(synthetic)
     if not images:
         raise DatasetError(f"synthetic folder {str(root)!r} holds no images")
     space, space_note = resolve_feature_space(features)
-    real_side, _ = scan_side([s.path for s in train], [s.label for s in train], space, progress, "real")
+    real_side, _ = scan_side([s.path for s in train], [s.label for s in train], space, progress, "real", workers)
     if not real_side.usable.any():
         raise DatasetError("no usable real training image (all unreadable or blank)")
-    synth, infos = scan_side([im.path for im in images], [im.label for im in images], space, progress, "synthetic")
+    synth, infos = scan_side([im.path for im in images], [im.label for im in images], space, progress, "synthetic", workers)
     _flag_defects(images, infos)
     _flag_copies(images, synth, real_side, copy_threshold, max_memory)
     if space.name == "colour-texture":  # z-score with the real images' statistics
