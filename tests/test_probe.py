@@ -64,3 +64,16 @@ def test_cache_can_be_switched_off(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert cache.check(tmp_path / "x.jpg") is None and cache.probed == 1
     cache.save()
     assert cache.check(tmp_path / "x.jpg") is None and cache.probed == 1  # remembered in memory
+
+
+def test_realpaths_agree_with_os_realpath(tmp_path: Path) -> None:
+    from synthaug._paths import realpaths
+
+    real = _jpeg(tmp_path / "real" / "a" / "1.jpg")
+    (tmp_path / "linked").symlink_to(tmp_path / "real")
+    (tmp_path / "tree" / "a").mkdir(parents=True)
+    (tmp_path / "tree" / "a" / "2.jpg").symlink_to(real)
+    paths = [real, tmp_path / "linked" / "a" / "1.jpg", tmp_path / "tree" / "a" / "2.jpg",
+             tmp_path / "real" / "a" / ".." / "a" / "1.jpg", tmp_path / "linked" / "a" / ".." / "a" / "1.jpg",
+             tmp_path / "missing.jpg", Path("relative.jpg")]
+    assert realpaths(paths) == [os.path.realpath(p) for p in paths]

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._paths import realpaths
 from .augmented import AugmentedDataset, synthetic_samples
 from .dataset import Dataset, Sample
 from .errors import (
@@ -285,7 +286,7 @@ class SyntheticAugmenter:
             raise InvalidParameterError("out_dir", None, "a folder to write synthetic images to")
         out = self.out_dir.resolve()
         roots = {Path(os.path.realpath(train.root))} if train.root else set()
-        roots |= {Path(os.path.realpath(s.path)).parent.parent for s in train}
+        roots |= {Path(p).parent.parent for p in realpaths(s.path for s in train)}
         for root in roots:
             if out == root or root in out.parents:
                 raise OutputConflictError(

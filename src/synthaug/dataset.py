@@ -310,7 +310,7 @@ class Dataset(Sequence[Sample]):
         from .probe import probe_files  # header probe + completeness check, cached (see probe.py)
 
         failed = probe_files((s.path for s in samples), root)
-        good = [s for s in samples if s.path not in failed]
+        good = [s for s in samples if s.path not in failed] if failed else samples
         bad, reasons = list(failed), list(failed.values())
         if bad and strict:
             raise UnreadableImageError([str(p) for p in bad], reasons)

@@ -98,7 +98,9 @@ class ProbeCache:
 
     def check(self, path: Path) -> str | None:
         """``None`` when ``path`` is a usable image, else the reason (cached by size and mtime)."""
-        key = os.path.abspath(path)
+        key = os.fspath(path)
+        if not os.path.isabs(key):
+            key = os.path.abspath(key)
         try:
             st = os.stat(key)
         except OSError as exc:
