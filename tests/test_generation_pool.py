@@ -70,3 +70,42 @@ def test_pool_only_for_parallel_generators_with_enough_work() -> None:
     assert 1 <= default_workers() <= 8
     with pytest.raises(InvalidParameterError, match="workers"):
         SyntheticAugmenter("classic", workers=0)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_workers_exit_when_the_balance_process_is_killed(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = make_image_folder(tmp_path / "data", {"a": 400, "b": 4}, size=64)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "synthaug", "balance", str(data), "--out", str(out), "--quiet",
+                             "--workers", "2"], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    workers: list[int] = []
+    while time.time() < deadline and len(workers) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+        workers = _children(proc.pid)
+    assert len(workers) == 2, "the pool did not start"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.2)
+    for w in workers:  # reap if they became zombies of a reaper that is not us
+        assert not Path(f"/proc/{w}").exists() or "Z" in Path(f"/proc/{w}/stat").read_text().split()[2]

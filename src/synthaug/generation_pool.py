@@ -30,7 +30,7 @@ from typing import Any
 from .errors import GenerationError
 from .generator import Concept, GeneratedImage, Generator
 
-__all__ = ["WrittenImage", "GenerationPool", "default_workers", "pool_context", "use_pool"]
+__all__ = ["WrittenImage", "GenerationPool", "default_workers", "exit_with_parent", "pool_context", "use_pool"]
 
 #: Most workers used by default (``--workers`` may ask for more).
 MAX_DEFAULT_WORKERS = 8
@@ -76,9 +76,29 @@ class WrittenImage:
     sha256: str
 
 
-def _start_worker(cls: type[Generator], options: dict[str, Any], work_dir: str | None, out_dir: str) -> None:
+def exit_with_parent(parent_pid: int) -> None:
+    """Pool initializer: end this worker when the process that started it is gone.
+
+    A forked worker inherits the pool's pipes, so a parent killed with SIGKILL would leave it
+    waiting forever; a daemon thread checks the parent once a second.
+    """
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="synthaug-parent-watch", daemon=True).start()
+
+
+def _start_worker(cls: type[Generator], options: dict[str, Any], work_dir: str | None, out_dir: str,
+                  parent_pid: int) -> None:
     global _worker_generator, _worker_store
     from .store import Store
+
+    exit_with_parent(parent_pid)
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _worker_store = Store(out_dir)
@@ -114,7 +134,8 @@ class GenerationPool:
         options = generator.options.model_dump(mode="python")
         self._executor = ProcessPoolExecutor(
             workers, mp_context=pool_context(), initializer=_start_worker,
-            initargs=(type(generator), options, os.fspath(work_dir) if work_dir is not None else None, os.fspath(out_dir)),
+            initargs=(type(generator), options, os.fspath(work_dir) if work_dir is not None else None, os.fspath(out_dir),
+                      os.getpid()),
         )
 
     def __enter__(self) -> GenerationPool:

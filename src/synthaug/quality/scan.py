@@ -7,6 +7,7 @@ grows linearly with the number of images and holds no decoded pixels.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +55,10 @@ def _scan(paths: Sequence[Path], want_colour_texture: bool, progress: Progress, 
     if workers > 1 and len(paths) >= PARALLEL_MIN:
         from concurrent.futures import ProcessPoolExecutor
 
-        from ..generation_pool import pool_context
+        from ..generation_pool import exit_with_parent, pool_context
 
-        with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
+        with ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for chunk, part in zip(chunks, pool.map(_scan_chunk, chunks, [want_colour_texture] * len(chunks))):
                 parts.append(part)
                 task.advance(len(chunk))
