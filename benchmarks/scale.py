@@ -113,8 +113,9 @@ def report_inputs(data: Path, out: Path, n: int, work: Path) -> tuple[Path, Path
     return real_csv, links
 
 
-def measure(n: int, workers: int, report_size: int) -> dict[str, dict[str, float]]:
-    """Every step's wall time and peak RSS for the dataset of ``n`` images."""
+def measure(n: int, workers: int, report_size: int, only: tuple[str, ...] = ()) -> dict[str, dict[str, float]]:
+    """Every step's wall time and peak RSS for the dataset of ``n`` images (``only``: the steps
+    whose names start with one of these words; the later steps need the earlier ones)."""
     data = make_dataset(n)
     work = CACHE / f"run-{n}"
     shutil.rmtree(work, ignore_errors=True)
@@ -132,11 +133,15 @@ def measure(n: int, workers: int, report_size: int) -> dict[str, dict[str, float
         "no-op rerun": balance,
         "torch loader epoch (64 px)": [*py, "-c", LOADER_STEP, str(data), str(out)],
     }
+    if only:
+        steps = {name: argv for name, argv in steps.items() if name.startswith(only)}
     results = {}
     for name, argv in steps.items():
         wall, rss = run_step(argv, env)
         results[name] = {"seconds": wall, "peak_rss_mib": rss}
         print(f"  {n:>7} images  {name:<28} {wall:8.2f} s  {rss:7.0f} MiB", flush=True)
+    if only and not "report".startswith(only):
+        return results
     real_csv, links = report_inputs(data, out, report_size, work / "report-inputs")
     k = min(report_size, n)
     wall, rss = run_step([*cli, "report", str(real_csv), str(links), "--out", str(work / "report"), "--quiet"], env)
@@ -159,7 +164,7 @@ def check(all_results: dict[int, dict[str, dict[str, float]]]) -> list[str]:
     lines = []
     if lo != hi:
         for step in all_results[lo]:
-            if step.startswith(("report", "startup")):
+            if step.startswith(("report", "startup")) or step not in all_results[hi]:
                 continue  # report: a fixed-size subset beyond report-size; startup: constant
             a = net_seconds(all_results[lo], step) / lo
             b = net_seconds(all_results[hi], step) / hi
@@ -169,6 +174,8 @@ def check(all_results: dict[int, dict[str, dict[str, float]]]) -> list[str]:
             lines.append(f"{'PASS' if rss_ratio < hi / lo else 'FAIL'} sub-linear RSS: {step}: x{rss_ratio:.2f} for "
                          f"x{hi / lo:.0f} images")
     for step in ("plan (re-read)", "no-op rerun"):
+        if step not in all_results[hi]:
+            continue
         seconds = all_results[hi][step]["seconds"]
         scaled = seconds * 100_000 / hi
         verdict = "PASS" if scaled < 30 else "FAIL"
@@ -187,8 +194,9 @@ def plot(all_results: dict[int, dict[str, dict[str, float]]], path: Path) -> Non
     steps = [s for s in all_results[sizes[0]] if not s.startswith(("report", "startup"))]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for step in steps:
-        left.plot(sizes, [net_seconds(all_results[n], step) * 1000 / n for n in sizes], marker="o", label=step)
-        right.plot(sizes, [all_results[n][step]["peak_rss_mib"] for n in sizes], marker="o", label=step)
+        have = [n for n in sizes if step in all_results[n]]
+        left.plot(have, [net_seconds(all_results[n], step) * 1000 / n for n in have], marker="o", label=step)
+        right.plot(have, [all_results[n][step]["peak_rss_mib"] for n in have], marker="o", label=step)
     for ax, title in ((left, "wall time per dataset image, start-up subtracted (ms)"), (right, "peak RSS of the step (MiB)")):
         ax.set_xscale("log")
         ax.set_xlabel("images in the dataset")
@@ -209,6 +217,7 @@ def main() -> None:
     parser.add_argument("--report-size", type=int, default=10_000, help="real and synthetic images in the report step")
     parser.add_argument("--json", type=Path, default=None, help="write every measurement here")
     parser.add_argument("--plot", type=Path, default=None, help="write the growth plot (PNG) here")
+    parser.add_argument("--steps", default="", help="comma-separated step name prefixes to run, e.g. startup,plan")
     parser.add_argument("--merge", type=Path, nargs="*", default=(), help="earlier --json files to add to the checks")
     args = parser.parse_args()
     all_results: dict[int, dict] = {}
@@ -216,7 +225,7 @@ def main() -> None:
         all_results.update({int(k): v for k, v in json.loads(earlier.read_text())["results"].items()})
     for n in (int(x) for x in args.images.split(",") if x):
         print(f"dataset of {n} images: {class_sizes(n)}", flush=True)
-        all_results[n] = measure(n, args.workers, args.report_size)
+        all_results[n] = measure(n, args.workers, args.report_size, tuple(x for x in args.steps.split(",") if x))
     sizes = sorted(all_results)
     print("\ncost per dataset image (ms, wall time; start-up not subtracted):")
     steps = list(all_results[sizes[0]])

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._imageio import to_rgb
 from .errors import GenerationError
 from .generator import Concept, GeneratedImage, Generator
 
@@ -74,6 +75,7 @@ class WrittenImage:
 
     file: str
     sha256: str
+    size: int
 
 
 def exit_with_parent(parent_pid: int) -> None:
@@ -115,8 +117,7 @@ def _generate_chunk(concept: Concept, seeds: Sequence[int], ids: Sequence[str]) 
         image = item.image if isinstance(item, GeneratedImage) else item
         if not hasattr(image, "save") or not hasattr(image, "mode"):
             raise GenerationError(f"generator yielded {type(image).__name__} for {concept.name!r}; expected a PIL image")
-        written = WrittenImage(*_worker_store.write_image(image.convert("RGB") if image.mode != "RGB" else image,
-                                                          concept.label, ident))
+        written = WrittenImage(*_worker_store.write_image(to_rgb(image), concept.label, ident))
         out.append((written, dict(item.metadata) if isinstance(item, GeneratedImage) else {}))
     if len(out) != len(seeds):
         raise GenerationError(
