@@ -20,6 +20,8 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=64, help="square output size in pixels (default 64)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds of each loader, interleaved; best kept")
+    parser.add_argument("--num-workers", type=int, default=0,
+                        help="DataLoader worker processes of the torch loaders (the plain loop has none)")
     return parser.parse_args()
 
 

@@ -7,6 +7,12 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probe caches (synthaug.probe) go to a per-test folder, not the user's ~/.cache."""
+    monkeypatch.setenv("SYNTHAUG_CACHE_DIR", str(tmp_path_factory.mktemp("synthaug-cache")))
+
+
 @pytest.fixture()
 def tiny_folder(tmp_path: Path) -> Path:
     """A small imbalanced class-folder dataset: a=12, b=6, c=3 images of 32x32 px."""

@@ -60,7 +60,8 @@ def probe_image(path: str | os.PathLike[str]) -> None:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert a decoded image to RGB by the module's rules."""
-    image = ImageOps.exif_transpose(image) or image
+    if image.format not in ("JPEG", "PNG", "WEBP") or "exif" in image.info:  # these keep EXIF only there
+        image = ImageOps.exif_transpose(image) or image
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         scale = 1 / 257 if mode.startswith("I;16") or mode == "I" else 255.0

@@ -66,7 +66,11 @@ class AugmentedDataset(Sequence[Sample]):
 
     def _check_held_out(self) -> None:
         """Validation/test data are real-only and share no file with the training data."""
-        train_paths = {os.path.realpath(s.path) for s in self.samples}
+        if self.val is None and self.test is None:
+            return
+        from ._paths import realpaths
+
+        train_paths = set(realpaths(s.path for s in self.samples))
         for name in ("val", "test"):
             held = getattr(self, name)
             if held is None:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._imageio import to_rgb
+from ._paths import realpaths
 from .augmented import AugmentedDataset, synthetic_samples
 from .dataset import Dataset, Sample
 from .errors import (
@@ -23,7 +25,7 @@ from .errors import (
     OutputConflictError,
     SynthaugError,
 )
-from ._imageio import to_rgb
+from .generation_pool import WrittenImage
 from .generator import Concept, GeneratedImage, Generator, GeneratorOptions, derive_seed
 from .outdir import check_output_location, claim_output, storage_error
 from .policy import MinorityUpsampling, Plan, Policy, make_policy
@@ -59,6 +61,16 @@ def resolve_generator(
 def _validate_seed(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidParameterError("random_state", value, "a non-negative integer")
+    return value
+
+
+def _validate_workers(value: object) -> int:
+    from .generation_pool import default_workers
+
+    if value is None:
+        return default_workers()
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidParameterError("workers", value, "a whole number of at least 1")
     return value
 
 
@@ -125,6 +137,10 @@ class SyntheticAugmenter:
     max_subgroups, min_group_size, min_silhouette:
         Limits of ``subgroups="auto"``: at most this many groups, each with at least this many
         training images, and a split only when its silhouette reaches ``min_silhouette``.
+    workers:
+        Worker processes for a CPU generator with ``parallel_generation`` (``classic``);
+        default: the usable CPU cores, at most 8. The output is the same for any value
+        (see :mod:`synthaug.generation_pool`).
     subgroup_features:
         Feature space for the k-means: ``"colour-texture"`` (default, download-free),
         ``"generator"`` (the generator's ``features(paths)``, e.g. VAE latents, when it has
@@ -149,6 +165,7 @@ class SyntheticAugmenter:
         min_group_size: int = 8,
         min_silhouette: float = 0.2,
         subgroup_features: Any = "colour-texture",
+        workers: int | None = None,
     ) -> None:
         self.generator_spec = generator
         self.generator_options = generator_options
@@ -161,6 +178,8 @@ class SyntheticAugmenter:
         self.strict = bool(strict)
         self.progress = progress or NULL_PROGRESS
         self._generator: Generator | None = None
+        #: Processes for a ``parallel_generation`` generator (default: the usable cores, capped).
+        self.workers = _validate_workers(workers)
         self.subgroup_features = subgroup_features
         self.subgroups = parse_subgroups(
             subgroups, max_subgroups=max_subgroups, min_group_size=min_group_size, min_silhouette=min_silhouette,
@@ -296,8 +315,8 @@ class SyntheticAugmenter:
         for ds in datasets:
             if ds.root is not None:
                 roots.add(os.fspath(ds.root))
-            for s in ds:
-                real = os.path.dirname(os.path.realpath(s.path))
+            for s, resolved in zip(ds, realpaths(s.path for s in ds)):  # one realpath per folder
+                real = os.path.dirname(resolved)
                 roots.add(real)
                 if real != os.path.dirname(os.path.abspath(s.path)):
                     roots.add(os.path.dirname(real))
@@ -492,13 +511,17 @@ class SyntheticAugmenter:
         total = sum(len(todo[c.name]) for c in concepts)
         task = self.progress.task(f"generating ({g.name})", total)
         options = g.options.model_dump(mode="json")
+        pool = _pool_for(g, 1 if ctx is not None and ctx.distributed else self.workers, total, store,
+                         self.work_dir_for(store))
         try:
             for concept in concepts:
                 indices = todo[concept.name]
                 seeds = [derive_seed(self.random_state, concept.label, concept.name, i) for i in indices]
                 shared = {"generator": g.name, "generator_version": g.version, "options": options, **g.record(concept)}
                 produced = 0
-                for index, seed, item in self._checked(g.generate(concept, seeds), concept, indices, seeds):
+                items = (zip(indices, seeds, pool.generate(concept, seeds, [image_id(concept.slug, i) for i in indices]))
+                         if pool else self._checked(g.generate(concept, seeds), concept, indices, seeds))
+                for index, seed, item in items:
                     image = item.image if isinstance(item, GeneratedImage) else item
                     extra = item.metadata if isinstance(item, GeneratedImage) else {}
                     record = {
@@ -511,7 +534,10 @@ class SyntheticAugmenter:
                         **shared,
                         **extra,
                     }
-                    store.add(to_rgb(image), record)
+                    if isinstance(image, WrittenImage):  # written by a pool worker: only the record is due
+                        store.add_record(record, image.file, image.sha256, image.size)
+                    else:
+                        store.add(to_rgb(image), record)
                     produced += 1
                     task.advance()
                 if produced != len(seeds):
@@ -525,6 +551,8 @@ class SyntheticAugmenter:
         except Exception as exc:  # noqa: BLE001
             raise GenerationError(f"generator {g.name!r} failed while generating: {type(exc).__name__}: {exc}") from exc
         finally:
+            if pool is not None:
+                pool.__exit__(None, None, None)
             task.close()
 
     def _checked(self, items: Iterable[Any], concept: Concept, indices: Sequence[int],
@@ -557,6 +585,13 @@ def _os_failure(exc: OSError, store: Store, context: str) -> SynthaugError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT) or any(p == o or o in p.parents for p in paths for o in ours):
         return storage_error(exc, store.root)
     return GenerationError(f"{context}: {type(exc).__name__}: {exc}")
+
+
+def _pool_for(generator: Generator, workers: int, n_images: int, store: Store, work_dir: Path) -> Any:
+    """A started :class:`~synthaug.generation_pool.GenerationPool`, or ``None`` to generate here."""
+    from .generation_pool import GenerationPool, use_pool
+
+    return GenerationPool(generator, workers, store.root, work_dir) if use_pool(generator, workers, n_images) else None
 
 
 def upsample(

@@ -258,10 +258,13 @@ def plan_cmd(data: Path, policy: str, strategy, targets, share, replace, strict:
               help="On a rerun, also decode every listed image (default: check size and SHA-256 only).")
 @click.option("--combined", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Also write DIR/<class>/ holding links to the real and the synthetic images (one class tree).")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes for a CPU generator such as classic (default: the usable cores, at most 8); "
+                   "the output is the same for any value.")
 def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy, targets, share, replace, strict,
                 seed: int, overwrite: bool, as_json: bool, quiet: bool, subgroups: str, max_subgroups: int,
                 min_group_size: int, subgroup_features: str, processes: int, verify: bool,
-                combined: Path | None) -> None:
+                combined: Path | None, workers: int | None) -> None:
     """Fit the generator on DATA's training images and write the synthetic images to --out."""
     from .augmenter import SyntheticAugmenter
     from .distributed import current_context
@@ -272,6 +275,8 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
         raise InvalidParameterError("--seed", seed, "a non-negative integer")
     if processes < 1:
         raise InvalidParameterError("--processes", processes, "a whole number of at least 1")
+    if workers is not None and workers < 1:
+        raise InvalidParameterError("--workers", workers, "a whole number of at least 1")
     if processes > 1 and int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
         check_output_location(out, [data])
         with claim_output(out):  # one lock for the whole run; the workers inherit the claim
@@ -286,7 +291,7 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
         augmenter = SyntheticAugmenter(gen, pol, out_dir=out, random_state=seed, overwrite=overwrite,
                                        verify=verify, strict=strict, progress=progress, subgroups=subgroups,
                                        max_subgroups=max_subgroups, min_group_size=min_group_size,
-                                       subgroup_features=subgroup_features)
+                                       subgroup_features=subgroup_features, workers=workers)
         plan = augmenter.prepare(data)
         if combined is not None:
             check_output_location(combined, [data, out], option="--combined")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ._imageio import is_image_file, load_image, probe_image
+from ._imageio import is_image_file, load_image
 from .errors import DatasetError, UnreadableImageError
 
 __all__ = ["Dataset", "Sample", "UnreadableImagesWarning", "EmptyClassWarning", "DuplicateRowsWarning"]
@@ -344,15 +344,11 @@ class Dataset(Sequence[Sample]):
         cls, samples: list[Sample], *, root: Path | None, classes: Sequence[str], strict: bool,
         notices: Sequence[str] = (),
     ) -> Dataset:
-        good, bad, reasons = [], [], []
-        for sample in samples:
-            try:
-                probe_image(sample.path)
-            except Exception as exc:  # noqa: BLE001 - any decoder failure means unreadable
-                bad.append(sample.path)
-                reasons.append(f"{type(exc).__name__}: {exc}")
-            else:
-                good.append(sample)
+        from .probe import probe_files  # header probe + completeness check, cached (see probe.py)
+
+        failed = probe_files((s.path for s in samples), root)
+        good = [s for s in samples if s.path not in failed] if failed else samples
+        bad, reasons = list(failed), list(failed.values())
         if bad and strict:
             raise UnreadableImageError([str(p) for p in bad], reasons)
         notes = list(notices)

@@ -172,6 +172,10 @@ class Generator:
     #: need no synthetic images: the augmenter then passes a concept for every class to
     #: :meth:`fit` (and still calls :meth:`generate` only for the classes that need images).
     fits_all_classes: ClassVar[bool] = False
+    #: True for a CPU generator whose :meth:`generate` may run in worker processes
+    #: (``--workers``): the instance is rebuilt there from its class and options, must need
+    #: no fitted state beyond ``work_dir``, and the same seed must give the same image.
+    parallel_generation: ClassVar[bool] = False
     #: Option names that do not change the fitted artifact (e.g. generation settings).
     generation_only_options: ClassVar[frozenset[str]] = frozenset()
 

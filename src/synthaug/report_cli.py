@@ -35,6 +35,9 @@ def _report_options(func: Any) -> Any:
         click.option("--outlier-factor", type=float, default=None,
                      help="Outlier when the 3-NN distance exceeds this times the real 99th percentile (default 1.5)."),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling in the metrics."),
+        click.option("--max-memory", type=float, default=None, metavar="MIB",
+                     help="Bound (MiB) of the near-copy and nearest-neighbour working arrays (default 512); "
+                          "per-image descriptors (~5 KiB each) come on top."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables."),
     ]
@@ -43,7 +46,9 @@ def _report_options(func: Any) -> Any:
     return func
 
 
-def _kwargs(features: str, copy_threshold: float | None, outlier_factor: float | None, seed: int) -> dict[str, Any]:
+def _kwargs(features: str, copy_threshold: float | None, outlier_factor: float | None, seed: int,
+            max_memory: float | None) -> dict[str, Any]:
+    from .quality.metrics import DEFAULT_MAX_MEMORY_MB
     from .quality.report import DEFAULT_COPY_THRESHOLD, DEFAULT_OUTLIER_FACTOR
 
     return {
@@ -51,6 +56,7 @@ def _kwargs(features: str, copy_threshold: float | None, outlier_factor: float |
         "copy_threshold": DEFAULT_COPY_THRESHOLD if copy_threshold is None else copy_threshold,
         "outlier_factor": DEFAULT_OUTLIER_FACTOR if outlier_factor is None else outlier_factor,
         "seed": seed,
+        "max_memory": DEFAULT_MAX_MEMORY_MB if max_memory is None else max_memory,
     }
 
 
@@ -109,9 +115,9 @@ def register(cli: click.Group) -> None:
     @click.option("--filter-on", "filter_on", default="copy,blank,unreadable", show_default=True,
                   help=_REASONS_HELP)
     def report_cmd(real: Path, synthetic: Path, out: Path, features: str, copy_threshold, outlier_factor, seed: int,
-                   as_json: bool, quiet: bool, do_filter: bool, filter_on: str) -> None:
+                   max_memory: float | None, as_json: bool, quiet: bool, do_filter: bool, filter_on: str) -> None:
         """Measure SYNTHETIC images against the REAL training images: near-copies, diversity, FD/KID, defects."""
-        options = _kwargs(features, copy_threshold, outlier_factor, seed)
+        options = _kwargs(features, copy_threshold, outlier_factor, seed, max_memory)
         result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, do_filter, _reasons(filter_on))
         write_html_report(out)  # report.html beside report.json (synthaug.html_report)
         _show(result, f"quality of {synthetic}", synthetic, quiet, as_json, report)
@@ -125,7 +131,7 @@ def register(cli: click.Group) -> None:
                   help="Also write the report files into this folder.")
     @_report_options
     def filter_cmd(synthetic: Path, real: Path, filter_on: str, out: Path | None, features: str, copy_threshold,
-                   outlier_factor, seed: int, as_json: bool, quiet: bool) -> None:
+                   outlier_factor, seed: int, max_memory: float | None, as_json: bool, quiet: bool) -> None:
         """Move flagged images of the synthaug output folder SYNTHETIC to SYNTHETIC.synthaug/rejected/.
 
         Rerunning the same `synthaug balance` command afterwards regenerates exactly the
@@ -134,7 +140,7 @@ def register(cli: click.Group) -> None:
         reasons = _reasons(filter_on)
         if not reasons:
             raise InvalidParameterError("--on", filter_on, _REASONS_HELP)
-        options = _kwargs(features, copy_threshold, outlier_factor, seed)
+        options = _kwargs(features, copy_threshold, outlier_factor, seed, max_memory)
         result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, True, reasons)
         _show(result, f"quality of {synthetic} (before filtering)", synthetic, quiet, as_json, report)
 

@@ -304,18 +304,26 @@ class Store:
 
         ``record`` must hold ``id`` and ``class``; ``file``, ``sha256`` and ``created`` are added.
         """
-        label, ident = record["class"], record["id"]
+        return self.add_record(record, *self.write_image(image, record["class"], record["id"]))
+
+    def write_image(self, image: Any, label: str, ident: str) -> tuple[str, str, int]:
+        """Write ``image`` as ``OUT/<label>/<ident>.png`` atomically, without a manifest line;
+        return its ``file`` (relative to OUT), SHA-256 and size. Safe from several processes."""
         folder = self.root / label
         folder.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", compress_level=self.png_compress_level)
         data = buffer.getvalue()
         atomic_write_bytes(folder / f"{ident}.png", data)
+        return f"{label}/{ident}.png", hashlib.sha256(data).hexdigest(), len(data)
+
+    def add_record(self, record: Mapping[str, Any], file: str, sha256: str, size: int) -> dict[str, Any]:
+        """Append the manifest line of an image already written by :meth:`write_image`."""
         full = {
             **record,
-            "file": f"{label}/{ident}.png",
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
+            "file": file,
+            "sha256": sha256,
+            "bytes": size,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         self._append(self.manifest_path, full)

@@ -44,6 +44,7 @@ class ClassicGenerator(Generator):
     version = "1"
     description = "Seeded classical transforms (flips, rotations, crops, colour jitter) of the class's images."
     needs_fit = False
+    parallel_generation = True
     Options = ClassicOptions
 
     def __init__(self, options=None, /, **overrides) -> None:
@@ -72,7 +73,15 @@ class ClassicGenerator(Generator):
         if image is None:
             if len(self._cache) > 512:
                 self._cache.clear()
-            image = self._cache[path] = load_image(path)
+            try:
+                image = self._cache[path] = load_image(path)
+            except Exception as exc:  # noqa: BLE001 - reading only probes headers: name the damaged file
+                from ..errors import DatasetError
+
+                raise DatasetError(
+                    f"training image {str(path)!r} cannot be decoded ({type(exc).__name__}: {exc}); "
+                    "fix or remove it and run again"
+                ) from exc
         return image
 
     def generate(self, concept: Concept, seeds: Sequence[int]) -> Iterator[GeneratedImage]:

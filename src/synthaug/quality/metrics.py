@@ -11,13 +11,25 @@ from typing import Any
 from .features import COPY_MARGIN, COPY_SIDE
 
 __all__ = [
+    "DEFAULT_MAX_MEMORY_MB",
     "Standardizer",
+    "chunk_rows",
     "frechet_distance",
     "kernel_distance",
     "knn_distances",
     "mean_pairwise_distance",
     "nearest_copies",
 ]
+
+
+#: Default bound (MiB) of the working arrays of the pairwise searches (near-copies, k-NN).
+DEFAULT_MAX_MEMORY_MB = 512
+
+
+def chunk_rows(n_columns: int, bytes_per_cell: int, max_memory_mb: float = DEFAULT_MAX_MEMORY_MB) -> int:
+    """Query rows per chunk so that ``rows x n_columns x bytes_per_cell`` stays within the budget (at least 1)."""
+    budget = max_memory_mb * 2**20
+    return max(1, int(budget // max(1, n_columns * bytes_per_cell)))
 
 
 class Standardizer:
@@ -123,19 +135,26 @@ def mean_pairwise_distance(x: Any, *, max_rows: int = 500, seed: int = 0) -> flo
     return float(d.sum() / (n * (n - 1)))
 
 
-def knn_distances(query: Any, reference: Any, k: int = 3, *, exclude_self: bool = False) -> Any:
+def knn_distances(query: Any, reference: Any, k: int = 3, *, exclude_self: bool = False,
+                  max_memory_mb: float = DEFAULT_MAX_MEMORY_MB) -> Any:
     """Mean distance of each query row to its ``k`` nearest reference rows.
 
     With ``exclude_self`` (query is reference) each row's zero distance to itself is skipped.
+    Queries are processed in chunks whose distance arrays stay within ``max_memory_mb``.
     """
     import numpy as np
 
     query, reference = np.asarray(query, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    d = _pairwise(query, reference)
-    if exclude_self:
-        np.fill_diagonal(d, np.inf)
     k = max(1, min(k, reference.shape[0] - (1 if exclude_self else 0)))
-    return np.sort(d, axis=1)[:, :k].mean(1)
+    out = np.empty(len(query))
+    step = chunk_rows(len(reference), 32, max_memory_mb)  # distances + temporaries, float64
+    for start in range(0, len(query), step):
+        d = _pairwise(query[start : start + step], reference)
+        if exclude_self:
+            rows = np.arange(len(d))
+            d[rows, start + rows] = np.inf
+        out[start : start + step] = np.partition(d, k - 1, axis=1)[:, :k].mean(1)
+    return out
 
 
 def _windows(descriptors: Any, dy: int, dx: int) -> Any:
@@ -164,13 +183,14 @@ def best_over_shifts(query: Any, reference_windows: Any) -> Any:
     return best
 
 
-def nearest_copies(query: Any, reference: Any, *, chunk: int = 256) -> tuple[Any, Any]:
+def nearest_copies(query: Any, reference: Any, *, max_memory_mb: float = DEFAULT_MAX_MEMORY_MB) -> tuple[Any, Any]:
     """For each query descriptor: index of the most similar reference descriptor, and similarity.
 
     Similarity is the normalised cross-correlation of the centre window of the reference with
     the query window shifted by up to ``COPY_MARGIN`` pixels each way (the best shift counts):
     1 for identical images, ~0 for unrelated ones; small crops, shifts and colour jitter keep
-    it high, a flip or rotation does not.
+    it high, a flip or rotation does not. Queries go in chunks whose similarity arrays stay
+    within ``max_memory_mb`` (the reference windows, 4 KiB per image, come on top).
     """
     import numpy as np
 
@@ -179,6 +199,7 @@ def nearest_copies(query: Any, reference: Any, *, chunk: int = 256) -> tuple[Any
     if len(query) == 0 or len(reference) == 0:
         return np.zeros(len(query), dtype=int), np.full(len(query), np.nan)
     ref = _windows(reference, COPY_MARGIN, COPY_MARGIN).T.copy()
+    chunk = chunk_rows(len(reference), 12, max_memory_mb)  # running best + one shift's sims + argmax, float32
     best_sim = np.full(len(query), -np.inf, dtype=np.float32)
     best_idx = np.zeros(len(query), dtype=int)
     for start in range(0, len(query), chunk):

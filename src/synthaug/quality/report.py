@@ -30,7 +30,6 @@ the colour-texture space are not comparable to published FID numbers.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -42,6 +41,8 @@ from typing import Any
 from ..dataset import Dataset
 from ..errors import DatasetError, InvalidParameterError
 from ..progress import NULL_PROGRESS, Progress
+from .metrics import DEFAULT_MAX_MEMORY_MB
+from .scan import Scanned, scan_side
 
 __all__ = ["QualityReport", "SyntheticImage", "quality_report", "DEFAULT_COPY_THRESHOLD", "DEFAULT_OUTLIER_FACTOR"]
 
@@ -145,52 +146,10 @@ def _synthetic_images(synthetic: str | os.PathLike[str]) -> tuple[Path, list[Syn
     return root, [SyntheticImage(s.path, s.label) for s in data], False
 
 
-# -- scanning -------------------------------------------------------------------------------
-def _scan(paths: Sequence[Path], want_colour_texture: bool, progress: Progress, what: str):
-    """Decode each image once: pixel info, copy descriptor and (optionally) colour-texture row."""
-    import numpy as np
-
-    from .._imageio import load_image
-    from .features import COPY_MARGIN, COPY_SIDE, ImageInfo, colour_texture_vector, copy_descriptor, image_info
-
-    side = COPY_SIDE + 2 * COPY_MARGIN
-    infos, descriptors, rows = [], np.zeros((len(paths), side, side), np.float32), []
-    task = progress.task(f"reading {what} images", len(paths))
-    for i, p in enumerate(paths):
-        try:
-            image = load_image(p)
-        except Exception as exc:  # noqa: BLE001 - reported as an unreadable image
-            infos.append(ImageInfo(False, 0.0, 0.0, f"{type(exc).__name__}: {exc}"))
-            rows.append(None)
-            task.advance()
-            continue
-        infos.append(image_info(image))
-        descriptors[i] = copy_descriptor(image)
-        rows.append(colour_texture_vector(image) if want_colour_texture else None)
-        task.advance()
-    task.close()
-    return infos, descriptors, rows
-
-
-def _feature_matrix(paths: Sequence[Path], rows: list[Any], usable: Sequence[bool], space: Any) -> Any:
-    """Feature rows (NaN for unusable images) from the scan or from ``space``."""
-    import numpy as np
-
-    good = [i for i, ok in enumerate(usable) if ok]
-    if getattr(space, "name", "") == "colour-texture":
-        dims = len(next((r for r in rows if r is not None), np.zeros(66)))
-        out = np.full((len(paths), dims), np.nan)
-        for i in good:
-            out[i] = rows[i]
-        return out
-    extracted = np.asarray(space.extract([paths[i] for i in good]), dtype=np.float64)
-    out = np.full((len(paths), extracted.shape[1] if extracted.ndim == 2 else 0), np.nan)
-    out[good] = extracted
-    return out
-
-
 # -- the report ---------------------------------------------------------------------------
-def _validate(copy_threshold: float, outlier_factor: float) -> None:
+def _validate(copy_threshold: float, outlier_factor: float, max_memory: float) -> None:
+    if isinstance(max_memory, bool) or not isinstance(max_memory, (int, float)) or not max_memory >= 16:
+        raise InvalidParameterError("max_memory", max_memory, "a number of MiB >= 16", f"default {DEFAULT_MAX_MEMORY_MB}")
     if not isinstance(copy_threshold, (int, float)) or not 0 < copy_threshold <= 1:
         raise InvalidParameterError("copy_threshold", copy_threshold, "a similarity in (0, 1]",
                                     f"default {DEFAULT_COPY_THRESHOLD}")
@@ -260,28 +219,6 @@ def _distribution(real: Any, synth: Any, seed: int) -> dict[str, Any]:
     }
 
 
-@dataclass
-class _Scanned:
-    """One side of the comparison after decoding: paths, labels, usable mask, descriptors, features."""
-
-    paths: list[Path]
-    labels: Any  # numpy array of class names
-    usable: Any  # numpy bool array: readable and not blank
-    descriptors: Any
-    features: Any = None
-
-
-def _scan_side(paths: Sequence[Path], labels: Sequence[str], space: Any, progress: Progress, what: str):
-    """Decode one side, compute its copy descriptors and features; also return the pixel infos."""
-    import numpy as np
-
-    infos, descriptors, rows = _scan(paths, space.name == "colour-texture", progress, what)
-    usable = np.array([i.readable and not i.blank for i in infos], dtype=bool)
-    side = _Scanned(list(paths), np.array(labels), usable, descriptors)
-    side.features = _feature_matrix(side.paths, rows, usable, space)
-    return side, infos
-
-
 def _flag_defects(images: Sequence[SyntheticImage], infos: Sequence[Any]) -> None:
     for im, info in zip(images, infos):
         im.readable, im.blank = info.readable, info.blank
@@ -291,29 +228,32 @@ def _flag_defects(images: Sequence[SyntheticImage], infos: Sequence[Any]) -> Non
             im.flags.append("blank")
 
 
-def _flag_copies(images: Sequence[SyntheticImage], synth: _Scanned, real: _Scanned, threshold: float) -> None:
+def _flag_copies(images: Sequence[SyntheticImage], synth: Scanned, real: Scanned, threshold: float,
+                 max_memory_mb: float) -> None:
     """Nearest training image (any class) of every usable synthetic image; flag near-copies."""
     import numpy as np
 
     from .metrics import nearest_copies
 
     real_idx = np.flatnonzero(real.usable)
-    nearest, sims = nearest_copies(synth.descriptors[synth.usable], real.descriptors[real.usable])
+    nearest, sims = nearest_copies(synth.descriptors[synth.usable], real.descriptors[real.usable],
+                                   max_memory_mb=max_memory_mb)
     for im, j, sim in zip([im for im, ok in zip(images, synth.usable) if ok], nearest, sims):
         im.nearest, im.similarity = real.paths[real_idx[j]], float(sim)
         if sim >= threshold:
             im.flags.append("copy")
 
 
-def _flag_outliers(members: Sequence[SyntheticImage], synth_f: Any, real_f: Any, factor: float) -> None:
+def _flag_outliers(members: Sequence[SyntheticImage], synth_f: Any, real_f: Any, factor: float,
+                   max_memory_mb: float) -> None:
     """Flag synthetic images far from every real image of their class (3-NN rule)."""
     import numpy as np
 
     from .metrics import knn_distances
 
-    loo = knn_distances(real_f, real_f, 3, exclude_self=True)
+    loo = knn_distances(real_f, real_f, 3, exclude_self=True, max_memory_mb=max_memory_mb)
     limit = max(factor * float(np.quantile(loo, 0.99)), 1e-12)
-    for im, score in zip(members, knn_distances(synth_f, real_f, 3)):
+    for im, score in zip(members, knn_distances(synth_f, real_f, 3, max_memory_mb=max_memory_mb)):
         im.outlier_score = float(score) / limit
         if score > limit:
             im.flags.append("outlier")
@@ -335,8 +275,8 @@ def _counts(images: Sequence[SyntheticImage]) -> dict[str, Any]:
     }
 
 
-def _measure_class(label: str, images: Sequence[SyntheticImage], synth: _Scanned, real: _Scanned,
-                   outlier_factor: float, seed: int) -> dict[str, Any]:
+def _measure_class(label: str, images: Sequence[SyntheticImage], synth: Scanned, real: Scanned,
+                   outlier_factor: float, seed: int, max_memory_mb: float) -> dict[str, Any]:
     """Outlier flags and the per-class numbers of one class."""
     in_class = synth.labels == label
     rmask, smask = real.usable & (real.labels == label), synth.usable & in_class
@@ -345,7 +285,7 @@ def _measure_class(label: str, images: Sequence[SyntheticImage], synth: _Scanned
     distribution: dict[str, Any] = {}
     if rmask.sum() >= 2 and smask.any():
         usable_members = [im for im, ok in zip(members, synth.usable[in_class]) if ok]
-        _flag_outliers(usable_members, synth.features[smask], real.features[rmask], outlier_factor)
+        _flag_outliers(usable_members, synth.features[smask], real.features[rmask], outlier_factor, max_memory_mb)
         distribution = _distribution(real.features[rmask], synth.features[smask], seed)
     elif rmask.sum() < 2:
         entry["note"] = "fewer than 2 usable real images of this class: no distribution metrics"
@@ -362,6 +302,8 @@ def quality_report(
     outlier_factor: float = DEFAULT_OUTLIER_FACTOR,
     seed: int = 0,
     figures: bool = True,
+    max_memory: float = DEFAULT_MAX_MEMORY_MB,
+    workers: int | None = None,
     progress: Progress = NULL_PROGRESS,
 ) -> QualityReport:
     """Measure synthetic images against the real training images (see the module docstring).
@@ -370,24 +312,31 @@ def quality_report(
     ``train/`` part is used); ``synthetic`` a synthaug output folder or any class folder.
     ``features`` is ``"auto"``, ``"colour-texture"``, ``"inception"`` or a feature space.
     With ``out_dir`` the report files are written there (created if needed).
+    ``max_memory`` (MiB) bounds the working arrays of the near-copy and nearest-neighbour
+    searches, which run in chunks of query images; the per-image descriptors and features
+    (about 5 KiB per image) come on top and grow linearly. ``workers`` processes decode the
+    images of large sets (default: the usable CPU cores, at most 8).
     """
     import numpy as np
 
     from .features import resolve_feature_space
     from .metrics import Standardizer
 
-    _validate(copy_threshold, outlier_factor)
+    from ..generation_pool import default_workers
+
+    _validate(copy_threshold, outlier_factor, max_memory)
+    workers = default_workers() if workers is None else max(1, int(workers))
     train = _real_training_set(real)
     root, images, is_synthaug = _synthetic_images(synthetic)
     if not images:
         raise DatasetError(f"synthetic folder {str(root)!r} holds no images")
     space, space_note = resolve_feature_space(features)
-    real_side, _ = _scan_side([s.path for s in train], [s.label for s in train], space, progress, "real")
+    real_side, _ = scan_side([s.path for s in train], [s.label for s in train], space, progress, "real", workers)
     if not real_side.usable.any():
         raise DatasetError("no usable real training image (all unreadable or blank)")
-    synth, infos = _scan_side([im.path for im in images], [im.label for im in images], space, progress, "synthetic")
+    synth, infos = scan_side([im.path for im in images], [im.label for im in images], space, progress, "synthetic", workers)
     _flag_defects(images, infos)
-    _flag_copies(images, synth, real_side, copy_threshold)
+    _flag_copies(images, synth, real_side, copy_threshold, max_memory)
     if space.name == "colour-texture":  # z-score with the real images' statistics
         scale = Standardizer(real_side.features[real_side.usable])
         real_side.features, synth.features = scale(real_side.features), scale(synth.features)
@@ -396,7 +345,7 @@ def quality_report(
     task = progress.task("measuring classes", len(labels))
     classes = {}
     for label in labels:
-        classes[label] = _measure_class(label, images, synth, real_side, outlier_factor, seed)
+        classes[label] = _measure_class(label, images, synth, real_side, outlier_factor, seed, max_memory)
         task.advance()
     task.close()
 
@@ -420,6 +369,7 @@ def quality_report(
         "copy_threshold": copy_threshold,
         "outlier_factor": outlier_factor,
         "seed": seed,
+        "max_memory_mb": max_memory,
     }
     report = QualityReport(settings, overall, classes, images, root)
     if out_dir is not None:
@@ -427,135 +377,20 @@ def quality_report(
     return report
 
 
-# -- writing --------------------------------------------------------------------------------
+
 def write_report(report: QualityReport, out_dir: str | os.PathLike[str], *, train: Dataset | None = None,
                  figures: bool = True) -> Path:
-    """Write ``report.json``, ``report.md``, ``nearest.csv`` and the PNGs into ``out_dir``."""
-    from ..store import atomic_write_bytes, atomic_write_json
+    """Write ``report.json``, ``report.md``, ``nearest.csv`` and the PNGs into ``out_dir`` (see :mod:`.render`)."""
+    from .render import write_report as write
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if figures:
-        report.figures = _write_figures(report, out, train)
-    atomic_write_json(out / "report.json", report.to_dict())
-    atomic_write_bytes(out / "report.md", render_markdown(report).encode())
-    _write_nearest_csv(report, out / "nearest.csv")
-    return out
-
-
-def _write_nearest_csv(report: QualityReport, path: Path) -> None:
-    import io
-
-    from ..store import atomic_write_bytes
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, ["file", "class", "concept", "nearest_training_image", "similarity",
-                                     "outlier_score", "flags"])
-    writer.writeheader()
-    for im in report.images:
-        row = im.to_dict(report.synthetic_root)
-        row["flags"] = " ".join(row["flags"])
-        writer.writerow(row)
-    atomic_write_bytes(path, buffer.getvalue().encode())
-
-
-def _write_figures(report: QualityReport, out: Path, train: Dataset | None) -> list[str]:
-    from .plots import save_grid, save_pairs
-
-    written = []
-    by_class_real = train.paths_by_class() if train is not None else {}
-    overview = []
-    for label in report.classes:
-        synth = [im.path for im in report.images if im.label == label and im.readable]
-        real = by_class_real.get(label, [])
-        rows = [(f"real {label}", real[:8]), ("", real[8:16]), (f"synthetic {label}", synth[:8]), ("", synth[8:16])]
-        written.append(save_grid([r for r in rows if r[1]], out / f"grid-{label}.png").name)
-        overview += [(f"{label}: real (left) | synthetic (right)", [*real[:6], *synth[:6]])]
-    written.insert(0, save_grid(overview, out / "grid-overview.png", per_row=12, thumb=48).name)
-    ranked = sorted((im for im in report.images if im.nearest is not None), key=lambda im: -im.similarity)[:12]
-    if ranked:
-        threshold = report.settings["copy_threshold"]
-        pairs = [(im.path, im.nearest, f"{im.label[:18]} sim {im.similarity:.2f}", im.similarity >= threshold)
-                 for im in ranked]
-        written.append(save_pairs(pairs, out / "nearest-pairs.png").name)
-    return written
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
-    return str(value)
+    return write(report, out_dir, train=train, figures=figures)
 
 
 def render_markdown(report: QualityReport) -> str:
-    """The human-readable report (``report.md``)."""
-    s, o = report.settings, report.overall
-    ref = o.get("training_pairs_similarity") or {}
-    lines = [
-        "# Synthetic data quality report",
-        "",
-        f"- real training images: `{s['real']}` ({o['n_real']} images)",
-        f"- synthetic images: `{s['synthetic']}` ({o['n_synthetic']} images)",
-        f"- feature space: **{s['feature_space']}** — {s['feature_space_note']}",
-        f"- near-copy rule: copy similarity >= {s['copy_threshold']} ({s['copy_descriptor']}); "
-        f"distinct training images score median {_fmt(ref.get('median'))}, 99th percentile {_fmt(ref.get('q99'))}, "
-        f"max {_fmt(ref.get('max'))} against each other",
-        f"- outlier rule: 3-NN feature distance to the class's real images > {s['outlier_factor']} x the real images' "
-        "99th percentile (leave-one-out)",
-        "",
-        "## Summary",
-        "",
-        f"**{o['flagged']} of {o['n_synthetic']} synthetic images flagged**: {o['copies']} near-copies of a training "
-        f"image, {o['blank']} blank, {o['unreadable']} unreadable, {o['outliers']} outliers. "
-        f"Highest copy similarity: {_fmt(o.get('max_similarity'))}.",
-        "",
-    ]
-    if "fd" in o:
-        lines += [
-            f"Overall FD {_fmt(o['fd'])}; at half the real size: real–synthetic {_fmt(o['fd_half_synthetic'])}, "
-            f"real–real {_fmt(o['fd_real_halves'])}; KID {_fmt(o['kid'])}, "
-            f"diversity ratio (synthetic / real mean pairwise distance) {_fmt(o['diversity_ratio'])}.",
-            "",
-        ]
-    header = ["class", "real", "synthetic", "FD", "FD½ real–synth", "FD½ real–real", "KID", "diversity synth / real",
-              "max sim", "copies", "blank", "outliers", "flagged"]
-    lines += ["## Per class", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, c in report.classes.items():
-        div = (f"{_fmt(c.get('diversity_synthetic'))} / {_fmt(c.get('diversity_real'))}"
-               if "diversity_real" in c else "–")
-        row = [label, c["n_real"], c["n_synthetic"], c.get("fd"), c.get("fd_half_synthetic"), c.get("fd_real_halves"),
-               c.get("kid"), div,
-               c.get("max_similarity"), c["copies"], c["blank"] + c["unreadable"], c["outliers"], c["flagged"]]
-        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
-    lines += [
-        "",
-        "How to read it: FD and KID are distances between the real and synthetic feature distributions "
-        "(lower is closer). FD is biased upwards for small sets, so compare at equal sizes: *FD½ real–synth* "
-        "is the FD between half of the real class and as many synthetic images, *FD½ real–real* the FD between "
-        "the two halves of the real class (what a perfect generator would score). KID is unbiased (about 0 for "
-        "one distribution, can be slightly negative). A diversity ratio well below 1 means the synthetic images "
-        "vary less than the real ones. *max sim* is the highest copy similarity to any training image.",
-        "",
-    ]
-    flagged = report.flagged()
-    if flagged:
-        lines += ["## Flagged images", "", "| file | class | flags | similarity | nearest training image |",
-                  "|---|---|---|---|---|"]
-        for im in sorted(flagged, key=lambda im: -(im.similarity if math.isfinite(im.similarity) else -1))[:50]:
-            d = im.to_dict(report.synthetic_root)
-            lines.append(f"| {d['file']} | {d['class']} | {', '.join(d['flags'])} | {_fmt(d['similarity'])} | "
-                         f"{Path(d['nearest_training_image']).name if d['nearest_training_image'] else '–'} |")
-        if len(flagged) > 50:
-            lines.append(f"| … {len(flagged) - 50} more in report.json | | | | |")
-        lines.append("")
-    if report.figures:
-        lines += ["## Figures", ""]
-        for name in report.figures:
-            lines.append(f"![{name}]({name})")
-        lines.append("")
-    return "\n".join(lines)
+    """The human-readable report (``report.md``); see :mod:`.render`."""
+    from .render import render_markdown as render
+
+    return render(report)
 
 
 def load_report(path: str | os.PathLike[str]) -> dict[str, Any]:
