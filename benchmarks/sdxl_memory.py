@@ -22,6 +22,7 @@ option does): 1 byte per cast weight, plus the float16 copies that autograd keep
     python benchmarks/sdxl_memory.py --estimate-only   # the estimate, anywhere
     python benchmarks/sdxl_memory.py --base-weights float8 --estimate-only   # the 8 GiB mode
     python benchmarks/sdxl_memory.py --steps 6 --rank 16 --json results/sdxl-memory.json
+    python benchmarks/sdxl_memory.py --base-weights float8 --model-cache benchmarks/results/models   # GPU, reused model
 """
 
 from __future__ import annotations
@@ -234,8 +235,11 @@ def estimate(rank: int, batch: int, base_weights: str = "dtype") -> dict[str, An
 
 # -- the measurement ------------------------------------------------------------------------------
 def build_pipeline(folder: Path) -> Path:
-    """Save a random full-size SDXL pipeline (float16) to ``folder``."""
+    """Save a random full-size SDXL pipeline (float16) to ``folder``; reuse it if already complete there."""
     import torch
+
+    if (folder / ".complete").is_file():
+        return folder
     from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionXLPipeline
 
     from synthaug.diffusion.testing import tiny_clip_tokenizer
@@ -256,12 +260,14 @@ def build_pipeline(folder: Path) -> Path:
                                      add_watermarker=False)
     pipe.to(torch.float16)
     pipe.save_pretrained(folder, safe_serialization=True)
+    (folder / ".complete").write_text("random weights from benchmarks/sdxl_memory.py\n")
     del pipe
     torch.cuda.empty_cache()
     return folder
 
 
-def measure(steps: int, rank: int, batch: int | None, work: Path, base_weights: str = "dtype") -> dict[str, Any]:
+def measure(steps: int, rank: int, batch: int | None, work: Path, base_weights: str = "dtype",
+            model_cache: Path | None = None) -> dict[str, Any]:
     import numpy as np
     import torch
     from PIL import Image
@@ -269,7 +275,7 @@ def measure(steps: int, rank: int, batch: int | None, work: Path, base_weights: 
     from synthaug.generator import Concept
     from synthaug_lora_sdxl import LoraSDXLGenerator
 
-    model = build_pipeline(work / "sdxl-random")
+    model = build_pipeline((model_cache or work) / "sdxl-random")
     images = work / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -321,6 +327,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's train_batch_size")
     parser.add_argument("--base-weights", choices=["dtype", "float8"], default="dtype",
                         help="storage of the frozen UNet (option base_weights); float8: the 8 GiB mode")
+    parser.add_argument("--model-cache", type=Path, default=None,
+                        help="build the random SDXL folder here once and reuse it (default: a temporary folder)")
     parser.add_argument("--estimate-only", action="store_true", help="print the analytic estimate, even on a GPU")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -336,7 +344,8 @@ def main() -> None:
         pass
     elif torch.cuda.is_available():
         with tempfile.TemporaryDirectory(prefix="sdxl-memory-") as tmp, quiet_libraries():
-            result["measured"] = measure(args.steps, args.rank, args.batch_size, Path(tmp), args.base_weights)
+            result["measured"] = measure(args.steps, args.rank, args.batch_size, Path(tmp), args.base_weights,
+                                         args.model_cache)
         print(json.dumps(result["measured"], indent=2))
         target = 8 if args.base_weights == "float8" else 12
         verdict = "within" if result["measured"]["peak_allocated_gib"] <= target else "ABOVE"

@@ -97,3 +97,24 @@ def test_base_weights_rejects_unknown_value() -> None:
 
     with pytest.raises((SynthaugError, ValueError), match="base_weights"):
         LoraSD15Generator(base_weights="int4")
+
+
+@pytest.mark.gpu
+def test_float8_storage_with_float16_autocast_on_cuda(tiny_sd15_model: Path, tmp_path: Path) -> None:
+    """The 8 GiB mode's combination (float8 storage, float16 compute and autocast, gradient checkpointing)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    from synthaug.testing import make_concepts
+    from synthaug_lora_sd15 import LoraSD15Generator
+
+    concepts = make_concepts(tmp_path / "data", n_concepts=1, n_images=2, size=64)
+    gen = LoraSD15Generator(base_model=str(tiny_sd15_model), resolution=64, dtype="float16", mixed_precision="fp16",
+                            base_weights="float8", gradient_checkpointing=True, max_train_steps=4,
+                            validation_images=0, checkpoint_every=0, num_inference_steps=4)
+    gen.fit(concepts, tmp_path / "fit")
+    training = gen.artifact(concepts[0])["training"]
+    assert torch.isfinite(torch.tensor([training["probe_loss_start"], training["probe_loss_end"]])).all()
+    images = list(gen.generate(concepts[0], [1, 2]))
+    assert not any("defect" in im.metadata for im in images)
