@@ -29,10 +29,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_models import SD15_VAE  # noqa: E402  (a sibling script module)
 
 GIB = 2**30
 RESOLUTION = 1024
@@ -58,20 +62,9 @@ SDXL_UNET = {
     "flip_sin_to_cos": True,
     "freq_shift": 0,
 }
-#: diffusers config of the SDXL VAE (83,653,863 parameters); force_upcast: encode/decode in float32.
-SDXL_VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-    "block_out_channels": [128, 256, 512, 512],
-    "layers_per_block": 2,
-    "latent_channels": 4,
-    "norm_num_groups": 32,
-    "sample_size": 1024,
-    "scaling_factor": 0.13025,
-    "force_upcast": True,
-}
+#: diffusers config of the SDXL VAE (83,653,863 parameters: SD1.5's architecture with another scaling
+#: factor); force_upcast: encode/decode in float32.
+SDXL_VAE = {**SD15_VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True}
 #: CLIP ViT-L/14 text encoder and OpenCLIP ViT-bigG/14 text encoder (with projection), as in SDXL.
 TEXT_ENCODER = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
                 "hidden_act": "quick_gelu"}
