@@ -7,16 +7,20 @@
 #                                                        >= 1.3 cached vs diffusers' loop; generation <= 1.05)
 #   4. the gpu-marked tests
 #
-# Usage, from the repository root, with synthaug, its diffusion extra, bitsandbytes and the
-# plugins installed (or PYTHON pointing at such an interpreter):
+# Usage, from the repository root, with torch (CUDA), diffusers, transformers, peft, pydantic and
+# bitsandbytes importable by PYTHON (synthaug and the plugins are put on PYTHONPATH from src/):
 #
 #   bash benchmarks/gpu_suite.sh                 # results in benchmarks/results/gpu-suite/
 #   OUT=/some/dir PYTHON=.venv/bin/python bash benchmarks/gpu_suite.sh
+#   WHEELS=wheels/ bash benchmarks/gpu_suite.sh  # first pip-installs the wheels in wheels/ offline
+#                                                # (a machine without network: e.g. diffusers,
+#                                                # pydantic, pydantic-core, bitsandbytes)
 #
 # Each step has its own time limit (seconds, below) and writes <step>.log (and .json); a step
 # that fails or times out does not stop the others. The random-weight models are built once
 # under benchmarks/results/models (SDXL float16 ~7 GB, SD1.5 float32 ~4 GB of disk).
-# Copy the figures into docs/performance.md with the GPU name from gpu.txt.
+# At most 8 files come back in RESULTS (gpu.txt, 4 logs, 3 JSON). Copy the figures into
+# docs/performance.md with the GPU name from gpu.txt.
 set -u
 cd "$(dirname "$0")/.."
 
@@ -26,6 +30,9 @@ MODELS="benchmarks/results/models"
 mkdir -p "$RESULTS" "$MODELS"
 export HF_HUB_OFFLINE=1 TF_CPP_MIN_LOG_LEVEL=2 PYTHONPATH="src:$(printf '%s:' plugins/*/src)${PYTHONPATH:-}"
 
+if [ -n "${WHEELS:-}" ]; then
+  "$PYTHON" -m pip install --no-index --no-deps --quiet "$WHEELS"/*.whl || echo "installing $WHEELS failed"
+fi
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 } > "$RESULTS/gpu.txt" 2>&1
@@ -38,7 +45,7 @@ step() {  # step NAME SECONDS COMMAND...
   local started=$SECONDS
   timeout --kill-after=10 "$limit" "$@" > "$RESULTS/$name.log" 2>&1
   local rc=$?
-  echo "rc=$rc seconds=$((SECONDS - started))" | tee -a "$RESULTS/$name.log"
+  echo "rc=$rc seconds=$((SECONDS - started))" >> "$RESULTS/$name.log"
   grep -v -i -e warning -e warn\( "$RESULTS/$name.log" | tail -n 30
 }
 
