@@ -6,8 +6,10 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # Every plugin distribution under plugins/ is installed (editable) into the dev environment.
 PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 DEMO_OUT ?= demo-output
+# `make dist` writes the wheel and sdist of the core and of every plugin here.
+DIST_DIR ?= dist
 
-.PHONY: demo test install dev clean-venv
+.PHONY: demo test install dev dist clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +36,14 @@ demo: $(VENV)/.demo-stamp
 test: $(VENV)/.dev-stamp
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
 		TF_CPP_MIN_LOG_LEVEL=2 HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# Wheels and sdists of the core and every plugin under plugins/, then `twine check`. Built without
+# build isolation (the dev environment's setuptools), so it works offline. `make dist PY=python`
+# builds with another interpreter that has `build` and `twine` (and skips the dev install).
+dist: $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.dev-stamp)
+	rm -f $(DIST_DIR)/*.whl $(DIST_DIR)/*.tar.gz
+	$(foreach p,. $(PLUGINS),$(PY) -m build --no-isolation --outdir $(DIST_DIR) $(p) >/dev/null &&) true
+	$(PY) -m twine check --strict $(DIST_DIR)/*
 
 clean-venv:
 	rm -rf $(VENV)

@@ -112,7 +112,9 @@ def test_contact_sheets_live_in_the_sidecar(auto_run) -> None:
 
     with Image.open(sheets / "vascular_lesion.png") as im:
         assert im.width > 0 and im.height >= 96 * len(info["classes"]["vascular_lesion"]["concepts"])
-    assert {p.name for p in out.iterdir()} == {"manifest.jsonl", "plan.json", *SMALL}  # ImageFolder-readable
+    visible = {p.name for p in out.iterdir() if not p.name.startswith(".")}  # the hidden lock file aside
+    assert {"manifest.jsonl", "plan.json", *SMALL} <= visible  # ImageFolder-readable: class folders only
+    assert all((out / name).is_dir() for name in visible - {"manifest.jsonl", "plan.json"})
 
 
 def test_rerun_is_a_no_op_and_a_changed_setting_is_a_different_run(auto_run, small_classes: Dataset) -> None:

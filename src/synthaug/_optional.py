@@ -21,7 +21,7 @@ _PACKAGES: dict[str, tuple[str, str]] = {
     "bitsandbytes": ("bitsandbytes", "diffusion"),
     "sklearn": ("scikit-learn", "eval"),
     "matplotlib": ("matplotlib", "eval"),
-    "datasets": ("datasets", "eval"),
+    "datasets": ("datasets", "hf"),
     "numpy": ("numpy", ""),
 }
 

@@ -197,6 +197,15 @@ class AugmentedDataset(Sequence[Sample]):
             drop_remainder=drop_remainder,
         )
 
+    def to_hf(self, split: str = "train", *, include_synthetic: bool = True, embed_images: bool = False) -> Any:
+        """A Hugging Face ``datasets.Dataset`` with columns ``image``, ``label`` (a ``ClassLabel``
+        named and ordered as :attr:`class_to_index`), ``is_synthetic``, ``generator``, ``seed``
+        and ``source`` (see :mod:`synthaug.adapters.hf`). Val/test are real-only, as everywhere.
+        """
+        from .adapters.hf import make_hf_dataset
+
+        return make_hf_dataset(self, split, include_synthetic=include_synthetic, embed_images=embed_images)
+
     def __len__(self) -> int:
         return len(self.real) + len(self.synthetic)
 

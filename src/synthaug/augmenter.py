@@ -6,10 +6,11 @@ an :class:`~synthaug.augmented.AugmentedDataset`; :func:`upsample` is the one-li
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,13 @@ from .errors import (
     OutputConflictError,
     SynthaugError,
 )
+from ._imageio import to_rgb
 from .generator import Concept, GeneratedImage, Generator, GeneratorOptions, derive_seed
+from .outdir import check_output_location, claim_output, storage_error
 from .policy import MinorityUpsampling, Plan, Policy, make_policy
 from .progress import NULL_PROGRESS, Progress
 from .splits import is_split_root, load_split_root
-from .store import Store, image_id
+from .store import Store, check_layout, image_id
 from .subgroups import SubgroupSetting, Subgroups, parse_subgroups
 
 __all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator"]
@@ -105,7 +108,11 @@ class SyntheticAugmenter:
     work_dir:
         Where fitted artifacts go; default ``OUT.synthaug/fits/<generator>``.
     overwrite:
-        Replace an existing run with a different plan in ``out_dir`` (its images are deleted).
+        Replace an existing run with a different plan in ``out_dir`` (its images are deleted),
+        or a run whose ``plan.json`` is damaged.
+    verify:
+        On a rerun, decode every listed image too (a full check); without it a rerun checks
+        each listed file's size and SHA-256 against the manifest. Mismatches are regenerated.
     strict:
         Unreadable input images are an error instead of a warning.
     progress:
@@ -134,6 +141,7 @@ class SyntheticAugmenter:
         random_state: int = 0,
         work_dir: str | os.PathLike[str] | None = None,
         overwrite: bool = False,
+        verify: bool = False,
         strict: bool = False,
         progress: Progress | None = None,
         subgroups: str | int | SubgroupSetting = "none",
@@ -149,6 +157,7 @@ class SyntheticAugmenter:
         self.random_state = _validate_seed(random_state)
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.overwrite = bool(overwrite)
+        self.verify = bool(verify)
         self.strict = bool(strict)
         self.progress = progress or NULL_PROGRESS
         self._generator: Generator | None = None
@@ -158,6 +167,9 @@ class SyntheticAugmenter:
             features=subgroup_features if isinstance(subgroup_features, str) else
             getattr(subgroup_features, "name", type(subgroup_features).__name__),
         )
+        #: What the last :meth:`fit_resample` found in the output folder (e.g. images that no
+        #: longer matched the manifest and were generated again), as sentences.
+        self.run_notices_: list[str] = []
         #: The sub-groups found by the last :meth:`concepts` call (``None`` without sub-groups).
         self.subgroups_: Subgroups | None = None
         self._subgroups_key: tuple | None = None
@@ -173,12 +185,19 @@ class SyntheticAugmenter:
 
     def _splits(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
         """The training dataset and the held-out ones (read once per ``data``)."""
-        key = data if isinstance(data, Dataset) else os.fspath(data)
+        if isinstance(data, Dataset):
+            key: object = data
+        else:
+            key = os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
         if self._loaded is None or self._loaded[0] != key:
             self._loaded = (key, self._read(data))
         return self._loaded[1]
 
     def _read(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
+        if not isinstance(data, (Dataset, str, os.PathLike)):
+            hint = ("wrap it with synthaug.Dataset.from_hf(ds, cache_dir=...) first"
+                    if hasattr(data, "features") else "give a folder, a CSV file or a synthaug.Dataset")
+            raise InvalidParameterError("data", type(data).__name__, "a path or a synthaug.Dataset", hint)
         if isinstance(data, Dataset):
             held = {name: data.filter(lambda s, n=name: s.split == n) for name in ("val", "test")}
             held = {k: v for k, v in held.items() if len(v)}
@@ -200,6 +219,16 @@ class SyntheticAugmenter:
         """The plan for ``data``'s training images; loads no model."""
         train, _ = self._splits(data)
         return self.policy.plan(train.counts())
+
+    def notices(self, data: str | os.PathLike[str] | Dataset) -> list[str]:
+        """What a user should read about ``data`` and its plan (skipped files, empty
+        classes, ties), as data: independent of Python's warning filter."""
+        train, held_out = self._splits(data)
+        seen: dict[str, None] = {}
+        for ds in (train, *held_out.values()):
+            seen.update(dict.fromkeys(ds.notices))
+        seen.update(dict.fromkeys(self.plan(data).notices))
+        return list(seen)
 
     def concepts(self, train: Dataset, plan: Plan) -> tuple[list[Concept], dict[str, int]]:
         """Concepts to serve and their quotas.
@@ -259,23 +288,36 @@ class SyntheticAugmenter:
         }
 
     # -- output folder -------------------------------------------------------------------
-    def _check_out_dir(self, train: Dataset, run: Mapping[str, Any]) -> tuple[Store, str]:
+    def _input_roots(self, data: object, datasets: Iterable[Dataset]) -> set[str]:
+        """Every folder the run reads: the data argument, the dataset roots, each image's
+        folder, and for an image reached through a link (a split root) the folder above its
+        real folder, i.e. the original data folder. A file-system root is never one of them."""
+        roots = {os.fspath(data)} if isinstance(data, (str, os.PathLike)) else set()
+        for ds in datasets:
+            if ds.root is not None:
+                roots.add(os.fspath(ds.root))
+            for s in ds:
+                real = os.path.dirname(os.path.realpath(s.path))
+                roots.add(real)
+                if real != os.path.dirname(os.path.abspath(s.path)):
+                    roots.add(os.path.dirname(real))
+        return {r for r in roots if os.path.dirname(os.path.realpath(r)) != os.path.realpath(r)}
+
+    def _check_out_dir(self, data: object, run: Mapping[str, Any]) -> tuple[Store, str]:
         """Raise if the output folder cannot take this run; return the store and its state:
         ``"new"`` (no plan yet), ``"same"`` (this run, to resume) or ``"stale"`` (a different
-        earlier run that must be cleared, only allowed with ``overwrite``)."""
+        earlier run, or a damaged plan.json, that must be cleared: only with ``overwrite``)."""
         if self.out_dir is None:
             raise InvalidParameterError("out_dir", None, "a folder to write synthetic images to")
-        out = self.out_dir.resolve()
-        roots = {Path(os.path.realpath(train.root))} if train.root else set()
-        roots |= {Path(os.path.realpath(s.path)).parent.parent for s in train}
-        for root in roots:
-            if out == root or root in out.parents:
-                raise OutputConflictError(
-                    f"output folder {str(self.out_dir)!r} is inside the data folder {str(root)!r}; "
-                    "choose an output folder outside the input data (it is never written to)"
-                )
+        train, held_out = self._splits(data)
+        check_output_location(self.out_dir, self._input_roots(data, [train, *held_out.values()]))
         store = Store(self.out_dir)
-        existing = store.read_plan()
+        try:
+            existing = store.read_plan()
+        except OutputConflictError:
+            if not self.overwrite:
+                raise
+            return store, "stale"
         if existing is None:
             foreign = store.foreign_entries()
             if foreign:
@@ -300,8 +342,8 @@ class SyntheticAugmenter:
 
         Writes nothing and loads no model: the CLI calls it before showing the plan.
         """
-        train, _, plan, _, _, run = self._run_inputs(data)
-        self._check_out_dir(train, run)
+        _, _, plan, _, _, run = self._run_inputs(data)
+        self._check_out_dir(data, run)
         return plan
 
     def _run_inputs(self, data: str | os.PathLike[str] | Dataset) -> tuple[
@@ -311,6 +353,7 @@ class SyntheticAugmenter:
         train, held_out = self._splits(data)
         plan = self.policy.plan(train.counts())
         concepts, quotas = self.concepts(train, plan)
+        check_layout(train.classes, [c.name for c in concepts])
         return train, held_out, plan, concepts, quotas, self._run_description(plan, concepts, quotas)
 
     # -- the flow ------------------------------------------------------------------------
@@ -319,24 +362,46 @@ class SyntheticAugmenter:
 
         Re-running with the same arguments generates nothing new; an interrupted run resumes.
         """
-        from . import __version__
         from .distributed import current_context
 
         ctx = current_context()
+        self.run_notices_ = []
         train, held_out, plan, concepts, quotas, run = self._run_inputs(data)
-        # every rank checks before any rank writes, so all see the same folder and error
-        store, state = ctx.phase("checking the output folder", lambda: self._check_out_dir(train, run))
+        with contextlib.ExitStack() as claim:
+            # every rank checks before any rank writes, so all see the same folder and error;
+            # the main process holds the one-writer lock for the whole run
+            ctx.phase("checking the output folder", lambda: self._check_out_dir(data, run))
+            ctx.phase("claiming the output folder",
+                      lambda: claim.enter_context(claim_output(self.out_dir)) if ctx.is_main else None)
+            try:
+                return self._write_run(data, ctx, train, held_out, plan, concepts, quotas, run)
+            except OSError as exc:
+                raise storage_error(exc, self.out_dir) from exc
+
+    def _write_run(self, data: Any, ctx: Any, train: Dataset, held_out: Mapping[str, Dataset], plan: Plan,
+                   concepts: list[Concept], quotas: dict[str, int], run: Mapping[str, Any]) -> AugmentedDataset:
+        """The writing part of :meth:`fit_resample`, run while the output folder is claimed."""
+        from . import __version__
+
+        store, state = ctx.phase("checking the claimed output folder", lambda: self._check_out_dir(data, run))
 
         def prepare_output() -> None:  # main process only
             if state == "stale":
                 store.clear()
             if state != "same":
                 store.write_plan({"format": PLAN_FORMAT, "synthaug_version": __version__, **plan.to_dict(), "run": run})
+            for label in train.classes:  # every class has a folder, so folder readers number classes alike
+                (store.root / label).mkdir(parents=True, exist_ok=True)
             if self.subgroups_ is not None and self.subgroups.active:
                 from .subgroups import write_subgroup_files
 
                 write_subgroup_files(self.subgroups_, store.sidecar / "subgroups")
             store.recover()
+            bad = store.verify(full=self.verify)
+            if bad:
+                shown = ", ".join(f"{r['file']} ({r['problem']})" for r in bad[:10])
+                self.run_notices_.append(f"verify: {len(bad)} listed image(s) do not match the manifest and are "
+                                         f"generated again: {shown}")
 
         ctx.phase("preparing the output folder", prepare_output if ctx.is_main else lambda: None)
         todo = store.missing_indices(quotas)
@@ -406,6 +471,8 @@ class SyntheticAugmenter:
             g.fit(concepts, work_dir, progress=self.progress)
         except SynthaugError:
             raise
+        except OSError as exc:
+            raise _os_failure(exc, store, f"generator {g.name!r} failed while fitting") from exc
         except Exception as exc:  # noqa: BLE001 - report with context, keep the chain for --debug
             raise GenerationError(
                 f"generator {g.name!r} failed while fitting {', '.join(c.name for c in concepts)}: "
@@ -431,7 +498,7 @@ class SyntheticAugmenter:
                 seeds = [derive_seed(self.random_state, concept.label, concept.name, i) for i in indices]
                 shared = {"generator": g.name, "generator_version": g.version, "options": options, **g.record(concept)}
                 produced = 0
-                for index, seed, item in zip(indices, seeds, self._checked(g.generate(concept, seeds), concept)):
+                for index, seed, item in self._checked(g.generate(concept, seeds), concept, indices, seeds):
                     image = item.image if isinstance(item, GeneratedImage) else item
                     extra = item.metadata if isinstance(item, GeneratedImage) else {}
                     record = {
@@ -444,7 +511,7 @@ class SyntheticAugmenter:
                         **shared,
                         **extra,
                     }
-                    store.add(image.convert("RGB") if image.mode != "RGB" else image, record)
+                    store.add(to_rgb(image), record)
                     produced += 1
                     task.advance()
                 if produced != len(seeds):
@@ -453,20 +520,43 @@ class SyntheticAugmenter:
                     )
         except SynthaugError:
             raise
+        except OSError as exc:
+            raise _os_failure(exc, store, f"generator {g.name!r} failed while generating") from exc
         except Exception as exc:  # noqa: BLE001
             raise GenerationError(f"generator {g.name!r} failed while generating: {type(exc).__name__}: {exc}") from exc
         finally:
             task.close()
 
-    @staticmethod
-    def _checked(items, concept: Concept):
+    def _checked(self, items: Iterable[Any], concept: Concept, indices: Sequence[int],
+                 seeds: Sequence[int]) -> Iterator[tuple[int, int, Any]]:
+        """``(index, seed, item)`` per yielded item; a non-image or an image beyond the seeds
+        asked for breaks the generator contract (an error, never silently dropped)."""
+        count = 0
         for item in items:
             image = item.image if isinstance(item, GeneratedImage) else item
             if not hasattr(image, "save") or not hasattr(image, "mode"):
                 raise GenerationError(
                     f"generator yielded {type(image).__name__} for {concept.name!r}; expected a PIL image"
                 )
-            yield item
+            if count >= len(seeds):
+                raise GenerationError(
+                    f"generator {self.generator.name!r} broke the contract: it yielded more than the "
+                    f"{len(seeds)} image(s) asked for {concept.name!r} (one image per seed)"
+                )
+            yield indices[count], seeds[count], item
+            count += 1
+
+
+def _os_failure(exc: OSError, store: Store, context: str) -> SynthaugError:
+    """A full disk, or any OS error on a path of the output folder or its sidecar, is a
+    storage problem (rerun resumes); other OS errors are the generator's failure."""
+    import errno
+
+    paths = [Path(os.path.realpath(p)) for p in (exc.filename, exc.filename2) if p]
+    ours = (Path(os.path.realpath(store.root)), Path(os.path.realpath(store.sidecar)))
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or any(p == o or o in p.parents for p in paths for o in ours):
+        return storage_error(exc, store.root)
+    return GenerationError(f"{context}: {type(exc).__name__}: {exc}")
 
 
 def upsample(

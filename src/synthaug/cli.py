@@ -144,6 +144,7 @@ def _policy_from_flags(policy: str, strategy: str | None, targets: Sequence[str]
         if strategy:
             raise InvalidParameterError("--strategy", strategy, "not together with --target")
         wanted: dict[str, int] = {}
+        given: dict[str, str] = {}
         for t in targets:
             name, sep, value = t.rpartition("=")
             try:
@@ -154,8 +155,12 @@ def _policy_from_flags(policy: str, strategy: str | None, targets: Sequence[str]
                 raise InvalidParameterError("--target", t, "CLASS=N with N a whole number, e.g. --target melanoma=400")
             if number < 0:
                 raise InvalidParameterError("--target", t, "a final count of zero or more images")
+            if name in given:
+                raise InvalidParameterError("--target", t, f"one value per class; {name!r} is already given as "
+                                            f"{given[name]!r}")
+            given[name] = t
             wanted[name] = number
-        return MinorityUpsampling(wanted)
+        return MinorityUpsampling(wanted, source="--target")
     return MinorityUpsampling(strategy or "not majority")
 
 
@@ -177,6 +182,12 @@ def policy_options(func: Callable) -> Callable:
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
+
+
+def _show_notices(notices: Sequence[str]) -> None:
+    """Print what reading the data and planning found (always, whatever the warning filter)."""
+    for notice in notices:
+        click.echo(f"note: {notice}", err=True)
 
 
 def _plan_table(plan, title: str = "plan"):
@@ -214,7 +225,9 @@ def plan_cmd(data: Path, policy: str, strategy, targets, share, replace, strict:
     from .augmenter import SyntheticAugmenter
 
     pol = _policy_from_flags(policy, strategy, targets, share, replace)
-    plan = SyntheticAugmenter(policy=pol, strict=strict).plan(data)
+    augmenter = SyntheticAugmenter(policy=pol, strict=strict)
+    plan = augmenter.plan(data)
+    _show_notices(augmenter.notices(data))
     if as_json:
         click.echo(plan.to_json())
     else:
@@ -241,12 +254,18 @@ def plan_cmd(data: Path, policy: str, strategy, targets, share, replace, strict:
               help="Features the sub-group k-means uses (generator: its features(), e.g. VAE latents).")
 @click.option("--processes", type=int, default=1, show_default=True,
               help="Run on N processes via `accelerate launch` (GPUs when enough are present, else CPU).")
+@click.option("--verify", is_flag=True,
+              help="On a rerun, also decode every listed image (default: check size and SHA-256 only).")
+@click.option("--combined", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="Also write DIR/<class>/ holding links to the real and the synthetic images (one class tree).")
 def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy, targets, share, replace, strict,
                 seed: int, overwrite: bool, as_json: bool, quiet: bool, subgroups: str, max_subgroups: int,
-                min_group_size: int, subgroup_features: str, processes: int) -> None:
+                min_group_size: int, subgroup_features: str, processes: int, verify: bool,
+                combined: Path | None) -> None:
     """Fit the generator on DATA's training images and write the synthetic images to --out."""
     from .augmenter import SyntheticAugmenter
     from .distributed import current_context
+    from .outdir import check_output_location, claim_output
     from .plugins import get_generator
 
     if seed < 0:
@@ -254,7 +273,9 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
     if processes < 1:
         raise InvalidParameterError("--processes", processes, "a whole number of at least 1")
     if processes > 1 and int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
-        raise click.exceptions.Exit(_relaunch_with_accelerate(processes))
+        check_output_location(out, [data])
+        with claim_output(out):  # one lock for the whole run; the workers inherit the claim
+            raise click.exceptions.Exit(_relaunch_with_accelerate(processes))
     if current_context().rank != 0:
         quiet, as_json = True, False  # only the main process shows bars, tables and JSON
     pol = _policy_from_flags(policy, strategy, targets, share, replace)
@@ -263,16 +284,25 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
     show = not quiet and not as_json
     with RichProgress(quiet=not show) as progress:
         augmenter = SyntheticAugmenter(gen, pol, out_dir=out, random_state=seed, overwrite=overwrite,
-                                       strict=strict, progress=progress, subgroups=subgroups,
+                                       verify=verify, strict=strict, progress=progress, subgroups=subgroups,
                                        max_subgroups=max_subgroups, min_group_size=min_group_size,
                                        subgroup_features=subgroup_features)
         plan = augmenter.prepare(data)
+        if combined is not None:
+            check_output_location(combined, [data, out], option="--combined")
+        _show_notices(augmenter.notices(data))
         if show:
             progress.print(_plan_table(plan, f"plan: {pol!r}, generator {gen.name}"))
             for label, info in (augmenter.subgroups_.summary() if augmenter.subgroups_ else {}).items():
                 groups = ", ".join(f"{name} ({n})" for name, n in info["concepts"].items())
                 progress.log(f"sub-groups of {label}: {groups}")
         result = augmenter.fit_resample(data)
+    _show_notices(augmenter.run_notices_)
+    if combined is not None and current_context().is_main:
+        from .combined import write_combined
+
+        with claim_output(combined):
+            write_combined(result, combined, inputs=[data, out])
     counts = result.counts()
     if as_json:
         click.echo(json.dumps({"out": str(out), "generator": gen.name, "plan": plan.to_dict(), "counts": counts}, indent=2))
@@ -375,12 +405,16 @@ def split_cmd(data: Path, out: Path, val: float, test: float, seed: int, groups,
               as_json: bool) -> None:
     """Write OUT/{train,val,test}/<class>/ as a stratified (and grouped) split of DATA."""
     from .dataset import Dataset
+    from .outdir import check_output_location, claim_output
     from .splits import read_groups, split_dataset, write_split
 
+    check_output_location(out, [data])
     ds = Dataset.load(data, strict=strict)
+    _show_notices(ds.notices)
     group_map = read_groups(groups) if groups else None
     splits = split_dataset(ds, val=val, test=test, seed=seed, groups=group_map)
-    write_split(splits, out, copy=copy)
+    with claim_output(out):
+        write_split(splits, out, copy=copy)
     summary = {name: part.counts() for name, part in splits.items()}
     if as_json:
         click.echo(json.dumps(summary, indent=2))
@@ -467,7 +501,7 @@ def _register_extra_commands() -> None:
     """Commands whose modules live elsewhere register themselves here (lazy, optional)."""
     import importlib
 
-    for module in ("synthaug.evaluate.cli", "synthaug.report_cli"):
+    for module in ("synthaug.evaluate.cli", "synthaug.report_cli", "synthaug.html_report.cli"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -488,14 +522,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not _STATE["debug"]:  # library chatter (e.g. "requires torchvision") would bury our own lines
         for variable in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(variable, "error")
-    warnings.showwarning = _show_warning
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        for category in _NOTICE_WARNINGS():  # printed from data (notices), not through warnings
+            warnings.filterwarnings("ignore", category=category)
+        return _run(args)
+
+
+def _NOTICE_WARNINGS() -> tuple[type[Warning], ...]:  # noqa: N802 - a constant, computed lazily
+    from .dataset import DuplicateRowsWarning, EmptyClassWarning, UnreadableImagesWarning
+    from .policy import PlanNoticeWarning
+
+    return (DuplicateRowsWarning, EmptyClassWarning, UnreadableImagesWarning, PlanNoticeWarning)
+
+
+def _run(args: list[str]) -> int:
+    """Run the click group with ``args``; map every outcome to an exit code."""
     try:
         result = cli.main(args=args, prog_name="synthaug", standalone_mode=False)
         if isinstance(result, int):  # click returns the code of an Exit in non-standalone mode
             return result
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            click.echo("interrupted: rerun the same command to resume", err=True)
+            return 130
         click.echo("aborted", err=True)
         return 1
     except click.ClickException as exc:
@@ -509,6 +561,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted: rerun the same command to resume", err=True)
         return 130
+    except OSError as exc:
+        if _STATE["debug"]:
+            raise
+        from .outdir import storage_error
+
+        error = storage_error(exc)
+        click.echo(f"error: {error}", err=True)
+        return error.exit_code
     except Exception as exc:  # noqa: BLE001 - one line unless --debug
         if _STATE["debug"]:
             raise

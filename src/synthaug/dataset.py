@@ -4,12 +4,18 @@ A :class:`Dataset` is an immutable, ordered collection of :class:`Sample` record
 (path, label, optional group and split). Reading never writes to the input folder.
 Unreadable files are skipped with ONE warning listing them (or raise in ``strict`` mode);
 a class folder with no usable image is reported in :attr:`Dataset.empty_classes` and warned
-about, never silently dropped.
+about, never silently dropped. The same sentences are kept as data in
+:attr:`Dataset.notices`, so a caller can show them whatever Python's warning filter says.
+
+Class folders are the visible sub-folders of the root (names starting with ``_`` are classes,
+as in torchvision and Keras; hidden ``.`` folders are skipped).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import os
 import warnings
 from collections import Counter
@@ -21,9 +27,11 @@ from typing import Any
 from ._imageio import is_image_file, load_image, probe_image
 from .errors import DatasetError, UnreadableImageError
 
-__all__ = ["Dataset", "Sample", "UnreadableImagesWarning", "EmptyClassWarning"]
+__all__ = ["Dataset", "Sample", "UnreadableImagesWarning", "EmptyClassWarning", "DuplicateRowsWarning"]
 
 SPLITS = ("train", "val", "test")
+#: Label-column names a CSV may use, tried in this order when ``label_column`` is not given.
+LABEL_COLUMNS = ("label", "class", "labels", "category", "target", "dx")
 
 
 class UnreadableImagesWarning(UserWarning):
@@ -32,6 +40,10 @@ class UnreadableImagesWarning(UserWarning):
 
 class EmptyClassWarning(UserWarning):
     """A class has no usable image."""
+
+
+class DuplicateRowsWarning(UserWarning):
+    """The same image was listed more than once; it is counted once."""
 
 
 @dataclass(frozen=True)
@@ -85,11 +97,14 @@ class Dataset(Sequence[Sample]):
         root: str | os.PathLike[str] | None = None,
         empty_classes: Iterable[str] = (),
         skipped: Iterable[Path] = (),
+        notices: Iterable[str] = (),
     ) -> None:
         self._samples: tuple[Sample, ...] = tuple(samples)
         self.root: Path | None = Path(root) if root is not None else None
         self.empty_classes: tuple[str, ...] = tuple(sorted(set(empty_classes)))
         self.skipped: tuple[Path, ...] = tuple(skipped)
+        #: What reading found that a user should know (skipped files, empty classes, duplicates).
+        self.notices: tuple[str, ...] = tuple(notices)
 
     # -- Sequence protocol -------------------------------------------------------------
     def __len__(self) -> int:
@@ -141,7 +156,7 @@ class Dataset(Sequence[Sample]):
     def with_split(self, split: str | None) -> Dataset:
         """A copy whose samples are all marked as belonging to ``split``."""
         return Dataset([replace(s, split=split) for s in self._samples], root=self.root,
-                       empty_classes=self.empty_classes, skipped=self.skipped)
+                       empty_classes=self.empty_classes, skipped=self.skipped, notices=self.notices)
 
     # -- constructors --------------------------------------------------------------
     @classmethod
@@ -168,9 +183,8 @@ class Dataset(Sequence[Sample]):
                 f"data path {str(root)!r} is not a folder; give a folder with one sub-folder per "
                 "class, or a CSV file with path,label columns"
             )
-        class_dirs = sorted(
-            p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
-        )
+        class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        _refuse_ancestor_links(root, class_dirs)
         if not class_dirs:
             raise DatasetError(
                 f"data folder {str(root)!r} has no class sub-folders; expected {root}/<class>/<image>"
@@ -197,16 +211,30 @@ class Dataset(Sequence[Sample]):
     ) -> Dataset:
         """Read a CSV with a path column and a label column; paths are relative to the CSV.
 
-        ``label_column`` defaults to ``label`` (or ``class`` when there is no ``label``).
+        ``label_column`` defaults to the first of :data:`LABEL_COLUMNS` the CSV has
+        (``label``, ``class``, ``labels``, ``category``, ``target``, ``dx``). A row repeating
+        an earlier image counts once (a notice says how many); one image with two different
+        labels is an error.
         """
         csv_path = Path(csv_path)
+        if csv_path.is_dir():
+            raise DatasetError(
+                f"CSV path {str(csv_path)!r} is a folder, not a CSV file; give the CSV file, or the folder "
+                "itself as DATA when it holds one sub-folder per class"
+            )
         if not csv_path.is_file():
             raise DatasetError(f"CSV file {str(csv_path)!r} does not exist")
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             columns = reader.fieldnames or []
             if label_column is None:
-                label_column = "label" if "label" in columns else "class"
+                label_column = next((c for c in LABEL_COLUMNS if c in columns), None)
+                if label_column is None:
+                    raise DatasetError(
+                        f"CSV file {str(csv_path)!r} has no label column; its columns are "
+                        f"{', '.join(columns) or 'none'}; name the label column one of {', '.join(LABEL_COLUMNS)} "
+                        "(or pass label_column= to Dataset.from_csv)"
+                    )
             for needed in (path_column, label_column, group_column):
                 if needed is not None and needed not in columns:
                     raise DatasetError(
@@ -231,7 +259,8 @@ class Dataset(Sequence[Sample]):
                 f"{len(missing)} path(s) in {str(csv_path)!r} do not exist, e.g. {shown}; "
                 "paths are read relative to the CSV file's folder"
             )
-        return cls._checked(samples, root=csv_path.parent, classes=[], strict=strict)
+        samples, notices = _without_duplicates(samples, str(csv_path))
+        return cls._checked(samples, root=csv_path.parent, classes=[], strict=strict, notices=notices)
 
     @classmethod
     def from_lists(
@@ -260,7 +289,8 @@ class Dataset(Sequence[Sample]):
         missing = [str(s.path) for s in samples if not s.path.is_file()]
         if missing:
             raise DatasetError(f"{len(missing)} path(s) do not exist, e.g. {', '.join(missing[:5])}")
-        return cls._checked(samples, root=None, classes=[], strict=strict)
+        samples, notices = _without_duplicates(samples, "the path list")
+        return cls._checked(samples, root=None, classes=[], strict=strict, notices=notices)
 
     @classmethod
     def from_hf(
@@ -274,7 +304,10 @@ class Dataset(Sequence[Sample]):
         """Materialise a local Hugging Face ``datasets.Dataset`` as PNG files under ``cache_dir``.
 
         Class names come from the label column's ``ClassLabel`` names when it has them.
-        Nothing is downloaded: pass a dataset already in memory or on disk.
+        Nothing is downloaded: pass a dataset already in memory or on disk. Cached files are
+        named by the SHA-256 of their PNG bytes (``cache_dir/<label>/<hash>.png``), so a
+        shuffled dataset, or train and test splits sharing one ``cache_dir``, never reuse
+        another row's image.
         """
         features = getattr(hf_dataset, "features", {}) or {}
         for column in (image_column, label_column):
@@ -290,14 +323,17 @@ class Dataset(Sequence[Sample]):
             raw = row[label_column]
             label = names[raw] if names is not None and isinstance(raw, int) else raw
             label = _validate_label(label, f"row {i} of the Hugging Face dataset")
-            target = cache_dir / label / f"{i:06d}.png"
+            image = row[image_column]
+            if isinstance(image, (str, os.PathLike)):
+                image = load_image(image)
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="PNG")
+            data = buffer.getvalue()
+            target = cache_dir / label / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
             if not target.exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                image = row[image_column]
-                if isinstance(image, (str, os.PathLike)):
-                    image = load_image(image)
-                tmp = target.with_suffix(".tmp.png")
-                image.convert("RGB").save(tmp)
+                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(data)
                 os.replace(tmp, target)
             paths.append(target)
             labels.append(label)
@@ -305,7 +341,8 @@ class Dataset(Sequence[Sample]):
 
     @classmethod
     def _checked(
-        cls, samples: list[Sample], *, root: Path | None, classes: Sequence[str], strict: bool
+        cls, samples: list[Sample], *, root: Path | None, classes: Sequence[str], strict: bool,
+        notices: Sequence[str] = (),
     ) -> Dataset:
         good, bad, reasons = [], [], []
         for sample in samples:
@@ -318,23 +355,69 @@ class Dataset(Sequence[Sample]):
                 good.append(sample)
         if bad and strict:
             raise UnreadableImageError([str(p) for p in bad], reasons)
+        notes = list(notices)
+        for notice in notes:
+            warnings.warn(notice, DuplicateRowsWarning, stacklevel=3)
         if bad:
-            shown = ", ".join(p.name for p in bad[:20]) + (" …" if len(bad) > 20 else "")
-            warnings.warn(
-                f"skipped {len(bad)} unreadable image file(s): {shown}",
-                UnreadableImagesWarning,
-                stacklevel=3,
-            )
+            shown = "; ".join(f"{_shown_path(p, root)} ({why})" for p, why in zip(bad[:20], reasons))
+            where = f" in {str(root)!r}" if root else ""
+            notes.append(f"skipped {len(bad)} unreadable image file(s){where}: {shown}"
+                         + (" …" if len(bad) > 20 else "") + "; use --strict (strict=True) to stop on them instead")
+            warnings.warn(notes[-1], UnreadableImagesWarning, stacklevel=3)
         present = {s.label for s in good}
         empty = sorted((set(classes) | {s.label for s in samples}) - present)
         if empty:
-            warnings.warn(
-                f"class(es) with no usable image: {', '.join(empty)}; they cannot be balanced "
-                "and are reported with 0 images",
-                EmptyClassWarning,
-                stacklevel=3,
-            )
+            notes.append(f"class(es) with no usable image: {', '.join(empty)}; they cannot be balanced "
+                         "and are reported with 0 images")
+            warnings.warn(notes[-1], EmptyClassWarning, stacklevel=3)
         if not good:
             where = f" in {str(root)!r}" if root else ""
             raise DatasetError(f"no readable images found{where}")
-        return cls(good, root=root, empty_classes=empty, skipped=bad)
+        return cls(good, root=root, empty_classes=empty, skipped=bad, notices=notes)
+
+
+def _shown_path(path: Path, root: Path | None) -> str:
+    """``path`` relative to ``root`` when it lies there (class folder included), else in full."""
+    if root is not None:
+        try:
+            return str(path.relative_to(root))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def _without_duplicates(samples: list[Sample], source: str) -> tuple[list[Sample], list[str]]:
+    """``samples`` with each image (resolved path) once, and a notice when rows were dropped.
+
+    The same image listed with two different labels is a :class:`DatasetError`."""
+    first: dict[str, Sample] = {}
+    dropped = 0
+    for s in samples:
+        key = os.path.realpath(s.path)
+        seen = first.setdefault(key, s)
+        if seen is s:
+            continue
+        if seen.label != s.label:
+            raise DatasetError(
+                f"image {str(s.path)!r} is listed in {source} with two labels, {seen.label!r} and {s.label!r}; "
+                "give every image one label"
+            )
+        dropped += 1
+    if not dropped:
+        return samples, []
+    kept = list(first.values())
+    return kept, [f"{source} lists {dropped} image(s) more than once; each image is counted once "
+                  f"({len(kept)} distinct images)"]
+
+
+def _refuse_ancestor_links(root: Path, class_dirs: Sequence[Path]) -> None:
+    """A class folder that is (a link to) the data root or one of its ancestors would make a
+    class of every image: refuse it."""
+    real_root = Path(os.path.realpath(root))
+    for folder in class_dirs:
+        target = Path(os.path.realpath(folder))
+        if target == real_root or target in real_root.parents:
+            raise DatasetError(
+                f"class folder {str(folder)!r} links to {str(target)!r}, the data folder itself or one "
+                "of its parents, so it would hold every image; remove the link"
+            )

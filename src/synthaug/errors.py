@@ -11,10 +11,12 @@ Every error the library raises on purpose derives from :class:`SynthaugError`::
     │   │   └── UnreadableImageError  an image file cannot be decoded (strict mode)
     │   ├── LeakageError           validation/test images would reach a generator or synthetic data
     │   └── OutputConflictError    the output folder holds another run or lies inside the data
+    │       └── OutputLockedError  another synthaug process is writing the output folder
     ├── MissingDependencyError     an optional extra is not installed (also ImportError)
     ├── PluginError                a plugin is broken
     │   └── DuplicateGeneratorError  two plugins register one generator name
-    └── GenerationError            fitting or generating failed at run time
+    ├── GenerationError            fitting or generating failed at run time
+    └── StorageError               the disk is full or another OS error stopped a write
 
 Messages name the offending parameter, file or option, echo the value and say what to do.
 """
@@ -30,7 +32,9 @@ __all__ = [
     "LeakageError",
     "MissingDependencyError",
     "OutputConflictError",
+    "OutputLockedError",
     "PluginError",
+    "StorageError",
     "SynthaugError",
     "UnknownGeneratorError",
     "UnreadableImageError",
@@ -107,6 +111,14 @@ class LeakageError(UsageError):
 
 class OutputConflictError(UsageError):
     """The output folder cannot be used: it holds another run, foreign files, or lies in the data."""
+
+
+class OutputLockedError(OutputConflictError):
+    """Another process holds the output folder's one-writer lock (the message names it)."""
+
+
+class StorageError(SynthaugError):
+    """Writing failed for an operating-system reason (e.g. a full disk); rerunning resumes."""
 
 
 class MissingDependencyError(SynthaugError, ImportError):

@@ -34,6 +34,7 @@ from .progress import NULL_PROGRESS, Progress
 __all__ = [
     "ARTIFACT_FILE",
     "Concept",
+    "concept_slug",
     "GeneratedImage",
     "Generator",
     "GeneratorOptions",
@@ -54,6 +55,20 @@ def slugify(text: str) -> str:
     """A file-name-safe form of ``text`` (letters, digits, ``-``, ``_``, ``.``)."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
     return slug or "x"
+
+
+def concept_slug(name: str) -> str:
+    """The artifact-folder and image-id stem of concept ``name``: unique per exact name.
+
+    A name made only of ``A-Z a-z 0-9 . _ -`` (not starting with ``.``/``-``) is its own
+    slug, so existing outputs of plain names keep their paths. Any other name (spaces,
+    ``~`` of a sub-group, non-Latin script) gets its slugified form plus the first 8 hex
+    digits of the SHA-256 of the exact name: ``"a b"`` -> ``a-b-<hash>``, never ``a-b``.
+    """
+    slug = slugify(name)
+    if slug == name:
+        return slug
+    return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def derive_seed(run_seed: int, label: str, concept: str, index: int) -> int:
@@ -96,8 +111,11 @@ class Concept:
 
     @property
     def slug(self) -> str:
-        """File-name-safe concept name (used for artifact folders and image ids)."""
-        return slugify(self.name.replace("~", "-"))
+        """File-name-safe concept name, unique per exact name (artifact folders, image ids).
+
+        See :func:`concept_slug`.
+        """
+        return concept_slug(self.name)
 
 
 @dataclass

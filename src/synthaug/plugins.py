@@ -4,7 +4,9 @@ Entry points of the ``synthaug`` group are loaded one at a time. A plugin that f
 import (or whose hook raises) is recorded as broken, reported by ``synthaug plugins`` and in
 a :class:`PluginLoadWarning`, and every other plugin keeps working. Two generators
 registered under one name make that name unusable until one is removed; asking for it raises
-:class:`~synthaug.errors.DuplicateGeneratorError` naming both distributions.
+:class:`~synthaug.errors.DuplicateGeneratorError` naming both distributions. A built-in name
+(``classic``) cannot be taken: the plugin's generator is refused and the plugin reported as
+broken, naming it, while the built-in keeps working.
 
 Set ``SYNTHAUG_LOAD_PLUGINS`` to a comma-separated list of entry-point names to load only
 those (an empty string loads none); built-in generators are always available.
@@ -112,6 +114,13 @@ def _make_register(registry: Registry, plugin: PluginInfo):
                 "subclass with a name"
             )
         info = GeneratorInfo(cls, plugin)
+        builtin = registry.generators.get(cls.name)
+        if builtin is not None and builtin.plugin.builtin and not plugin.builtin:
+            refused = (f"registers generator {cls.name!r} ({cls.__module__}.{cls.__qualname__}), a name built into "
+                       f"synthaug; the built-in one is kept and plugin {plugin.name!r} ({plugin.distribution}) must "
+                       "rename its generator")
+            plugin.error = f"{plugin.error}; {refused}" if plugin.error else refused
+            return
         plugin.generators.append(cls.name)
         if cls.name in registry.conflicts:
             registry.conflicts[cls.name].append(info)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Union
 
 from .errors import InvalidParameterError
@@ -22,6 +23,7 @@ __all__ = [
     "Plan",
     "Policy",
     "Proportion",
+    "PlanNoticeWarning",
     "STRATEGIES",
     "make_policy",
     "validate_share",
@@ -30,6 +32,10 @@ __all__ = [
 
 #: The named strategies of :class:`MinorityUpsampling` (imbalanced-learn's meanings).
 STRATEGIES = ("minority", "not minority", "not majority", "all", "auto")
+
+
+class PlanNoticeWarning(UserWarning):
+    """A plan is unusual in a way the user should know (ties of the rarest classes, one class)."""
 
 Strategy = Union[str, Mapping[str, int], Callable[[Mapping[str, int]], Mapping[str, int]]]
 
@@ -53,10 +59,15 @@ class ClassPlan:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a policy decided: per class, how many real images are kept and how many are made."""
+    """What a policy decided: per class, how many real images are kept and how many are made.
+
+    ``notices`` are sentences a user should read with the plan (tied rarest classes, a
+    one-class dataset); the CLI prints them whatever Python's warning filter says.
+    """
 
     policy: Mapping[str, Any]
     classes: Mapping[str, ClassPlan]
+    notices: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def synthetic_total(self) -> int:
@@ -103,7 +114,14 @@ class Policy:
             m = int(synthetic.get(name, 0))
             used = n - m if self.mode == "replace" else n
             classes[name] = ClassPlan(real=n, synthetic=m, real_used=used)
-        return Plan(self.describe(), classes)
+        notices = tuple(self.notices(counts))
+        for notice in notices:
+            warnings.warn(notice, PlanNoticeWarning, stacklevel=2)
+        return Plan(self.describe(), classes, notices)
+
+    def notices(self, counts: Mapping[str, int]) -> list[str]:
+        """Sentences about ``counts`` a user should read with the plan (none by default)."""
+        return []
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.describe().items() if k != "name")
@@ -136,28 +154,32 @@ def validate_strategy(strategy: object) -> Strategy:
 def _validate_targets(targets: Mapping[str, object], counts: Mapping[str, int], source: str) -> dict[str, int]:
     out = {}
     majority = max(counts.values())
+    cli = source.startswith("--")
+
+    def where(name: str) -> str:
+        return f"{source} {name}" if cli else f"{source}[{name!r}]"
+
+    swap = "--policy proportion --replace" if cli else "Proportion(mode='replace')"
     for name, value in targets.items():
         if name not in counts:
-            raise InvalidParameterError(
-                f"{source}[{name!r}]", value, "a class of the dataset: " + ", ".join(sorted(counts))
-            )
+            raise InvalidParameterError(where(name), value, "a class of the dataset: " + ", ".join(sorted(counts)))
         if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, float) and value.is_integer()):
-            raise InvalidParameterError(f"{source}[{name!r}]", value, "a whole number of images")
+            raise InvalidParameterError(where(name), value, "a whole number of images")
         value = int(value)
         if counts[name] == 0 and value > 0:
             raise InvalidParameterError(
-                f"{source}[{name!r}]", value, f"0, because class {name!r} has no usable real image to learn from"
+                where(name), value, f"0, because class {name!r} has no usable real image to learn from"
             )
         if value < counts[name]:
             raise InvalidParameterError(
-                f"{source}[{name!r}]",
+                where(name),
                 value,
                 f"a final count of at least the {counts[name]} real images of {name!r} "
-                "(upsampling never removes images; use Proportion(mode='replace') to swap real for synthetic)",
+                f"(upsampling never removes images; use {swap} to swap real for synthetic)",
             )
         if value > majority:
             warnings.warn(
-                f"{source}[{name!r}]={value} is above the majority class count {majority}",
+                f"{where(name)}={value} is above the majority class count {majority}",
                 UserWarning,
                 stacklevel=4,
             )
@@ -177,10 +199,16 @@ class MinorityUpsampling(Policy):
     - a dict ``{class: final_count}``: those classes up to that count (an error below the
       real count, a warning above the majority count);
     - a callable ``counts -> {class: final_count}``, validated like the dict.
+
+    Ties: ``"minority"`` fills *every* class tied for the rarest count, so ``"not minority"``
+    leaves every tied rarest class unchanged (imbalanced-learn's ``"not minority"`` picks one
+    of them and fills the others). The plan's notices say so whenever a tie changes the plan.
+    ``source`` names the strategy in error messages (``"--target"`` for the command line).
     """
 
-    def __init__(self, strategy: Strategy = "auto") -> None:
+    def __init__(self, strategy: Strategy = "auto", *, source: str = "strategy") -> None:
         self.strategy = validate_strategy(strategy)
+        self.source = source
 
     def describe(self) -> dict[str, Any]:
         strategy = self.strategy
@@ -193,7 +221,7 @@ class MinorityUpsampling(Policy):
     def synthetic_counts(self, counts: Mapping[str, int]) -> dict[str, int]:
         strategy = self.strategy
         if isinstance(strategy, Mapping):
-            return _validate_targets(strategy, counts, "strategy")
+            return _validate_targets(strategy, counts, self.source)
         if callable(strategy):
             result = strategy(dict(counts))
             if not isinstance(result, Mapping):
@@ -209,6 +237,24 @@ class MinorityUpsampling(Policy):
             "all": lambda n: True,
         }[strategy]
         return {name: majority - n for name, n in present.items() if chosen(n)}
+
+    def notices(self, counts: Mapping[str, int]) -> list[str]:
+        """A one-class dataset (nothing to balance) and ties of the rarest classes."""
+        present = {name: n for name, n in counts.items() if n > 0}
+        if len(present) == 1:
+            return [f"only one class with images ({next(iter(present))!r}): there is nothing to balance it "
+                    "against, so no image is planned; check that DATA has one sub-folder (or CSV label) per class"]
+        out: list[str] = []
+        if self.strategy not in ("minority", "not minority") or len(set(present.values())) < 2:
+            return out
+        rarest = min(present.values())
+        tied = sorted(name for name, n in present.items() if n == rarest)
+        if len(tied) > 1:
+            effect = ("fills every one of them" if self.strategy == "minority"
+                      else "leaves every one of them unchanged (imbalanced-learn would fill all but one)")
+            out.append(f"classes {', '.join(tied)} tie as the rarest ({rarest} images each): "
+                       f"strategy {self.strategy!r} {effect}")
+        return out
 
 
 def validate_share(share: object, mode: str) -> float:
@@ -246,9 +292,12 @@ class Proportion(Policy):
         return {"name": "proportion", "share": self.share, "mode": self.mode}
 
     def synthetic_counts(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """Exact arithmetic on the share as written (0.6 is 3/5), then :func:`round` (half to
+        even): 9 images at share 0.6 give exactly 13.5 -> 14, where floats gave 13.4999 -> 13."""
+        share = Fraction(repr(self.share))
         if self.mode == "add":
-            return {name: round(n * self.share / (1 - self.share)) for name, n in counts.items()}
-        return {name: round(n * self.share) for name, n in counts.items()}
+            return {name: round(n * share / (1 - share)) for name, n in counts.items()}
+        return {name: round(n * share) for name, n in counts.items()}
 
 
 def make_policy(policy: str | Policy | Mapping[str, Any] | None = None, **kwargs: Any) -> Policy:

@@ -5,13 +5,16 @@ Registered into the main click group by :func:`register` (called from :mod:`synt
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
 from .errors import InvalidParameterError
+from .html_report import write_html_report
 
 __all__ = ["register"]
 
@@ -110,6 +113,7 @@ def register(cli: click.Group) -> None:
         """Measure SYNTHETIC images against the REAL training images: near-copies, diversity, FD/KID, defects."""
         options = _kwargs(features, copy_threshold, outlier_factor, seed)
         result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, do_filter, _reasons(filter_on))
+        write_html_report(out)  # report.html beside report.json (synthaug.html_report)
         _show(result, f"quality of {synthetic}", synthetic, quiet, as_json, report)
 
     @cli.command("filter")
@@ -135,6 +139,22 @@ def register(cli: click.Group) -> None:
         _show(result, f"quality of {synthetic} (before filtering)", synthetic, quiet, as_json, report)
 
 
+@contextlib.contextmanager
+def _claimed(real: Path, synthetic: Path, out: Path | None, do_filter: bool) -> Iterator[None]:
+    """Check that the report folder lies outside both inputs, then hold the one-writer lock of
+    every folder written: the report folder, and SYNTHETIC itself when filtering moves images."""
+    from .outdir import check_output_location, claim_output
+
+    with contextlib.ExitStack() as stack:
+        if out is not None:
+            check_output_location(out, [real, synthetic], option="--out" if not do_filter else "--report/--out")
+            stack.enter_context(claim_output(out))
+        if do_filter:
+            check_output_location(synthetic, [real], option="SYNTHETIC")
+            stack.enter_context(claim_output(synthetic))
+        yield
+
+
 def _run_with_report(real: Path, synthetic: Path, out: Path | None, options: dict[str, Any], quiet: bool,
                      do_filter: bool, reasons: list[str]) -> tuple[dict[str, Any], Any]:
     """Run the report (and filtering); return the JSON-able summary and the report object."""
@@ -146,7 +166,7 @@ def _run_with_report(real: Path, synthetic: Path, out: Path | None, options: dic
         from .quality.filter import _reasons as validate_reasons
 
         validate_reasons(reasons)
-    with RichProgress(quiet=quiet) as progress:
+    with _claimed(real, synthetic, out, do_filter), RichProgress(quiet=quiet) as progress:
         report = quality_report(real, synthetic, out, progress=progress, **options)
         result: dict[str, Any] = {"report_dir": str(out) if out else None, "settings": report.settings,
                                   "overall": report.overall, "classes": report.classes}

@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 
+from ._imageio import is_image_file
 from .dataset import SPLITS, Dataset, Sample
 from .errors import DatasetError, InvalidParameterError, OutputConflictError
 
@@ -120,14 +121,24 @@ def _link_or_copy(src: Path, dst: Path, copy: bool) -> None:
 def write_split(splits: Mapping[str, Dataset], out_root: str | os.PathLike[str], *, copy: bool = False) -> Path:
     """Write ``out_root/{train,val,test}/<class>/<file>`` as symlinks (or copies with ``copy``).
 
-    The originals are never moved or changed. ``out_root`` must not exist or be empty.
+    Every class of any split gets a folder in every split (empty where the split has none of
+    its images), so folder readers number the classes of train, val and test alike. The
+    originals are never moved or changed. ``out_root`` must not exist or be empty, and must
+    lie outside the data.
     """
+    from .outdir import LOCK_FILE, LOCK_INFO_FILE, check_output_location
+
     out_root = Path(out_root)
-    if out_root.exists() and any(out_root.iterdir()):
+    check_output_location(out_root, {os.fspath(ds.root) for ds in splits.values() if ds.root is not None})
+    if out_root.exists() and any(p.name not in (LOCK_FILE, LOCK_INFO_FILE) for p in out_root.iterdir()):
         raise OutputConflictError(
             f"split output folder {str(out_root)!r} is not empty; choose a new folder or remove it"
         )
+    classes = sorted({s.label for ds in splits.values() for s in ds}
+                     | {label for ds in splits.values() for label in ds.empty_classes})
     for split_name, ds in splits.items():
+        for label in classes:
+            (out_root / split_name / label).mkdir(parents=True, exist_ok=True)
         for s in ds:
             source_root = ds.root
             (out_root / split_name / s.label).mkdir(parents=True, exist_ok=True)
@@ -143,11 +154,23 @@ def write_split(splits: Mapping[str, Dataset], out_root: str | os.PathLike[str],
                 digest = hashlib.sha1(str(s.path).encode()).hexdigest()[:8]
                 target = target.with_name(f"{target.stem}__{digest}{target.suffix}")
             _link_or_copy(s.path, target, copy)
-        for label in ds.empty_classes:
-            (out_root / split_name / label).mkdir(parents=True, exist_ok=True)
     for name in SPLITS:
         (out_root / name).mkdir(parents=True, exist_ok=True)
     return out_root
+
+
+def _read_held_out(folder: Path, strict: bool) -> Dataset:
+    """A val/test split's class folders; classes with no image there (written so that every
+    split numbers classes alike) are expected, so their notice is dropped."""
+    import warnings
+
+    from .dataset import EmptyClassWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyClassWarning)
+        ds = Dataset.from_folder(folder, strict=strict)
+    notices = [n for n in ds.notices if not n.startswith("class(es) with no usable image")]
+    return Dataset(ds, root=ds.root, empty_classes=ds.empty_classes, skipped=ds.skipped, notices=notices)
 
 
 def is_split_root(path: str | os.PathLike[str]) -> bool:
@@ -162,8 +185,9 @@ def load_split_root(root: str | os.PathLike[str], *, strict: bool = False) -> di
     out = {}
     for name in SPLITS:
         folder = root / name
-        if folder.is_dir() and any(p.is_dir() for p in folder.iterdir()):
-            out[name] = Dataset.from_folder(folder, strict=strict).with_split(name)
+        if folder.is_dir() and any(is_image_file(p) for p in folder.rglob("*")):
+            out[name] = (Dataset.from_folder(folder, strict=strict) if name == "train"
+                         else _read_held_out(folder, strict)).with_split(name)
     if "train" not in out:
         raise DatasetError(f"split root {str(root)!r} has no train/<class>/ folders")
     return out

@@ -26,9 +26,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputConflictError
+from .errors import DatasetError, OutputConflictError
 
-__all__ = ["MANIFEST", "PLAN", "REJECTED", "Store", "atomic_write_bytes", "atomic_write_json", "image_id"]
+__all__ = [
+    "MANIFEST", "PLAN", "REJECTED", "Store", "atomic_write_bytes", "atomic_write_json", "check_layout", "image_id",
+]
 
 MANIFEST = "manifest.jsonl"
 PLAN = "plan.json"
@@ -40,6 +42,38 @@ _TMP_RE = re.compile(r"^\..+\.tmp$")
 def image_id(concept_slug: str, index: int) -> str:
     """File stem of synthetic image ``index`` of a concept: ``<concept>-<index:05d>``."""
     return f"{concept_slug}-{index:05d}"
+
+
+def check_layout(classes: Iterable[str], concepts: Iterable[str]) -> None:
+    """Raise :class:`DatasetError` unless every class gets its own ``OUT/<class>/`` folder and
+    every concept its own artifact folder and image-id stem (:func:`~synthaug.generator.concept_slug`).
+
+    Names are compared case-folded, as on a case-insensitive file system (macOS, Windows);
+    class names may not be the output folder's own files.
+    """
+    from .generator import concept_slug
+
+    reserved = {MANIFEST, PLAN, REJECTED}
+    folders: dict[str, str] = {}
+    for label in classes:
+        if label in reserved or label.startswith("manifest.part-"):
+            raise DatasetError(
+                f"class name {label!r} is a file name synthaug uses in the output folder; rename the class"
+            )
+        other = folders.setdefault(label.casefold(), label)
+        if other != label:
+            raise DatasetError(
+                f"classes {other!r} and {label!r} differ only in letter case, so their output folders would be "
+                "one folder on a case-insensitive file system; rename one of them"
+            )
+    stems: dict[str, str] = {}
+    for name in concepts:
+        other = stems.setdefault(concept_slug(name).casefold(), name)
+        if other != name:
+            raise DatasetError(
+                f"concepts {other!r} and {name!r} would share the artifact folder and image ids "
+                f"{concept_slug(name)!r}; rename one of the classes"
+            )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -94,14 +128,21 @@ class Store:
 
     # -- plan ------------------------------------------------------------------------
     def read_plan(self) -> dict[str, Any] | None:
+        """The saved plan, ``None`` when there is none; a damaged one raises
+        :class:`OutputConflictError` (``--overwrite`` then clears the run)."""
         if not self.plan_path.is_file():
             return None
         try:
-            return json.loads(self.plan_path.read_text())
-        except ValueError as exc:
-            raise OutputConflictError(
-                f"{self.plan_path} is not valid JSON ({exc}); remove it or use --overwrite"
-            ) from None
+            plan = json.loads(self.plan_path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            problem = f"is not valid JSON ({exc})"
+        else:
+            if isinstance(plan, dict):
+                return plan
+            problem = f"holds a JSON {type(plan).__name__}, not a synthaug plan object"
+        raise OutputConflictError(
+            f"{self.plan_path} {problem}; rerun with --overwrite to delete this run's images and start again"
+        )
 
     def write_plan(self, data: Mapping[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -187,6 +228,42 @@ class Store:
             self._rewrite(self.main_manifest_path, valid)
         return valid
 
+    def verify(self, *, full: bool = False) -> list[dict[str, Any]]:
+        """Drop manifest records whose file no longer matches; return them with a ``problem``.
+
+        The cheap check (always) compares each file's size and SHA-256 with the record (no
+        decoding; records without these fields are trusted). ``full`` also decodes the PNG.
+        The images of dropped records are generated again by the next run, under the same name.
+        """
+        records, bad = self.records(), []
+        for r in records:
+            problem = self._mismatch(r, full)
+            if problem:
+                bad.append({**r, "problem": problem})
+        if bad:
+            dropped = {r["file"] for r in bad}
+            self._rewrite(self.main_manifest_path, [r for r in records if r["file"] not in dropped])
+        return bad
+
+    def _mismatch(self, record: Mapping[str, Any], full: bool) -> str | None:
+        path = self.root / record["file"]
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            return f"unreadable: {exc.strerror or exc}"
+        if "bytes" in record and len(data) != int(record["bytes"]):
+            return f"size {len(data)} instead of {record['bytes']}"
+        if "sha256" in record and hashlib.sha256(data).hexdigest() != record["sha256"]:
+            return "checksum differs"
+        if full:
+            from ._imageio import probe_image
+
+            try:
+                probe_image(path)
+            except Exception as exc:  # noqa: BLE001 - any decoder failure is a mismatch
+                return f"does not decode: {type(exc).__name__}"
+        return None
+
     def _rewrite(self, path: Path, records: Iterable[Mapping[str, Any]]) -> None:
         data = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records)
         atomic_write_bytes(path, data.encode())
@@ -238,6 +315,7 @@ class Store:
             **record,
             "file": f"{label}/{ident}.png",
             "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         self._append(self.manifest_path, full)

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidParameterError
+from ..html_report import write_html_report
 
 __all__ = ["register", "evaluate_cmd"]
 
@@ -121,6 +122,7 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, up
             val=val, test=test, groups=groups, train=config, seed=seed, strict=strict, plots=not no_plots,
             progress=progress, command=_command_line(),
         )
+    write_html_report(out)  # report.html beside report.json (synthaug.html_report)
     summary = {name: {"synthetic_share": e["synthetic_share"], "test": {m: e["test"][m] for m in
                       ("accuracy", "balanced_accuracy", "macro_f1")},
                       "vs_baseline": {m: {k: e["vs_baseline"][m][k] for k in ("mean", "std")}

@@ -2,29 +2,37 @@
 
 Training, checkpoints, prompts and generation come from :mod:`synthaug.diffusion`; this
 module only says what is trained (LoRA on the UNet attention projections, optionally on
-the text encoder) and how it is saved (diffusers/kohya-compatible
-``pytorch_lora_weights.safetensors``, loadable with ``pipe.load_lora_weights(folder)``).
+the text encoder) and how it is saved: ``pytorch_lora_weights.safetensors`` in one key layout
+(peft's), loadable with ``pipe.load_lora_weights(folder)``, and with ``export_format=kohya``
+also ``<concept>.safetensors`` in the kohya-ss layout that AUTOMATIC1111, ComfyUI and kohya-ss
+load. Every load for generation is checked: all saved modules must be active.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from synthaug import hookimpl
 from synthaug.diffusion import DiffusionGeneratorBase, DiffusionOptions
-from synthaug.diffusion.lora import add_lora, lora_config, lora_parameters, lora_state_dict
+from synthaug.diffusion.kohya import KOHYA_SD15_METADATA, require_kohya_names, save_kohya_lora
+from synthaug.diffusion.lora import add_lora, check_lora_loaded, lora_config, lora_parameters, lora_state_dict
 from synthaug.errors import SynthaugError
 from synthaug.generator import Concept
 
-__all__ = ["LORA_FILE", "LoraSD15Generator", "LoraSD15Options", "register_generators"]
+__all__ = ["LORA_FILE", "LoraSD15Generator", "LoraSD15Options", "kohya_file_name", "register_generators"]
 __version__ = "0.1.0"
 
 #: The file the LoRA is saved to (the diffusers default name).
 LORA_FILE = "pytorch_lora_weights.safetensors"
 _ADAPTER = "synthaug"
+
+
+def kohya_file_name(concept: Concept) -> str:
+    """Name of the kohya-layout file of ``concept`` (UIs show the file name as the LoRA's name)."""
+    return f"{concept.slug}.safetensors"
 
 
 class LoraSD15Options(DiffusionOptions):
@@ -43,6 +51,12 @@ class LoraSD15Options(DiffusionOptions):
     )
     learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
     max_train_steps: int = Field(1500, ge=1, description="Optimizer steps per concept.")
+    export_format: Literal["diffusers", "kohya"] = Field(
+        "diffusers",
+        description="diffusers: pytorch_lora_weights.safetensors (StableDiffusionPipeline.load_lora_weights); "
+                    "kohya: also <concept>.safetensors in the kohya-ss/AUTOMATIC1111/ComfyUI layout "
+                    "(lora_unet_down_blocks_..., lora_te_... keys).",
+    )
 
 
 class LoraSD15Generator(DiffusionGeneratorBase):
@@ -66,10 +80,15 @@ class LoraSD15Generator(DiffusionGeneratorBase):
                 add_lora(pipe.text_encoder, self._lora_config(o.text_encoder_target_modules), adapter_name=_ADAPTER,
                          generator=self.name)
                 modules["text_encoder"] = pipe.text_encoder
+            params = lora_parameters(modules)
+            if o.export_format == "kohya":
+                unet_modules = {n.removeprefix("unet.").split(".lora_")[0] for n in params if n.startswith("unet.")}
+                require_kohya_names(unet_modules, pipe.unet.config, naming="diffusers", generator=self.name,
+                                    target_modules=o.target_modules)
         except SynthaugError:
             pipe.unload_lora_weights()
             raise
-        return lora_parameters(modules)
+        return params
 
     def trainable_modules(self, pipe: Any) -> list[Any]:
         return [pipe.unet, pipe.text_encoder] if self.options.train_text_encoder else [pipe.unet]
@@ -78,20 +97,28 @@ class LoraSD15Generator(DiffusionGeneratorBase):
         return self.options.train_text_encoder
 
     def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
+        """Write the LoRA in peft's key layout (one layout for every target module), and with
+        ``export_format=kohya`` the kohya-layout file too."""
         from diffusers import StableDiffusionPipeline
-        from diffusers.utils import convert_state_dict_to_diffusers
 
         o = self.options
-        layers: dict[str, Any] = {
-            "unet_lora_layers": convert_state_dict_to_diffusers(lora_state_dict(pipe.unet, adapter_name=_ADAPTER)),
-            "unet_lora_adapter_metadata": self._lora_config(o.target_modules).to_dict(),
-        }
+        states = {"unet": lora_state_dict(pipe.unet, adapter_name=_ADAPTER)}
+        layers: dict[str, Any] = {"unet_lora_layers": states["unet"],
+                                  "unet_lora_adapter_metadata": self._lora_config(o.target_modules).to_dict()}
         if o.train_text_encoder:
-            state = lora_state_dict(pipe.text_encoder, adapter_name=_ADAPTER)
-            layers["text_encoder_lora_layers"] = convert_state_dict_to_diffusers(state)
+            states["text_encoder"] = lora_state_dict(pipe.text_encoder, adapter_name=_ADAPTER)
+            layers["text_encoder_lora_layers"] = states["text_encoder"]
             layers["text_encoder_lora_adapter_metadata"] = self._lora_config(o.text_encoder_target_modules).to_dict()
         StableDiffusionPipeline.save_lora_weights(str(folder), weight_name=LORA_FILE, safe_serialization=True, **layers)
-        return [folder / LORA_FILE]
+        files = [folder / LORA_FILE]
+        if o.export_format == "kohya":
+            files.append(save_kohya_lora(
+                folder / kohya_file_name(concept), states["unet"], pipe.unet.config, alpha=o.alpha or o.rank,
+                rank=o.rank, naming="diffusers", text_encoder_state_dict=states.get("text_encoder"),
+                metadata={**KOHYA_SD15_METADATA, "ss_output_name": concept.slug,
+                          "synthaug_prompt": self.prompt_for(concept)},
+            ))
+        return files
 
     def finish_training(self, pipe: Any, concept: Concept) -> None:
         pipe.unload_lora_weights()
@@ -99,6 +126,7 @@ class LoraSD15Generator(DiffusionGeneratorBase):
     def activate_adapter(self, pipe: Any, concept: Concept, folder: Path) -> None:
         pipe.unload_lora_weights()
         pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name=_ADAPTER)
+        check_lora_loaded(pipe, folder / LORA_FILE, adapter_name=_ADAPTER)
 
 
 @hookimpl

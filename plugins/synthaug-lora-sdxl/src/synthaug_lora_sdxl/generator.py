@@ -94,16 +94,14 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
 
     def _check_kohya_names(self, pipe: Any, params: Mapping[str, Any]) -> None:
         """Fail before training when a LoRA module has no kohya name (export_format=kohya)."""
-        from synthaug.diffusion.kohya import unet_module_to_kohya
+        from synthaug.diffusion.kohya import require_kohya_names
 
-        for name in params:
-            module = name.removeprefix("unet.").split(".lora_")[0]
-            try:
-                unet_module_to_kohya(module, pipe.unet.config)
-            except ValueError as exc:
-                pipe.unload_lora_weights()
-                raise InvalidOptionsError(f"generator {self.name!r}: option export_format=kohya with "
-                                          f"target_modules={self.options.target_modules}: {exc}") from None
+        try:
+            require_kohya_names({name.removeprefix("unet.").split(".lora_")[0] for name in params}, pipe.unet.config,
+                                naming="sgm", generator=self.name, target_modules=self.options.target_modules)
+        except InvalidOptionsError:
+            pipe.unload_lora_weights()
+            raise
 
     def conditions_need_grad(self) -> bool:
         """Without ``cache_text_embeddings`` the prompt is encoded again at every step."""
@@ -185,16 +183,16 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
 
     # -- files -----------------------------------------------------------------------------------
     def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
-        """Write the diffusers-layout file, and with ``export_format=kohya`` the kohya-layout file too."""
+        """Write the LoRA in peft's key layout (one layout for every target module), and with
+        ``export_format=kohya`` the kohya-layout file too."""
         from diffusers import StableDiffusionXLPipeline
-        from diffusers.utils import convert_state_dict_to_diffusers
 
         from synthaug.diffusion.lora import lora_state_dict
 
         o = self.options
         state = lora_state_dict(pipe.unet, adapter_name=_ADAPTER)
         StableDiffusionXLPipeline.save_lora_weights(
-            str(folder), unet_lora_layers=convert_state_dict_to_diffusers(state),
+            str(folder), unet_lora_layers=state,
             unet_lora_adapter_metadata=self._lora_config().to_dict(), weight_name=LORA_FILE, safe_serialization=True,
         )
         files = [folder / LORA_FILE]
@@ -215,5 +213,9 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
             raise InvalidOptionsError(f"generator {self.name!r}: option export_format=kohya: {exc}") from None
 
     def activate_adapter(self, pipe: Any, concept: Concept, folder: Path) -> None:
+        """Load the concept's LoRA file; every saved module must be active (else GenerationError)."""
+        from synthaug.diffusion.lora import check_lora_loaded
+
         pipe.unload_lora_weights()
         pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name=_ADAPTER)
+        check_lora_loaded(pipe, folder / LORA_FILE, adapter_name=_ADAPTER)

@@ -4,14 +4,16 @@ Each concept gets a placeholder token ``<concept-slug>`` (plus ``<concept-slug>_
 ``num_vectors > 1``) whose embedding rows start from an initializer word and are the only
 weights trained; UNet, VAE and the rest of the text encoder stay frozen. The result is a
 ``learned_embeds.safetensors`` in the diffusers format, loadable with
-``pipe.load_textual_inversion(path)``. Training and generation come from
-:mod:`synthaug.diffusion`.
+``pipe.load_textual_inversion(path)``; with ``export_format=a1111`` also ``<concept>.safetensors``
+(``emb_params``) and ``<concept>.pt`` (``string_to_param``, ``name``, ``step``) that
+AUTOMATIC1111 and ComfyUI load from their ``embeddings`` folder. Training and generation come
+from :mod:`synthaug.diffusion`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -38,6 +40,12 @@ class TextualInversionOptions(DiffusionOptions):
     learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate.")
     max_train_steps: int = Field(3000, ge=1, description="Optimizer steps per concept.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on the learned vectors.")
+    export_format: Literal["diffusers", "a1111"] = Field(
+        "diffusers",
+        description="diffusers: learned_embeds.safetensors (pipe.load_textual_inversion); a1111: also "
+                    "<concept>.safetensors (emb_params) and <concept>.pt (string_to_param, name, step) for the "
+                    "embeddings folder of AUTOMATIC1111 and ComfyUI.",
+    )
 
 
 def _replace_rows(token_ids: Any, vectors: Any, module: Any, inputs: tuple[Any, ...], output: Any) -> Any:
@@ -125,7 +133,12 @@ class TextualInversionGenerator(DiffusionGeneratorBase):
 
         path = folder / EMBEDS_FILE
         save_file({self.placeholder(concept): self._vectors.detach().float().cpu().contiguous()}, str(path))
-        return [path]
+        if self.options.export_format != "a1111":
+            return [path]
+        from synthaug.diffusion.embeddings import save_a1111_embedding
+
+        return [path, *save_a1111_embedding(folder, concept.slug, self._vectors, step=self.options.max_train_steps,
+                                            checkpoint_name=Path(self.options.base_model).name)]
 
     def finish_training(self, pipe: Any, concept: Concept) -> None:
         """Write the learned vectors into the embedding rows and remove the training hook."""
