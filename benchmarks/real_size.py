@@ -311,7 +311,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA GPU here")
-    torch.set_num_threads(1) if args.device == "cpu" else None
+    if args.device == "cpu":
+        torch.set_num_threads(1)  # CPU seconds of one thread: comparable on a shared machine
     device = torch.device(args.device)
     clock = Clock(device)
     work = Path(tempfile.mkdtemp(prefix="synthaug-real-size-"))
