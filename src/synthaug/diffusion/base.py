@@ -121,16 +121,20 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         if self._pipe is None:
             from .loading import load_pipeline, resolve_device, resolve_dtype
 
+            from .casting import store_base_weights
+
             device = resolve_device(self.options.device)
+            dtype = resolve_dtype(self.options.dtype, device)
             self._pipe = load_pipeline(
                 self.pipeline_class,
                 self.options.base_model,
                 device=device,
-                dtype=resolve_dtype(self.options.dtype, device),
+                dtype=dtype,
                 variant=self.options.variant,
                 scheduler=self.options.scheduler,
                 extra=self.load_kwargs(),
             )
+            store_base_weights(self._pipe.unet, self.options.base_weights, dtype)
             for module in (self._pipe.unet, self._pipe.vae, *self.text_encoders(self._pipe)):
                 module.requires_grad_(False)
                 module.eval()
