@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import GenerationError
 from ..generator import derive_seed
 from ..progress import NULL_PROGRESS, Progress
 from .checkpoints import (
@@ -329,6 +331,12 @@ class TrainingLoop:
                 if checkpointing:
                     (getattr(m, "disable_gradient_checkpointing", None) or m.gradient_checkpointing_disable)()
 
+    def _check_finite(self, loss: float, step: int) -> None:
+        """A NaN/inf loss without a grad scaler (which would skip the step) stops training clearly."""
+        if not math.isfinite(loss) and not self.scaler.is_enabled():
+            raise GenerationError(f"{self.key}: the training loss became {loss} at step {step}; lower "
+                                  f"learning_rate (now {self.options.learning_rate})")
+
     def _out_of_time(self) -> bool:
         budget = getattr(self.options, "time_budget_s", None)
         return budget is not None and self.training_seconds >= budget
@@ -358,6 +366,7 @@ class TrainingLoop:
                         stopped_by = "time_budget_s"
                         break
                     loss = self.train_step(o.train_batch_size)
+                    self._check_finite(loss, step)
                     self.loss_history.append(loss)
                     step += 1
                     self.training_seconds = base_seconds + time.perf_counter() - loop_started
