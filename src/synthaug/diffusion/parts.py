@@ -51,20 +51,18 @@ def expand_batch(value: Any, n: int) -> Any:
 class Denoiser:
     """The network trained (or adapted): ``denoiser(noisy, timesteps, conditioning) -> prediction``.
 
-    ``module`` is the ``torch.nn.Module``; its device and dtype are the training device and
-    the dtype inputs are cast to. Subclasses implement :meth:`__call__`.
+    ``module`` is the ``torch.nn.Module``; its device is the training device. ``dtype`` is the
+    module's weight dtype when the part is made (before float32 adapter parameters are added):
+    inputs are cast to it. Subclasses implement :meth:`__call__`.
     """
 
     def __init__(self, module: Any) -> None:
         self.module = module
+        self.dtype = getattr(module, "dtype", None)
 
     @property
     def device(self) -> Any:
         return self.module.device
-
-    @property
-    def dtype(self) -> Any:
-        return self.module.dtype
 
     def __call__(self, noisy: Any, timesteps: Any, conditioning: Mapping[str, Any]) -> Any:
         raise NotImplementedError

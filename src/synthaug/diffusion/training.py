@@ -84,8 +84,8 @@ class Trainer(TrainingLoop):
         from .targets import target_rule_for
 
         o, pipe, hooks = self.options, self.pipe, self.hooks
+        denoiser = hooks.denoiser(pipe) if hasattr(hooks, "denoiser") else denoiser_for(pipe)  # before the adapter
         params = dict(hooks.add_trainable(pipe, self.concept))
-        denoiser = hooks.denoiser(pipe) if hasattr(hooks, "denoiser") else denoiser_for(pipe)
         rule = (hooks.target_rule(pipe) if hasattr(hooks, "target_rule")
                 else target_rule_for(pipe.scheduler, snr_gamma=o.snr_gamma))
         pixels, self.images = load_training_images(self.concept.images, o.resolution, flip=o.flip, crop=o.crop)
