@@ -34,6 +34,12 @@ class TrainingHooks(Protocol):
     def trainable_modules(self, pipe: Any) -> list[Any]:
         """Modules to put in train mode (and checkpoint gradients of) while training."""
 
+    def denoiser(self, pipe: Any) -> Any:
+        """The :class:`~synthaug.diffusion.parts.Denoiser` (optional: the pipeline's transformer, else its UNet)."""
+
+    def target_rule(self, pipe: Any) -> Any:
+        """The :class:`~synthaug.diffusion.targets.TargetRule` (optional: the one the scheduler implies)."""
+
     def conditions_need_grad(self) -> bool:
         """True when prompt encoding has trainable parts (so it cannot be cached)."""
 

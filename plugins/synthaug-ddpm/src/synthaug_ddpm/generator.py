@@ -1,4 +1,4 @@
-"""The ``ddpm`` generator: options, fit (one model for all concepts) and generate.
+"""The ``ddpm`` generator: fit (one model for all concepts) and generate; options in :mod:`.options`.
 
 Layout of ``work_dir`` after :meth:`DdpmGenerator.fit`::
 
