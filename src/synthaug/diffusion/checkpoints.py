@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["CHECKPOINT_DIR", "latest_checkpoint", "optimizer_from_tensors", "optimizer_to_tensors",
-           "read_checkpoint", "write_checkpoint"]
+           "read_checkpoint", "weights_from_tensors", "weights_to_tensors", "write_checkpoint"]
 
 CHECKPOINT_DIR = "checkpoints"
 STATE_TENSORS = "state.safetensors"
@@ -92,3 +92,32 @@ def optimizer_from_tensors(optimizer: Any, tensors: Mapping[str, Any], info: Map
     for idx, values in info["optimizer_scalars"].items():
         state.setdefault(int(idx), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": info["optimizer_param_groups"]})
+
+
+def weights_to_tensors(params: Mapping[str, Any], optimizer: Any,
+                       ema: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Trainable parameters (``param/<name>``), optimizer state and EMA copies (``ema/<name>``, a
+    diffusers ``EMAModel`` or ``None``) as float32 CPU tensors, and the JSON-able rest."""
+    tensors: dict[str, Any] = {f"param/{k}": v.detach().float().cpu().contiguous() for k, v in params.items()}
+    optim_tensors, info = optimizer_to_tensors(optimizer)
+    tensors.update(optim_tensors)
+    if ema is not None:
+        tensors.update({f"ema/{name}": s.detach().float().cpu().contiguous()
+                        for name, s in zip(params, ema.shadow_params)})
+        info["ema_optimization_step"] = ema.optimization_step
+    return tensors, info
+
+
+def weights_from_tensors(tensors: Mapping[str, Any], info: Mapping[str, Any], params: Mapping[str, Any],
+                         optimizer: Any, ema: Any = None) -> None:
+    """Restore what :func:`weights_to_tensors` returned into the parameters, optimizer and EMA copy."""
+    import torch
+
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(tensors[f"param/{name}"].to(p.device, p.dtype))
+        if ema is not None:
+            for name, shadow in zip(params, ema.shadow_params):
+                shadow.copy_(tensors[f"ema/{name}"].to(shadow.device, shadow.dtype))
+            ema.optimization_step = int(info["ema_optimization_step"])
+    optimizer_from_tensors(optimizer, tensors, info)

@@ -34,9 +34,9 @@ from ..progress import NULL_PROGRESS, Progress
 from .checkpoints import (
     CHECKPOINT_DIR,
     latest_checkpoint,
-    optimizer_from_tensors,
-    optimizer_to_tensors,
     read_checkpoint,
+    weights_from_tensors,
+    weights_to_tensors,
     write_checkpoint,
 )
 from .loading import autocast_dtype
@@ -218,36 +218,21 @@ class TrainingLoop:
         rng_states = self.dist.gather(self.rng.get_state())
         if not self.dist.is_main:
             return self.folder / CHECKPOINT_DIR / f"step-{step:06d}"
-        tensors: dict[str, Any] = {f"param/{k}": v.detach().float().cpu().contiguous() for k, v in self.params.items()}
-        optim_tensors, optim_info = optimizer_to_tensors(self.optimizer)
-        tensors.update(optim_tensors)
+        tensors, optim_info = weights_to_tensors(self.params, self.optimizer, self.ema)
         tensors["rng"] = rng_states[0]
         tensors.update({f"rng/{rank}": state for rank, state in enumerate(rng_states) if rank})
         info: dict[str, Any] = {"step": step, **optim_info, "lr_scheduler": self.lr_scheduler.state_dict(),
                                 "grad_scaler": self.scaler.state_dict(), "identity": self.identity,
                                 "losses": self.loss_history, "training_seconds": self.training_seconds,
                                 **dict(extra)}
-        if self.ema is not None:
-            tensors.update({f"ema/{name}": s.detach().float().cpu().contiguous()
-                            for name, s in zip(self.params, self.ema.shadow_params)})
-            info["ema_optimization_step"] = self.ema.optimization_step
         if self.dist.distributed:
             info["processes"] = self.dist.world_size
         return write_checkpoint(self.folder, step, tensors, info, keep=self.options.keep_checkpoints)
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
         """Restore parameters, optimizer, schedule, EMA and random stream from ``path``."""
-        import torch
-
         tensors, info = read_checkpoint(path)
-        with torch.no_grad():
-            for name, p in self.params.items():
-                p.copy_(tensors[f"param/{name}"].to(p.device, p.dtype))
-            if self.ema is not None:
-                for name, shadow in zip(self.params, self.ema.shadow_params):
-                    shadow.copy_(tensors[f"ema/{name}"].to(shadow.device, shadow.dtype))
-                self.ema.optimization_step = int(info["ema_optimization_step"])
-        optimizer_from_tensors(self.optimizer, tensors, info)
+        weights_from_tensors(tensors, info, self.params, self.optimizer, self.ema)
         self.lr_scheduler.load_state_dict(info["lr_scheduler"])
         self.scaler.load_state_dict(info["grad_scaler"])
         self.loss_history = [float(x) for x in info.get("losses", [])]
