@@ -250,3 +250,37 @@ def test_latents_encode_in_float32_but_the_vae_keeps_its_dtype(models) -> None:
         latents = source.sample(torch.tensor([0, 2]), torch.zeros(2, *source.latent_shape))
         assert latents.dtype == torch.float32 and latents.shape == (2, 4, 16, 16)
         assert vae.dtype == torch.bfloat16  # the pipeline still decodes in its own dtype
+
+
+class _StopAfter:
+    """A Progress whose task raises KeyboardInterrupt after ``n`` steps (a killed run)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def task(self, description, total=None, *, completed=0):  # noqa: ANN001, ANN201
+        outer = self
+
+        class Task:
+            def advance(self, n=1, *, metrics=None) -> None:  # noqa: ANN001
+                outer.n -= n
+                if outer.n <= 0:
+                    raise KeyboardInterrupt
+
+            def close(self) -> None:
+                pass
+
+        return Task()
+
+    def log(self, message: str) -> None:
+        pass
+
+
+def test_a_checkpoint_resumes_only_under_the_same_training_options(models, concepts, tmp_path) -> None:
+    options = quick(models["sd15"], max_train_steps=4, checkpoint_every=2)
+    for work, changed, resumed_from in [("same", {"generation_batch_size": 2}, 2), ("other", {"learning_rate": 5e-3}, 0)]:
+        with pytest.raises(KeyboardInterrupt):
+            BiasTuner(options).fit(concepts, tmp_path / work, progress=_StopAfter(3))
+        gen = BiasTuner({**options, **changed})  # a generation-only change keeps the checkpoint usable
+        gen.fit(concepts, tmp_path / work)
+        assert gen.artifact(concepts[0])["training"]["resumed_from_step"] == resumed_from, work
