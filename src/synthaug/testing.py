@@ -4,7 +4,7 @@
   imbalanced-learn's ``check_estimator``). It fits and generates on small concepts and
   checks the contract of :mod:`synthaug.generator`.
 - :func:`make_concepts`: small concepts of real-looking random images for tests.
-- Tiny Stable Diffusion pipelines written to disk (no download) live in
+- Tiny Stable Diffusion pipelines (SD1.5, SDXL, SD3.5, FLUX.1) written to disk (no download) live in
   :mod:`synthaug.diffusion.testing` and are re-exported here when diffusers is installed.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 from .errors import InvalidOptionsError
 from .generator import Concept, GeneratedImage, Generator, GeneratorOptions
 
-__all__ = ["check_generator", "make_concepts", "make_image_folder", "tiny_sd15", "tiny_sdxl"]
+__all__ = ["check_generator", "make_concepts", "make_image_folder", "tiny_flux", "tiny_sd3", "tiny_sd15", "tiny_sdxl"]
 
 
 def make_image_folder(root: str | Path, counts: Mapping[str, int], *, size: int = 32, seed: int = 0) -> Path:
@@ -62,6 +62,20 @@ def tiny_sd15(path: str | Path, **kwargs: Any) -> Path:
 def tiny_sdxl(path: str | Path, **kwargs: Any) -> Path:
     """Write a tiny random SDXL pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_sdxl`."""
     from .diffusion.testing import tiny_sdxl as build
+
+    return build(path, **kwargs)
+
+
+def tiny_sd3(path: str | Path, **kwargs: Any) -> Path:
+    """Write a tiny random SD3.5 pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_sd3`."""
+    from .diffusion.testing import tiny_sd3 as build
+
+    return build(path, **kwargs)
+
+
+def tiny_flux(path: str | Path, **kwargs: Any) -> Path:
+    """Write a tiny random FLUX.1 pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_flux`."""
+    from .diffusion.testing import tiny_flux as build
 
     return build(path, **kwargs)
 
