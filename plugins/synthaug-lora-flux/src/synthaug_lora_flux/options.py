@@ -1,0 +1,34 @@
+"""Options of ``lora-flux``: FLUX.1-dev defaults on top of the shared flow-matching LoRA options."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from synthaug.diffusion.flow_options import FlowLoraOptions
+
+__all__ = ["DEFAULT_FLUX_MODEL", "LoraFluxOptions"]
+
+#: FLUX.1 [dev] on the Hugging Face hub (gated; weights under the non-commercial FLUX.1 [dev] licence).
+DEFAULT_FLUX_MODEL = "black-forest-labs/FLUX.1-dev"
+
+
+class LoraFluxOptions(FlowLoraOptions):
+    """Options of ``lora-flux`` (plus every shared flow-matching LoRA and diffusion option)."""
+
+    base_model: str = Field(
+        DEFAULT_FLUX_MODEL,
+        description="Base FluxPipeline: a hub id (black-forest-labs/FLUX.1-dev; FLUX.1-schnell has no guidance input) "
+                    "or a local folder saved with save_pretrained.",
+    )
+    guidance_scale: float = Field(
+        3.5, ge=0,
+        description="FLUX.1-dev's distilled guidance: an input of the transformer (no second, unconditional pass), "
+                    "used when training and generating; ignored by models without a guidance embedding.",
+    )
+    negative_prompt: str = Field(
+        "", description="FLUX.1 takes no negative prompt (its guidance is distilled); must stay ''."
+    )
+    num_inference_steps: int = Field(28, ge=1, description="Denoising steps per generated image.")
+    max_sequence_length: int = Field(
+        512, ge=8, le=512, description="T5 tokens of the prompt (training and generation); longer prompts are cut."
+    )
