@@ -61,6 +61,9 @@ def test_lora_loads_in_stock_diffusers_and_gives_the_generators_images(fitted, c
     assert any(k.startswith("transformer.single_transformer_blocks.0.attn.to_q.") for k in keys)
     pipe = FluxPipeline.from_pretrained(str(tiny_model))
     pipe.set_progress_bar_config(disable=True)
+    # ComfyUI's rule for SD3/FLUX (comfy/lora.py): "transformer.<diffusers key>" of a linear layer's weight
+    linear = {n for n, m in pipe.transformer.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert {k.removeprefix("transformer.").split(".lora_")[0] for k in keys} <= linear
 
     def run():
         return pipe(fitted.prompt_for(concepts[0]), num_inference_steps=3, height=32, width=32, guidance_scale=3.5,

@@ -59,6 +59,9 @@ def test_lora_loads_in_stock_diffusers_and_changes_its_output(fitted, concepts, 
     assert any(".attn.add_q_proj." in k for k in keys) and any(".attn.to_q." in k for k in keys)
     pipe = StableDiffusion3Pipeline.from_pretrained(str(tiny_model))
     pipe.set_progress_bar_config(disable=True)
+    # ComfyUI's rule for SD3/FLUX (comfy/lora.py): "transformer.<diffusers key>" of a linear layer's weight
+    linear = {n for n, m in pipe.transformer.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert {k.removeprefix("transformer.").split(".lora_")[0] for k in keys} <= linear
     prompt = fitted.prompt_for(concepts[0])
 
     def run():

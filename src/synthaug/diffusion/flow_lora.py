@@ -222,12 +222,11 @@ class FlowLoraGenerator(DiffusionGeneratorBase):
 
     # -- files -----------------------------------------------------------------------------------
     def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
-        """Write ``pytorch_lora_weights.safetensors`` with the pipeline class's ``save_lora_weights``."""
-        from diffusers.utils import convert_state_dict_to_diffusers
-
+        """Write ``pytorch_lora_weights.safetensors`` with the pipeline class's ``save_lora_weights``, in peft's
+        ``lora_A``/``lora_B`` layout as diffusers' own SD3 and FLUX training scripts save it."""
         from .lora import lora_state_dict
 
-        state = convert_state_dict_to_diffusers(lora_state_dict(pipe.transformer, adapter_name=_ADAPTER))
+        state = lora_state_dict(pipe.transformer, adapter_name=_ADAPTER)
         type(pipe).save_lora_weights(str(folder), transformer_lora_layers=state,
                                      transformer_lora_adapter_metadata=self.lora_config().to_dict(),
                                      weight_name=LORA_FILE, safe_serialization=True)
