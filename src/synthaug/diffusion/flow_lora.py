@@ -32,11 +32,12 @@ from ..progress import NULL_PROGRESS, Progress
 from .base import DiffusionGeneratorBase
 from .flow_options import FlowLoraOptions
 
-__all__ = ["LORA_FILE", "FlowLoraGenerator", "ModuleOffloader"]
+__all__ = ["ADAPTER_NAME", "LORA_FILE", "FlowLoraGenerator", "ModuleOffloader"]
 
 #: The diffusers-layout LoRA file (the diffusers default name).
 LORA_FILE = "pytorch_lora_weights.safetensors"
-_ADAPTER = "synthaug"
+#: The peft adapter name of the LoRA being trained or generated with.
+ADAPTER_NAME = "synthaug"
 GIB = 2**30
 
 
@@ -181,7 +182,7 @@ class FlowLoraGenerator(DiffusionGeneratorBase):
     def add_trainable(self, pipe: Any, concept: Concept) -> dict[str, Any]:
         from .lora import add_lora, lora_parameters
 
-        add_lora(pipe.transformer, self.lora_config(), adapter_name=_ADAPTER, generator=self.name)
+        add_lora(pipe.transformer, self.lora_config(), adapter_name=ADAPTER_NAME, generator=self.name)
         return lora_parameters({"transformer": pipe.transformer})
 
     def conditions_need_grad(self) -> bool:
@@ -221,12 +222,17 @@ class FlowLoraGenerator(DiffusionGeneratorBase):
         return result
 
     # -- files -----------------------------------------------------------------------------------
+    @staticmethod
+    def lora_state(pipe: Any) -> dict[str, Any]:
+        """The transformer's LoRA weights in peft layout (``<module>.lora_A.weight`` / ``.lora_B.weight``)."""
+        from .lora import lora_state_dict
+
+        return lora_state_dict(pipe.transformer, adapter_name=ADAPTER_NAME)
+
     def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
         """Write ``pytorch_lora_weights.safetensors`` with the pipeline class's ``save_lora_weights``, in peft's
         ``lora_A``/``lora_B`` layout as diffusers' own SD3 and FLUX training scripts save it."""
-        from .lora import lora_state_dict
-
-        state = lora_state_dict(pipe.transformer, adapter_name=_ADAPTER)
+        state = self.lora_state(pipe)
         type(pipe).save_lora_weights(str(folder), transformer_lora_layers=state,
                                      transformer_lora_adapter_metadata=self.lora_config().to_dict(),
                                      weight_name=LORA_FILE, safe_serialization=True)
@@ -234,7 +240,7 @@ class FlowLoraGenerator(DiffusionGeneratorBase):
 
     def activate_adapter(self, pipe: Any, concept: Concept, folder: Path) -> None:
         pipe.unload_lora_weights()
-        pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name=_ADAPTER)
+        pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name=ADAPTER_NAME)
 
     def generation_kwargs(self) -> dict[str, Any]:
         """The engine's sampling options plus the prompt's T5 length."""

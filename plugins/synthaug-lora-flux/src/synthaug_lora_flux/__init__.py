@@ -10,11 +10,11 @@ from __future__ import annotations
 from synthaug import hookimpl
 from synthaug.diffusion.flow_lora import LORA_FILE
 
-from .generator import FluxDenoiser, LoraFluxGenerator, training_shift
+from .generator import FluxDenoiser, LoraFluxGenerator, kohya_file_name, training_shift
 from .options import DEFAULT_FLUX_MODEL, LoraFluxOptions
 
 __all__ = ["DEFAULT_FLUX_MODEL", "LORA_FILE", "FluxDenoiser", "LoraFluxGenerator", "LoraFluxOptions",
-           "register_generators", "training_shift"]
+           "kohya_file_name", "register_generators", "training_shift"]
 __version__ = "0.1.0"
 
 

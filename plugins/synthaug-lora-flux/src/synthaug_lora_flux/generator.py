@@ -13,15 +13,22 @@ and the engine. FLUX adds three things, here:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from synthaug.diffusion.flow_lora import FlowLoraGenerator
 from synthaug.diffusion.parts import TransformerDenoiser
 from synthaug.errors import InvalidOptionsError
+from synthaug.generator import Concept
 
 from .options import LoraFluxOptions
 
-__all__ = ["FluxDenoiser", "LoraFluxGenerator", "training_shift"]
+__all__ = ["FluxDenoiser", "LoraFluxGenerator", "kohya_file_name", "training_shift"]
+
+
+def kohya_file_name(concept: Concept) -> str:
+    """Name of the kohya-layout file of ``concept`` (UIs show the file name as the LoRA's name)."""
+    return f"{concept.slug}.safetensors"
 
 
 class FluxDenoiser(TransformerDenoiser):
@@ -101,3 +108,36 @@ class LoraFluxGenerator(FlowLoraGenerator):
             max_sequence_length=self.options.max_sequence_length,
         )
         return {"encoder_hidden_states": embeds, "pooled_projections": pooled, "txt_ids": text_ids}
+
+    # -- kohya-ss export --------------------------------------------------------------------------
+    def add_trainable(self, pipe: Any, concept: Concept) -> dict[str, Any]:
+        """The shared LoRA; with ``export_format=kohya`` every LoRA module must have a kohya name (checked first)."""
+        params = super().add_trainable(pipe, concept)
+        if self.options.export_format == "kohya":
+            from .kohya import kohya_module
+
+            for name in params:
+                try:
+                    kohya_module(name.removeprefix("transformer.").split(".lora_")[0])
+                except ValueError as exc:
+                    pipe.unload_lora_weights()
+                    raise InvalidOptionsError(f"generator {self.name!r}: option export_format=kohya with "
+                                              f"target_modules={self.options.target_modules}: {exc}") from None
+        return params
+
+    def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
+        """The diffusers-layout file, and with ``export_format=kohya`` the kohya-layout file too."""
+        files = super().save_adapter(pipe, concept, folder)
+        if self.options.export_format != "kohya":
+            return files
+        import torch
+
+        from .kohya import save_kohya_flux_lora
+
+        o = self.options
+        out_features = {n.removesuffix(".base_layer"): m.out_features for n, m in pipe.transformer.named_modules()
+                        if isinstance(m, torch.nn.Linear)}
+        state = self.lora_state(pipe)
+        metadata = {"ss_output_name": concept.slug, "synthaug_prompt": self.prompt_for(concept)}
+        return [*files, save_kohya_flux_lora(folder / kohya_file_name(concept), state, out_features,
+                                             alpha=o.alpha or o.rank, rank=o.rank, metadata=metadata)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from synthaug.diffusion.flow_options import FlowLoraOptions
@@ -31,4 +33,10 @@ class LoraFluxOptions(FlowLoraOptions):
     num_inference_steps: int = Field(28, ge=1, description="Denoising steps per generated image.")
     max_sequence_length: int = Field(
         512, ge=8, le=512, description="T5 tokens of the prompt (training and generation); longer prompts are cut."
+    )
+    export_format: Literal["diffusers", "kohya"] = Field(
+        "diffusers",
+        description="diffusers: pytorch_lora_weights.safetensors (FluxPipeline.load_lora_weights, ComfyUI); kohya: also "
+                    "<concept>.safetensors in the kohya-ss sd-scripts FLUX layout (lora_unet_double_blocks_..., fused "
+                    "qkv).",
     )
