@@ -206,12 +206,28 @@ def test_cached_latents_train_like_encoding_every_step(models, concepts, tmp_pat
 
 def test_shared_options_are_described_and_generation_only_options_do_not_refit() -> None:
     assert all(f.description for f in DiffusionOptions.model_fields.values())
-    a = BiasTuner(guidance_scale=3.0, num_inference_steps=5, batch_size=4, device="cpu")
-    assert a.fit_options() == BiasTuner().fit_options()
+    a = BiasTuner(guidance_scale=3.0, num_inference_steps=5, generation_batch_size=4, device="cpu",
+                  cache_latents=False, gradient_checkpointing=True, checkpoint_every=7, validation_images=0)
+    assert a.fit_options() == BiasTuner().fit_options()  # generation- and speed-only options never force a refit
+    assert "cache_latents" not in a.fit_options() and "learning_rate" in a.fit_options()
     assert BiasTuner(max_train_steps=7).fit_options() != BiasTuner().fit_options()
     assert BiasTuner().prompt_for(make_concept()) == "a dermoscopic image of basal cell carcinoma"
     per = BiasTuner(prompts={"basal_cell_carcinoma": "a close-up photo of {concept} on skin"})
     assert per.prompt_for(make_concept()) == "a close-up photo of basal cell carcinoma on skin"
+
+
+def test_renamed_options_still_work_for_a_release_with_a_warning() -> None:
+    from synthaug.options import OptionDeprecationWarning
+
+    with pytest.warns(DeprecationWarning, match="'batch_size' is deprecated.*use 'generation_batch_size'") as seen:
+        old = BiasTuner(batch_size=4)
+    assert seen[0].category is OptionDeprecationWarning and seen[0].filename == __file__
+    assert old.options.generation_batch_size == 4 and old.options == BiasTuner(generation_batch_size=4).options
+    with pytest.raises(InvalidOptionsError, match="deprecated name of 'generation_batch_size'"):
+        BiasTuner(batch_size=4, generation_batch_size=2)
+    assert BiasTuner(device=None).options.device == "auto"
+    with pytest.raises(InvalidOptionsError, match="device='gpu'"):
+        BiasTuner(device="gpu")
 
 
 def make_concept():
