@@ -1,5 +1,9 @@
 """Options shared by the LoRA generators on flow-matching transformers (SD3.5, FLUX.1), and their presets.
 
+The noise-level sampling and loss weighting options come from the engine's
+:class:`~synthaug.diffusion.options.FlowMatchingOptions` (``timestep_sampling``, ``logit_mean``,
+``logit_std``, ``mode_scale``, ``flow_shift``, ``loss_weighting``).
+
 A plugin subclasses :class:`FlowLoraOptions` to set its base model, prompt length and sampling
 defaults. ``preset=16gb`` is the QLoRA recipe: the frozen transformer in 4-bit NF4, LoRA on
 top in float32, 8-bit AdamW, gradient checkpointing, cached latents and text embeddings (the
@@ -12,7 +16,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from .options import DiffusionOptions
+from ..options import fit_neutral_field
+from .options import DiffusionOptions, FlowMatchingOptions
 
 __all__ = ["ATTENTION_LORA_TARGETS", "FLOW_PRESETS", "FlowLoraOptions"]
 
@@ -42,7 +47,7 @@ FLOW_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class FlowLoraOptions(DiffusionOptions):
+class FlowLoraOptions(DiffusionOptions, FlowMatchingOptions):
     """Options of a LoRA generator on a flow-matching transformer (plus every shared diffusion option)."""
 
     preset: Literal["16gb"] | None = Field(
@@ -69,24 +74,13 @@ class FlowLoraOptions(DiffusionOptions):
     optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
         "auto", description="auto: 8-bit AdamW (bitsandbytes) on CUDA, AdamW elsewhere; or adamw / adamw8bit."
     )
-    cache_text_embeddings: bool = Field(
+    cache_text_embeddings: bool = fit_neutral_field(
         True,
         description="Encode the prompt once, then move the text encoders (and the VAE, with cache_latents) off the "
                     "GPU while the transformer trains. Gives the same training as encoding every step.",
     )
     max_sequence_length: int = Field(
         256, ge=8, le=512, description="T5 tokens of the prompt (training and generation); longer prompts are cut."
-    )
-    timestep_sampling: Literal["logit_normal", "uniform", "mode"] = Field(
-        "logit_normal",
-        description="How training draws noise levels before the shift: logit_normal (SD3 paper, diffusers' "
-                    "default), uniform, or mode (with mode_scale).",
-    )
-    logit_mean: float = Field(0.0, description="Mean of the logit-normal noise-level distribution.")
-    logit_std: float = Field(1.0, gt=0, description="Standard deviation of the logit-normal noise-level distribution.")
-    mode_scale: float = Field(1.29, description="Scale of mode timestep sampling.")
-    loss_weighting: Literal["none", "sigma_sqrt", "cosmap"] = Field(
-        "none", description="Per-sample loss weight of the flow-matching loss (diffusers' default: none)."
     )
     rank: int = Field(16, ge=1, description="LoRA rank (r).")
     alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank); default: the rank.")

@@ -4,7 +4,8 @@ Everything but FLUX's specifics comes from :class:`synthaug.diffusion.flow_lora.
 and the engine. FLUX adds three things, here:
 
 - the denoiser works on 2x2-packed latent tokens with 3-axis position ids, takes the noise level
-  in [0, 1] and, for FLUX.1-dev, the distilled guidance scale as an input (:class:`FluxDenoiser`);
+  in [0, 1] and, for FLUX.1-dev, the distilled guidance scale as an input (:class:`FluxDenoiser`,
+  ``train_guidance_scale``; generation uses ``guidance_scale``);
 - the noise-level shift depends on the resolution (the scheduler's ``use_dynamic_shifting``: the
   shift ``exp(mu)`` the pipeline samples with at that image size), unless ``flow_shift`` is set;
 - prompts give T5 token embeddings, CLIP's pooled embedding and text position ids.
@@ -88,7 +89,7 @@ class LoraFluxGenerator(FlowLoraGenerator):
                                       "guidance is distilled); set negative_prompt=''")
 
     def denoiser(self, pipe: Any) -> FluxDenoiser:
-        return FluxDenoiser(pipe.transformer, guidance=self.options.guidance_scale,
+        return FluxDenoiser(pipe.transformer, guidance=self.options.train_guidance_scale,
                             vae_scale_factor=pipe.vae_scale_factor)
 
     def target_rule(self, pipe: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from synthaug.diffusion.flow_options import FlowLoraOptions
+from synthaug.options import fit_neutral_field
 
 __all__ = ["DEFAULT_FLUX_MODEL", "LoraFluxOptions"]
 
@@ -22,15 +23,20 @@ class LoraFluxOptions(FlowLoraOptions):
         description="Base FluxPipeline: a hub id (black-forest-labs/FLUX.1-dev; FLUX.1-schnell has no guidance input) "
                     "or a local folder saved with save_pretrained.",
     )
-    guidance_scale: float = Field(
+    guidance_scale: float = fit_neutral_field(
         3.5, ge=0,
-        description="FLUX.1-dev's distilled guidance: an input of the transformer (no second, unconditional pass), "
-                    "used when training and generating; ignored by models without a guidance embedding.",
+        description="FLUX.1-dev's distilled guidance when generating: an input of the transformer (no second, "
+                    "unconditional pass); ignored by models without a guidance embedding (FLUX.1-schnell).",
     )
-    negative_prompt: str = Field(
+    train_guidance_scale: float = Field(
+        3.5, ge=0,
+        description="The distilled guidance fed to FLUX.1-dev's transformer while training (diffusers' example: 3.5); "
+                    "ignored by models without a guidance embedding.",
+    )
+    negative_prompt: str = fit_neutral_field(
         "", description="FLUX.1 takes no negative prompt (its guidance is distilled); must stay ''."
     )
-    num_inference_steps: int = Field(28, ge=1, description="Denoising steps per generated image.")
+    num_inference_steps: int = fit_neutral_field(28, ge=1, description="Denoising steps per generated image.")
     max_sequence_length: int = Field(
         512, ge=8, le=512, description="T5 tokens of the prompt (training and generation); longer prompts are cut."
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from synthaug.diffusion.flow_options import FlowLoraOptions
+from synthaug.options import fit_neutral_field
 
 __all__ = ["DEFAULT_SD3_MODEL", "LoraSD3Options"]
 
@@ -20,5 +21,5 @@ class LoraSD3Options(FlowLoraOptions):
         description="Base StableDiffusion3Pipeline: a hub id (stabilityai/stable-diffusion-3.5-medium or -large) or "
                     "a local folder saved with save_pretrained.",
     )
-    guidance_scale: float = Field(4.5, ge=0, description="Classifier-free guidance scale when generating.")
-    num_inference_steps: int = Field(28, ge=1, description="Denoising steps per generated image.")
+    guidance_scale: float = fit_neutral_field(4.5, ge=0, description="Classifier-free guidance scale when generating.")
+    num_inference_steps: int = fit_neutral_field(28, ge=1, description="Denoising steps per generated image.")
