@@ -12,32 +12,10 @@ pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
 from synthaug.errors import InvalidOptionsError  # noqa: E402
-from synthaug.progress import NullProgress  # noqa: E402
-from synthaug.testing import check_generator  # noqa: E402
+from synthaug.testing import check_generator, check_resume  # noqa: E402
 from synthaug_lora_flux import LORA_FILE, FluxDenoiser, LoraFluxGenerator, training_shift  # noqa: E402
 
 torch.set_num_threads(1)
-
-
-class StopAt(NullProgress):
-    """A progress that interrupts training (KeyboardInterrupt) once ``stop`` steps are done."""
-
-    def __init__(self, stop: int) -> None:
-        self.stop = stop
-
-    def task(self, description, total=None, *, completed=0):
-        outer, state = self, {"done": completed}
-
-        class Task:
-            def advance(self, n=1, *, metrics=None):
-                state["done"] += n
-                if state["done"] >= outer.stop:
-                    raise KeyboardInterrupt
-
-            def close(self):
-                pass
-
-        return Task()
 
 
 def test_passes_check_generator(quick) -> None:
@@ -80,17 +58,7 @@ def test_lora_loads_in_stock_diffusers_and_gives_the_generators_images(fitted, c
 def test_resume_matches_an_uninterrupted_run(quick, concepts, tmp_path) -> None:
     options = quick(max_train_steps=6, checkpoint_every=2, gradient_accumulation_steps=2, timestep_sampling="mode",
                     loss_weighting="cosmap")
-    one = concepts[:1]
-    straight = LoraFluxGenerator(options)
-    straight.fit(one, tmp_path / "straight")
-    with pytest.raises(KeyboardInterrupt):
-        LoraFluxGenerator(options).fit(one, tmp_path / "resumed", progress=StopAt(5))
-    assert (tmp_path / "resumed" / one[0].slug / "checkpoints" / "step-000004").is_dir()
-    resumed = LoraFluxGenerator(options)
-    resumed.fit(one, tmp_path / "resumed")
-    training = resumed.artifact(one[0])["training"]
-    assert training["resumed_from_step"] == 4 and training["steps"] == 6
-    assert resumed.artifact(one[0])["adapter_sha256"] == straight.artifact(one[0])["adapter_sha256"]
+    check_resume(LoraFluxGenerator, options, concepts[0], tmp_path, interrupt_at=5, checkpoint_step=4)
 
 
 def test_denoiser_packs_latents_like_the_pipeline_and_feeds_the_guidance(quick, tiny_model) -> None:
