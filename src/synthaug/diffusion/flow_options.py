@@ -64,7 +64,7 @@ class FlowLoraOptions(DiffusionOptions, FlowMatchingOptions):
     quantize_text_encoder: Literal["none", "int8", "nf4"] = Field(
         "none",
         description="int8 / nf4: load the T5 text encoder through bitsandbytes (transformers' BitsAndBytesConfig; "
-                    "needs a CUDA GPU): 4.4 / 2.6 GiB instead of 8.9 for T5-XXL. It then stays on the GPU.",
+                    "needs a CUDA GPU): 4.4 / about 2.5 GiB instead of 8.9 for T5-XXL. It then stays on the GPU.",
     )
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "bfloat16", description="Dtype of the frozen base weights (bfloat16: SD3/FLUX overflow in float16); auto: "
