@@ -150,7 +150,8 @@ def model_inputs(name: str, transformer: Any, batch: int) -> dict[str, Any]:
     tokens = (side // 2) ** 2
     return {"hidden_states": torch.zeros(batch, tokens, 64, **meta), "encoder_hidden_states": text,
             "pooled_projections": pooled, "timestep": timestep, "guidance": torch.zeros(batch, **meta),
-            "img_ids": torch.zeros(tokens, 3, device="meta"), "txt_ids": torch.zeros(spec["t5_tokens"], 3, device="meta")}
+            "img_ids": torch.zeros(tokens, 3, device="meta"),
+            "txt_ids": torch.zeros(spec["t5_tokens"], 3, device="meta")}
 
 
 def activation_bytes(name: str, transformer: Any, batch: int) -> dict[str, float]:
@@ -258,9 +259,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         t = row["training_gib"]
         adapter = t["lora_params_fp32"] + t["lora_grads_fp32"] + t["optimizer_state"]
         lines.append(f"| {row['model']} | {labels[row['quantize_base'], row['optimizer']]} | "
-                     f"{row['parameters']['transformer'] / 1e9:.2f} B | {t['transformer_frozen']:.2f} | {adapter:.2f} | "
+                     f"{row['parameters']['transformer'] / 1e9:.2f} B | {t['transformer_frozen']:.2f} | "
+                     f"{adapter:.2f} | "
                      f"{t['activations_checkpointed']:.2f} / {row['activations_without_checkpointing_gib']:.2f} | "
-                     f"{row['training_peak_gib']:.2f} | {row['caching_peak_gib']:.2f} | {row['estimated_peak_gib']:.2f} |")
+                     f"{row['training_peak_gib']:.2f} | {row['caching_peak_gib']:.2f} | "
+                     f"{row['estimated_peak_gib']:.2f} |")
     return "\n".join(lines)
 
 

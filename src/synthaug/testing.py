@@ -21,8 +21,8 @@ from typing import Any
 from .errors import InvalidOptionsError
 from .generator import Concept, GeneratedImage, Generator, GeneratorOptions
 
-__all__ = ["InterruptAfter", "check_generator", "check_resume", "make_concepts", "make_image_folder", "tiny_flux", "tiny_sd3",
-           "tiny_sd15", "tiny_sdxl"]
+__all__ = ["InterruptAfter", "check_generator", "check_resume", "make_concepts", "make_image_folder", "tiny_flux",
+           "tiny_sd3", "tiny_sd15", "tiny_sdxl"]
 
 
 def make_image_folder(root: str | Path, counts: Mapping[str, int], *, size: int = 32, seed: int = 0) -> Path:

@@ -19,11 +19,10 @@ torch.set_num_threads(1)
 
 #: kohya-ss sd-scripts' FLUX LoRA key names (networks/lora_flux.py, networks/convert_flux_lora.py)
 KOHYA_KEY = re.compile(r"lora_unet_(double_blocks_\d+_(img|txt)_(attn_qkv|attn_proj|mlp_0|mlp_2|mod_lin)"
-                       r"|single_blocks_\d+_(linear1|linear2|modulation_lin))\.(lora_down\.weight|lora_up\.weight|alpha)")
-DOUBLE_BLOCK_ONLY = ["transformer_blocks.0.attn.to_q", "transformer_blocks.0.attn.to_k", "transformer_blocks.0.attn.to_v",
-                     "transformer_blocks.0.attn.to_out.0", "transformer_blocks.0.attn.add_q_proj",
-                     "transformer_blocks.0.attn.add_k_proj", "transformer_blocks.0.attn.add_v_proj",
-                     "transformer_blocks.0.attn.to_add_out"]
+                       r"|single_blocks_\d+_(linear1|linear2|modulation_lin))"
+                       r"\.(lora_down\.weight|lora_up\.weight|alpha)")
+DOUBLE_BLOCK_ONLY = [f"transformer_blocks.0.attn.{m}" for m in ("to_q", "to_k", "to_v", "to_out.0", "add_q_proj",
+                                                                 "add_k_proj", "add_v_proj", "to_add_out")]
 
 
 def test_fused_modules_hold_exactly_the_separate_loras() -> None:
@@ -37,8 +36,9 @@ def test_fused_modules_hold_exactly_the_separate_loras() -> None:
         state[f"{m}.lora_B.weight"] = torch.randn(width, rank, generator=g)
     out = {m: width for m in mods} | {"single_transformer_blocks.3.proj_mlp": 3 * width}
     kohya = flux_lora_to_kohya(state, out, alpha=alpha)
-    assert set(kohya) == {f"lora_unet_single_blocks_3_linear1.{s}" for s in ("lora_down.weight", "lora_up.weight", "alpha")} | \
-        {f"lora_unet_double_blocks_1_img_attn_proj.{s}" for s in ("lora_down.weight", "lora_up.weight", "alpha")}
+    parts = ("lora_down.weight", "lora_up.weight", "alpha")
+    assert set(kohya) == {f"lora_unet_{m}.{s}" for m in ("single_blocks_3_linear1", "double_blocks_1_img_attn_proj")
+                          for s in parts}
     assert all(KOHYA_KEY.fullmatch(k) for k in kohya)
 
     def delta(prefix: str) -> torch.Tensor:  # kohya applies up @ down * alpha / rank

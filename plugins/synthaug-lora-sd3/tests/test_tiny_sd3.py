@@ -16,7 +16,8 @@ def test_tiny_sd3_has_the_sd35_wiring_and_generates(tiny_model) -> None:
     t = pipe.transformer.config
     assert t.qk_norm == "rms_norm" and list(t.dual_attention_layers) == [0]  # SD3.5 Medium's MMDiT-X features
     assert t.joint_attention_dim == pipe.text_encoder_3.config.d_model
-    assert t.pooled_projection_dim == pipe.text_encoder.config.projection_dim + pipe.text_encoder_2.config.projection_dim
+    clips = (pipe.text_encoder, pipe.text_encoder_2)
+    assert t.pooled_projection_dim == sum(c.config.projection_dim for c in clips)
     assert isinstance(pipe.scheduler, FlowMatchEulerDiscreteScheduler) and pipe.scheduler.config.shift == 3.0
     assert pipe.vae.config.shift_factor and sum(p.numel() for p in pipe.transformer.parameters()) < 200_000
     images = pipe("a dermoscopic image of melanoma", num_inference_steps=2, height=32, width=32,

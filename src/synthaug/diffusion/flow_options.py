@@ -52,9 +52,9 @@ class FlowLoraOptions(DiffusionOptions, FlowMatchingOptions):
 
     preset: Literal["16gb"] | None = Field(
         None,
-        description="Named option set; 16gb: QLoRA at 1024 px for a 16 GB GPU (NF4 base, int8 T5, bfloat16, 8-bit AdamW, "
-                    "batch 1 x 4 accumulation, gradient checkpointing, cached latents and text embeddings). Options "
-                    "you set explicitly override it.",
+        description="Named option set; 16gb: QLoRA at 1024 px for a 16 GB GPU (NF4 base, int8 T5, bfloat16, "
+                    "8-bit AdamW, batch 1 x 4 accumulation, gradient checkpointing, cached latents and text "
+                    "embeddings). Options you set explicitly override it.",
     )
     quantize_base: Literal["none", "nf4"] = Field(
         "none",

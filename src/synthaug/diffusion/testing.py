@@ -258,7 +258,8 @@ def tiny_sd3(path: str | Path, *, seed: int = 0) -> Path:
     The real wiring: two CLIP text encoders with projections (pooled embeddings), a T5 encoder,
     an ``SD3Transformer2DModel`` with SD3.5's dual-attention layer and RMS query/key norm, a
     VAE with a shift factor (4 latent channels instead of 16) and a
-    ``FlowMatchEulerDiscreteScheduler`` with SD3's shift of 3. Load it with ``StableDiffusion3Pipeline.from_pretrained(path)``.
+    ``FlowMatchEulerDiscreteScheduler`` with SD3's shift of 3. Load it with
+    ``StableDiffusion3Pipeline.from_pretrained(path)``.
     """
     import torch
     from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline

@@ -42,7 +42,7 @@ class LoraFluxOptions(FlowLoraOptions):
     )
     export_format: Literal["diffusers", "kohya"] = Field(
         "diffusers",
-        description="diffusers: pytorch_lora_weights.safetensors (FluxPipeline.load_lora_weights, ComfyUI); kohya: also "
-                    "<concept>.safetensors in the kohya-ss sd-scripts FLUX layout (lora_unet_double_blocks_..., fused "
-                    "qkv).",
+        description="diffusers: pytorch_lora_weights.safetensors (FluxPipeline.load_lora_weights, ComfyUI); "
+                    "kohya: also <concept>.safetensors in the kohya-ss sd-scripts FLUX layout "
+                    "(lora_unet_double_blocks_..., fused qkv).",
     )
