@@ -210,6 +210,8 @@ def test_shared_options_are_described_and_generation_only_options_do_not_refit()
                   cache_latents=False, gradient_checkpointing=True, checkpoint_every=7, validation_images=0)
     assert a.fit_options() == BiasTuner().fit_options()  # generation- and speed-only options never force a refit
     assert "cache_latents" not in a.fit_options() and "learning_rate" in a.fit_options()
+    schema = BiasTuner.options_schema()["properties"]  # the mark is visible to tools reading the schema
+    assert schema["cache_latents"].get("fit_neutral") is True and "fit_neutral" not in schema["learning_rate"]
     assert BiasTuner(max_train_steps=7).fit_options() != BiasTuner().fit_options()
     assert BiasTuner().prompt_for(make_concept()) == "a dermoscopic image of basal cell carcinoma"
     per = BiasTuner(prompts={"basal_cell_carcinoma": "a close-up photo of {concept} on skin"})

@@ -27,7 +27,7 @@ DEFAULT_PROMPT_TEMPLATE = "a dermoscopic image of {concept}"
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, text, watermark, cartoon"
 
 
-class DiffusionTrainingOptions(TrainingOptions, DeviceOptions):
+class DiffusionTrainingOptions(DeviceOptions, TrainingOptions):
     """The training loop's options (every diffusion generator that trains with the engine)."""
 
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
@@ -56,7 +56,7 @@ class DiffusionTrainingOptions(TrainingOptions, DeviceOptions):
     )
 
 
-class DiffusionOptions(DiffusionTrainingOptions, SamplingOptions):
+class DiffusionOptions(SamplingOptions, DiffusionTrainingOptions):
     """Options of a Stable Diffusion fine-tuning generator (loading, training, prompts, sampling)."""
 
     deprecated_aliases: ClassVar[dict[str, str]] = {"batch_size": "generation_batch_size"}

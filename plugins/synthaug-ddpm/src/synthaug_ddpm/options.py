@@ -25,7 +25,7 @@ WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 RESUMABLE_CHANGES = frozenset({"max_train_steps", "time_budget_s"})
 
 
-class DdpmOptions(DiffusionTrainingOptions, SamplingOptions):
+class DdpmOptions(SamplingOptions, DiffusionTrainingOptions):
     """Options of the ``ddpm`` generator (model, training, and sampling settings)."""
 
     deprecated_aliases: ClassVar[dict[str, str]] = {
