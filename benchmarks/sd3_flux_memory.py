@@ -18,8 +18,8 @@ on PyTorch's ``meta`` device (no memory, no download). It then counts, component
 - the latent/prompt caching phase before training: the transformer, the text encoders and the
   VAE (encoding in float32, as its config asks) on the GPU together. In bfloat16 the text
   encoders and the VAE then leave the GPU; with ``preset=16gb`` T5-XXL is loaded in 8-bit
-  (``quantize_text_encoder=int8``: 4.4 GiB instead of 8.9) and stays, since bitsandbytes
-  modules cannot be moved; only CLIP and the VAE leave.
+  (``quantize_text_encoder=int8``: 4.4 GiB instead of 8.9) and stays, as the plugins leave
+  bitsandbytes modules in place; only CLIP and the VAE leave.
 
 It prints one JSON object per configuration and a table. Nothing here is measured: a peak
 measured with ``torch.cuda.max_memory_allocated`` needs a CUDA GPU and real weights (the NF4
@@ -228,7 +228,7 @@ def estimate(name: str, quantize: str, optimizer: str, rank: int, batch: int) ->
     # caching: transformer + text encoders + VAE in float32 encoding one 1024 px image
     # (~3 live float32 tensors of 128 channels at full resolution)
     encode = vae * 4.0 + 3 * 128 * RESOLUTION * RESOLUTION * 4
-    if quantize == "nf4":  # T5 in 8-bit stays on the GPU (bitsandbytes modules are not moved); CLIP, VAE leave
+    if quantize == "nf4":  # 8-bit T5 stays on the GPU (the plugins do not move bnb modules)
         t5_bytes = t5 * INT8_BYTES
         training["t5_int8_resident"] = t5_bytes
         caching = frozen + clip * 2.0 + t5_bytes + encode

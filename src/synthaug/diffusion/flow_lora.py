@@ -11,7 +11,8 @@ This module adds what transformer LoRA plugins share:
   ``BitsAndBytesConfig`` (QLoRA), and ``quantize_text_encoder=int8|nf4`` for the T5 encoder
   through transformers' ``BitsAndBytesConfig`` (both need a CUDA GPU);
 - cached prompt embeddings with the text encoders and the VAE moved off the GPU while the
-  transformer trains (bitsandbytes-quantized modules stay where they are: they cannot move);
+  transformer trains (bitsandbytes-quantized modules stay where they are: moving them needs recent
+  bitsandbytes and is untested here);
 - the training's peak GPU memory in the artifact (``peak_gpu_memory_gib``) when on CUDA.
 
 A plugin sets ``name``, ``Options``, ``pipeline_class``, ``t5_attribute`` and implements
