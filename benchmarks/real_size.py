@@ -184,7 +184,7 @@ def training_phase(gen: Any, concept: Any, work: Path, args: argparse.Namespace,
     def synthaug(latents: Any) -> Callable[[], Any]:
         def run() -> Any:
             pipe.unet.set_adapter("synthaug")
-            trainer.latents = latents
+            trainer.source = latents  # the data source part (cached or encoding every step)
             return trainer.train_step(args.batch_size)
         return run
 
@@ -198,7 +198,7 @@ def training_phase(gen: Any, concept: Any, work: Path, args: argparse.Namespace,
         for name in names[r % 3:] + names[: r % 3]:  # rotate who goes first
             seconds[name].append(clock.time(variants[name]))
     vae = vae_seconds(pipe, cached, args.batch_size, clock, repeats=max(2, args.train_steps))
-    trainer.latents = cached
+    trainer.source = cached
     gen.finish_training(pipe, concept)  # removes both adapters
     median = {name: statistics.median(s) for name, s in seconds.items()}
     return {"seconds_per_step": {k: round(v, 3) for k, v in median.items()},

@@ -53,7 +53,7 @@ def test_data_parallel_balance_trains_the_concept_on_both_ranks(tiny_folder: Pat
     assert artifact["training"]["processes"] == 2 and artifact["training"]["steps"] == 3
     assert not (folder / "checkpoints").exists()  # rank 0 removed them after saving
     weights = load_file(folder / "pytorch_lora_weights.safetensors")
-    up = [w for k, w in weights.items() if "lora.up" in k]
+    up = [w for k, w in weights.items() if "lora_B" in k]  # peft layout: lora_B is the up matrix
     assert up and any(bool(w.abs().max() > 0) for w in up)  # an untrained adapter has zero up-weights
 
 
