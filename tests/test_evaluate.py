@@ -175,7 +175,7 @@ def test_torch_backend_weights(tmp_path):
     loaded = build_model(TrainConfig(model="small-cnn", image_size=16, weights=str(tmp_path / "w.pt")), 3)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(InvalidParameterError, match="ImageNet weights exist only for --backend keras"):
-        TrainConfig(weights="imagenet")
+        TrainConfig(model="mobilenet", weights="imagenet")
     with pytest.raises(InvalidParameterError, match="state_dict saved from this backbone"):
         build_model(TrainConfig(model="mobilenet", image_size=16, weights=str(tmp_path / "w.pt")), 3)
 
@@ -189,7 +189,7 @@ def test_keras_imagenet_download_failure_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(keras.applications, "MobileNet", offline)
     with pytest.raises(InvalidParameterError, match="downloading the ImageNet MobileNet weights failed"):
-        build_keras_model(TrainConfig(backend="keras", weights="imagenet"), 3)
+        build_keras_model(TrainConfig(backend="keras", model="mobilenet", weights="imagenet"), 3)
 
 
 # -- the command ----------------------------------------------------------------------------

@@ -30,13 +30,54 @@ def _table(header: list[str], rows: list[list[str]], align: str | None = None) -
             *("| " + " | ".join(r) + " |" for r in rows), ""]
 
 
+_METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "macro_f1": "macro-F1"}
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    return "–" if value is None else f"{value * 100:{'+' if signed else ''}.2f}"
+
+
+def _p(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}" if value >= 0.001 else "<0.001"
+
+
+def _verdict_lines(report: Mapping[str, Any]) -> list[str]:
+    stats = report["statistics"]
+    lines = ["## Verdicts", "",
+             f"Paired difference experiment − baseline on the same split (percentage points), its "
+             f"{stats['confidence'] * 100:g}% interval by the corrected resampled t-test (Nadeau–Bengio; "
+             f"test/train ratio {stats['test_train_ratio']:.3f}), and the two-sided Wilcoxon signed-rank p-value. "
+             "Verdict: `better`/`worse` when the interval excludes 0, else `no evidence`.", ""]
+    rows = [[f"`{r['experiment']}`", _METRIC_NAMES[r["metric"]], _num(r["mean"], signed=True),
+             f"[{_num(r['ci_low'], True)}, {_num(r['ci_high'], True)}]", _p(r["wilcoxon_p"]), str(r["n"]),
+             f"**{r['verdict']}**"] for r in report["verdicts"]]
+    return lines + _table(["experiment", "metric", "Δ mean", "interval", "Wilcoxon p", "runs", "verdict"], rows)
+
+
+def _warning_lines(report: Mapping[str, Any]) -> list[str]:
+    exps = report["experiments"]
+    lines = []
+    for name, e in exps.items():
+        c = e.get("convergence", {})
+        if c.get("possibly_undertrained"):
+            lines.append(f"- **`{name}` may be under-trained**: {c['late_runs']} of {c['runs']} runs had their best "
+                         f"checkpoint in the last 10% of the budget; {c['advice']}.")
+        if e.get("near_chance"):
+            lines.append(f"- **`{name}` is near chance**: mean test balanced accuracy "
+                         f"{e['test']['balanced_accuracy']['mean'] * 100:.1f}% with {len(report['classes'])} classes; "
+                         "this classifier does not learn here (try --model small-cnn, a pretrained --model factory, "
+                         "or a larger budget).")
+    return ["## Warnings", "", *lines, ""] if lines else []
+
+
 def render_markdown(report: Mapping[str, Any]) -> str:
-    """The human-readable report: summary, paired differences, per-class recall, per split."""
+    """The human-readable report: verdicts, warnings, summary, per-class recall, per split."""
     exps: Mapping[str, Any] = report["experiments"]
     classes = report["classes"]
     split = report["splits"]
     train = report["train"]
     lines = ["# synthaug evaluation", ""]
+    lines += _verdict_lines(report) + _warning_lines(report)
     if report.get("command"):
         lines += ["Command:", "", "```", report["command"], "```", ""]
     lines += [
@@ -44,10 +85,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         f"Splits: {split['method']}, {split['n']} split(s) (`{split['file']}`); validation and test images "
         "are real only and shared by every experiment of a split.",
         "",
-        f"Classifier: {train['backend']} / {train['model']} (alpha {train['alpha']}), weights `{train['weights']}`, "
+        f"Classifier: {train['backend']} / {train['model']}, weights `{train['weights']}`, "
         f"{train['image_size']} px, batch {train['batch_size']}, "
         + (f"{train['steps']} steps" if train.get("steps") else f"{train['epochs']:g} baseline epochs")
-        + ", best-validation-accuracy weights tested. Every experiment of a split trains the same number of steps.",
+        + f", checkpoint selected by validation {train['select'].replace('_', ' ')}. "
+        "Every experiment of a split trains the same number of steps.",
         "",
         "Values are percentages, mean ± std across splits; Δ columns are paired differences "
         "(experiment − baseline on the same split).",
@@ -70,9 +112,10 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     rows = [[f"`{c}`", str(report["data"]["class_counts"].get(c, 0)),
              *(_pm(e["test"]["per_class_recall"][c]) for e in exps.values())] for c in classes]
     lines += _table(["class", "images", *(f"`{n}`" for n in exps)], rows)
-    lines += ["## Test accuracy per split", ""]
+    lines += ["## Test balanced accuracy per split", ""]
     n = split["n"]
-    rows = [[f"`{name}`", *(f"{r['test']['accuracy'] * 100:.2f}" for r in e["per_split"])] for name, e in exps.items()]
+    rows = [[f"`{name}`", *(f"{r['test']['balanced_accuracy'] * 100:.2f}" for r in e["per_split"])]
+            for name, e in exps.items()]
     lines += _table(["experiment", *(f"split {k}" for k in range(n))], rows)
     lines += ["## Training sets (split 0)", ""]
     rows = []
@@ -83,6 +126,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                      str(r["steps"]), str(r["best_step"]), f"{r['seconds']:.0f}"])
     lines += ["Real + synthetic images per class (oversampling repeats real images; class weights change the loss).", ""]
     lines += _table(["experiment", *classes, "steps", "best step", "seconds"], rows)
+    lines += ["## Best checkpoint per split", "",
+              "Step of the selected checkpoint (budget in the header); `*` marks one in the last 10% of the budget.", ""]
+    rows = [[f"`{name}`", *(f"{r['best_step']}{'*' if r.get('late_best') else ''}" for r in e["per_split"])]
+            for name, e in exps.items()]
+    lines += _table(["experiment", *(f"split {k}" for k in range(n))], rows)
     lines += ["## Plots", ""]
     for key, path in report.get("plots", {}).items():
         lines += [f"![{key}]({path})", ""]
@@ -95,7 +143,7 @@ def _plot_accuracy_vs_share(report: Mapping[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     exps = report["experiments"]
     sweep = [(0.0, exps["baseline"])] + sorted(
-        (e["synthetic_share"], e) for e in exps.values() if e["kind"] == "proportion")
+        ((e["synthetic_share"], e) for e in exps.values() if "share" in e), key=lambda pair: pair[0])
     if len(sweep) > 1:
         xs = [s * 100 for s, _ in sweep]
         ys = [e["test"]["accuracy"]["mean"] * 100 for _, e in sweep]
@@ -104,7 +152,7 @@ def _plot_accuracy_vs_share(report: Mapping[str, Any], path: Path) -> None:
     span = max([e["synthetic_share"] * 100 for e in exps.values()] + [10.0])
     seen: dict[int, int] = {}
     for name, e in exps.items():
-        if e["kind"] == "proportion":
+        if "share" in e:
             continue
         x, y = e["synthetic_share"] * 100, e["test"]["accuracy"]["mean"] * 100
         slot = round(x)
