@@ -32,7 +32,7 @@ from .experiments import Experiment, needed_synthetic, parse_experiments
 from .jobs import run_tasks
 from .sources import Pool, Source, synthetic_pool
 from .splits import Split, check_disjoint, kfold_splits, load_splits_file, random_splits, splits_to_json
-from .summary import summarize_experiment, test_train_ratio, verdict_table
+from .summary import holdout_ratio, summarize_experiment, verdict_table
 from .training import TrainingTask
 
 __all__ = ["run_evaluation", "REPORT_FORMAT"]
@@ -225,7 +225,7 @@ def run_evaluation(
                       sizes=[{p: len(s[p]) for p in ("train", "val", "test")} for s in split_list])
     started = time.perf_counter()
     results = _train_all(split_list, exps, sources, config, classes, fixed_root, out / "work", progress)
-    ratio = test_train_ratio(split_info["sizes"])
+    ratio = holdout_ratio(split_info["sizes"])
     experiments = {
         e.name: summarize_experiment({**e.to_dict(), "source": sources[e.name].key if sources[e.name] else None},
                                      [{k: v for k, v in r.items() if k != "key"} for r in results[e.name]],

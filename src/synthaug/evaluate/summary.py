@@ -9,7 +9,7 @@ from typing import Any
 from .metrics import SCALAR_METRICS, paired_differences, summarize
 from .stats import compare
 
-__all__ = ["LATE_SHARE", "CHANCE_MARGIN", "test_train_ratio", "summarize_experiment", "verdict_table"]
+__all__ = ["LATE_SHARE", "CHANCE_MARGIN", "holdout_ratio", "summarize_experiment", "verdict_table"]
 
 #: An experiment is flagged possibly under-trained when at least this share of its runs had
 #: their best checkpoint in the last 10% of the budget.
@@ -18,7 +18,7 @@ LATE_SHARE = 0.5
 CHANCE_MARGIN = 1.25
 
 
-def test_train_ratio(sizes: Sequence[Mapping[str, int]]) -> float:
+def holdout_ratio(sizes: Sequence[Mapping[str, int]]) -> float:
     """Mean test images / mean training images of the splits (the Nadeau–Bengio correction term)."""
     train = sum(s["train"] for s in sizes) / len(sizes)
     test = sum(s["test"] for s in sizes) / len(sizes)
