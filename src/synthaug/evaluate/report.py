@@ -65,8 +65,8 @@ def _warning_lines(report: Mapping[str, Any]) -> list[str]:
         if e.get("near_chance"):
             lines.append(f"- **`{name}` is near chance**: mean test balanced accuracy "
                          f"{e['test']['balanced_accuracy']['mean'] * 100:.1f}% with {len(report['classes'])} classes; "
-                         "this classifier does not learn here (try --model small-cnn, a pretrained --model factory, "
-                         "or a larger budget).")
+                         "this classifier does not learn here (try a larger budget, a pretrained --model factory, "
+                         "or small-cnn instead of a MobileNet from random weights).")
     return ["## Warnings", "", *lines, ""] if lines else []
 
 

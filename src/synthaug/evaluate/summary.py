@@ -30,8 +30,7 @@ def _convergence(per_split: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     flagged = late >= LATE_SHARE * len(per_split)
     return {
         "late_runs": late, "runs": len(per_split), "possibly_undertrained": flagged,
-        "advice": ("the best checkpoint often came in the last 10% of the budget: raise --epochs (or --steps) "
-                   "until the best step falls earlier") if flagged else "",
+        "advice": "raise --epochs (or --steps) until the best step falls earlier" if flagged else "",
     }
 
 
