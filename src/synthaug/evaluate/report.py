@@ -13,7 +13,8 @@ __all__ = ["write_report", "render_markdown", "PLOT_FILES"]
 
 #: Plot files (relative to the output folder); one confusion matrix per experiment besides.
 PLOT_FILES = {"accuracy_vs_share": "plots/test_accuracy_vs_synthetic_share.png",
-              "per_class_recall": "plots/per_class_recall.png"}
+              "per_class_recall": "plots/per_class_recall.png",
+              "paired_differences": "plots/paired_balanced_accuracy.png"}
 
 
 def _pm(stat: Mapping[str, Any] | None, scale: float = 100.0, signed: bool = False) -> str:
@@ -195,6 +196,31 @@ def _plot_recall(report: Mapping[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _plot_paired(report: Mapping[str, Any], path: Path) -> None:
+    """Per-split Δ balanced accuracy (dots) and its corrected interval (bar) per experiment."""
+    import matplotlib.pyplot as plt
+
+    rows = [(name, e["vs_baseline"]["balanced_accuracy"]) for name, e in report["experiments"].items()
+            if name != "baseline"]
+    fig, ax = plt.subplots(figsize=(6.5, 0.6 * max(len(rows), 1) + 1.6))
+    for i, (name, d) in enumerate(rows):
+        diffs = [v * 100 for v in d["per_split"] if v is not None]
+        ax.scatter(diffs, [i] * len(diffs), s=14, alpha=0.6, color="grey")
+        if d.get("ci_low") is not None:
+            ax.plot([d["ci_low"] * 100, d["ci_high"] * 100], [i, i], linewidth=3, label=None)
+        ax.plot([d["mean"] * 100], [i], marker="D", color="black")
+        ax.text(1.01, i, d.get("verdict", ""), transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_yticks(range(len(rows)), [name for name, _ in rows], fontsize=8)
+    ax.set_xlabel("Δ test balanced accuracy vs baseline (points): splits, mean, interval")
+    ax.set_title("paired differences (corrected resampled-t interval)", fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _plot_confusion(report: Mapping[str, Any], name: str, path: Path) -> None:
     import matplotlib.pyplot as plt
     import numpy as np
@@ -228,6 +254,7 @@ def _make_plots(report: dict[str, Any], out: Path) -> dict[str, str]:
     files = dict(PLOT_FILES)
     _plot_accuracy_vs_share(report, out / files["accuracy_vs_share"])
     _plot_recall(report, out / files["per_class_recall"])
+    _plot_paired(report, out / files["paired_differences"])
     for name in report["experiments"]:
         files[f"confusion_{name}"] = f"plots/confusion_{name}.png"
         _plot_confusion(report, name, out / files[f"confusion_{name}"])
