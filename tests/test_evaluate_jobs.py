@@ -62,6 +62,7 @@ def _results(report: dict) -> dict:
             for name, e in report["experiments"].items()}
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_the_results_of_jobs_1_with_a_factory_model(folder, factories, tmp_path):
     from synthaug.cli import main
 
