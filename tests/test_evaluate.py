@@ -175,7 +175,7 @@ def test_torch_backend_weights(tmp_path):
     loaded = build_model(TrainConfig(model="small-cnn", image_size=16, weights=str(tmp_path / "w.pt")), 3)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(InvalidParameterError, match="ImageNet weights exist only for --backend keras"):
-        TrainConfig(weights="imagenet")
+        TrainConfig(model="mobilenet", weights="imagenet")
     with pytest.raises(InvalidParameterError, match="state_dict saved from this backbone"):
         build_model(TrainConfig(model="mobilenet", image_size=16, weights=str(tmp_path / "w.pt")), 3)
 
@@ -189,7 +189,7 @@ def test_keras_imagenet_download_failure_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(keras.applications, "MobileNet", offline)
     with pytest.raises(InvalidParameterError, match="downloading the ImageNet MobileNet weights failed"):
-        build_keras_model(TrainConfig(backend="keras", weights="imagenet"), 3)
+        build_keras_model(TrainConfig(backend="keras", model="mobilenet", weights="imagenet"), 3)
 
 
 # -- the command ----------------------------------------------------------------------------
@@ -213,9 +213,13 @@ def evaluated(folder, tmp_path_factory) -> Path:
 
 def test_evaluate_writes_every_documented_file_and_key(evaluated):
     report = json.loads((evaluated / "report.json").read_text())
-    for key in ("format", "synthaug_version", "created", "command", "data", "classes", "splits", "train",
-                "synthetic_sources", "experiments", "plots"):
+    for key in ("format", "synthaug_version", "versions", "created", "command", "config", "data", "classes", "splits",
+                "train", "statistics", "synthetic_sources", "verdicts", "experiments", "plots"):
         assert key in report
+    assert report["format"] == 2 and report["train"]["select"] == "balanced_accuracy"
+    assert report["config"]["experiments"] == ["upsample", "proportion", "oversample", "class-weights", "classic"]
+    assert {"torch", "numpy", "synthaug"} <= set(report["versions"])
+    assert len(report["verdicts"]) == 5 * 3 and {r["verdict"] for r in report["verdicts"]} <= {"better", "worse", "no evidence"}
     assert report["classes"] == CLASSES
     assert list(report["experiments"]) == ["baseline", "upsample", "proportion-50", "oversample", "class-weights",
                                            "classic"]
@@ -228,7 +232,8 @@ def test_evaluate_writes_every_documented_file_and_key(evaluated):
         assert set(e["test"]["per_class_recall"]) == set(CLASSES)
         for r in e["per_split"]:
             assert r["steps"] == 2 and len(r["history"]) == 2  # same budget for every experiment
-            assert {"val", "test", "train_counts", "synthetic_share", "best_step", "seconds"} <= set(r)
+            assert {"val", "test", "train_counts", "synthetic_share", "best_step", "late_best", "seconds"} <= set(r)
+            assert r["late_best"] == (r["best_step"] == 2) and r["select"] == "balanced_accuracy"
             assert sum(map(sum, r["test"]["confusion_matrix"])) == r["test"]["n"]
     baseline = report["experiments"]["baseline"]
     assert baseline["vs_baseline"]["accuracy"]["per_split"] == [0.0, 0.0]
@@ -243,6 +248,7 @@ def test_evaluate_writes_every_documented_file_and_key(evaluated):
     assert {"confusion_baseline", "accuracy_vs_share", "per_class_recall"} <= set(report["plots"])
     md = (evaluated / "report.md").read_text()
     assert "| `upsample` |" in md and "Δ accuracy" in md and "plots/per_class_recall.png" in md
+    assert md.startswith("# synthaug evaluation\n\n## Verdicts") and "| `classic` | balanced acc. |" in md
 
 
 def test_evaluate_splits_json_is_real_only_and_reusable(evaluated, folder):

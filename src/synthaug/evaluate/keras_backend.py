@@ -54,8 +54,23 @@ def _backbone(config: TrainConfig, shape: tuple[int, int, int]):
         ) from exc
 
 
+def _factory_model(config: TrainConfig, n_classes: int):
+    """The user factory's keras.Model with ``config.weights`` (a file) loaded into it."""
+    from .factory import build_factory_model
+
+    model = build_factory_model(config.factory, n_classes, "keras")
+    if config.weights != "none":
+        try:
+            model.load_weights(config.weights)
+        except Exception as exc:  # noqa: BLE001 - a bad or mismatched file, reported as bad input
+            raise InvalidParameterError("--weights", config.weights, "a Keras weights file of the factory's model",
+                                        f"{type(exc).__name__}: {exc}") from exc
+    return model
+
+
 def build_keras_model(config: TrainConfig, n_classes: int):
-    """Inputs in [0, 255] -> flips/rotations (training only) -> [-1, 1] -> backbone -> thesis head."""
+    """Inputs in [0, 255] -> flips/rotations (training only) -> [-1, 1] -> backbone -> thesis head;
+    with a model factory: inputs in [0, 255] -> flips/rotations -> the factory's model (logits)."""
     keras = _keras()
     layers = keras.layers
     shape = (config.image_size, config.image_size, 3)
@@ -65,6 +80,8 @@ def build_keras_model(config: TrainConfig, n_classes: int):
         x = layers.RandomFlip("horizontal_and_vertical")(x)
         if config.rotation > 0:
             x = layers.RandomRotation(config.rotation, fill_mode="reflect")(x)
+    if config.factory is not None:
+        return _compiled(keras, keras.Model(inputs, _factory_model(config, n_classes)(x)), config)
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(x)
     x = _backbone(config, shape)(x)
     x = layers.GlobalAveragePooling2D()(x)
@@ -76,7 +93,10 @@ def build_keras_model(config: TrainConfig, n_classes: int):
     x = layers.BatchNormalization()(x)
     x = layers.Dropout(0.15)(x)
     outputs = layers.Dense(n_classes)(x)  # logits
-    model = keras.Model(inputs, outputs, name="synthaug_classifier")
+    return _compiled(keras, keras.Model(inputs, outputs, name="synthaug_classifier"), config)
+
+
+def _compiled(keras, model, config: TrainConfig):
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -1,9 +1,10 @@
 """PyTorch classifier of the harness: a MobileNet-v1-like backbone (or a small CNN) + thesis head.
 
-torchvision is not required: the backbone is written here (depthwise-separable blocks with a
+torchvision is not required: the built-in backbone is written here (depthwise-separable blocks with a
 width multiplier ``alpha``, as in MobileNet v1). ``--weights PATH`` loads a ``state_dict``
 saved from this model (``torch.save(model.state_dict(), PATH)``, backbone keys suffice);
-there are no ImageNet weights for it (use ``--backend keras`` for those).
+there are no ImageNet weights for it (use ``--backend keras`` for those, or a model factory,
+``TrainConfig(model=...)`` / ``--model package.module:function``, that builds a pretrained network).
 """
 
 from __future__ import annotations
@@ -53,9 +54,18 @@ def _backbone(model: str, alpha: float):
 
 
 def build_model(config: TrainConfig, n_classes: int):
-    """Backbone + thesis head (GAP, Dropout .3, 256 leaky, BN, Dropout .2, 128 leaky, BN, Dropout .15, n)."""
+    """Backbone + thesis head (GAP, Dropout .3, 256 leaky, BN, Dropout .2, 128 leaky, BN, Dropout .15, n),
+    or the user factory's model; ``config.weights`` (a state_dict file) is loaded into either."""
     torch = _torch()
     nn = torch.nn
+    factory = config.factory
+    if factory is not None:
+        from .factory import build_factory_model
+
+        model = build_factory_model(factory, n_classes, "torch")
+        if config.weights != "none":
+            _load_weights(model, config.weights, strict=True)
+        return model
     backbone, channels = _backbone(config.model, config.alpha)
     head = nn.Sequential(
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3),
@@ -76,13 +86,15 @@ def build_model(config: TrainConfig, n_classes: int):
     return model
 
 
-def _load_weights(model: Any, path: str) -> None:
-    """Load a state_dict file (backbone keys at least) into ``model``, or raise a clear error."""
+def _load_weights(model: Any, path: str, strict: bool = False) -> None:
+    """Load a state_dict file (backbone keys at least; every key if ``strict``) into ``model``,
+    or raise a clear error."""
     torch = _torch()
-    wanted = "a state_dict saved from this backbone (same --model and --alpha)"
+    wanted = ("a state_dict saved from the factory's model" if strict
+              else "a state_dict saved from this backbone (same --model and --alpha)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        missing, unexpected = model.load_state_dict(state, strict=strict)
     except Exception as exc:  # noqa: BLE001 - unreadable file or shape mismatch
         first = str(exc).strip().splitlines()
         raise InvalidParameterError("--weights", path, wanted, first[1].strip() if len(first) > 1 else str(exc)) from exc
@@ -124,6 +136,8 @@ class TorchClassifier:
         self.config = config
         self.classes = list(data.classes)
         self.model = build_model(config, len(self.classes))
+        # built-in models see [-1, 1]; a factory's model sees [0, 1] (add its own normalisation)
+        self._offset = 0.0 if config.factory is not None else 1.0
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         weight = None
         if class_weights is not None:
@@ -159,7 +173,7 @@ class TorchClassifier:
                 images = augment_batch(images, self.config.rotation, self.generator)
             if images.shape[0] == 1:  # BatchNorm needs 2 samples: repeat a lone last image
                 images, labels = images.repeat(2, 1, 1, 1), labels.repeat(2)
-            logits = self.model(images * 2 - 1)
+            logits = self.model(self._scale(images))
             loss = self.loss(logits, labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -173,8 +187,11 @@ class TorchClassifier:
         images, labels = self._held[split]
         self.model.eval()
         with torch.no_grad():
-            logits = torch.cat([self.model(chunk * 2 - 1) for chunk in images.split(256)])
+            logits = torch.cat([self.model(self._scale(chunk)) for chunk in images.split(256)])
         return logits.numpy(), labels
+
+    def _scale(self, images):
+        return images * (1 + self._offset) - self._offset
 
     def snapshot(self) -> Any:
         return copy.deepcopy(self.model.state_dict())
