@@ -165,6 +165,10 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
             raise InvalidParameterError("--jobs", self.jobs, "a positive number of worker processes, e.g. 2")
+        for flag, value, minimum in (("--splits", self.splits, 1), ("--repeats", self.repeats, 1),
+                                     ("--folds", self.folds, 2)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+                raise InvalidParameterError(flag, value, f"a whole number of at least {minimum}, or leave it out")
         if not 0 < self.confidence < 1:
             raise InvalidParameterError("confidence", self.confidence, "a level in (0, 1), e.g. 0.95")
         if self.train is None:

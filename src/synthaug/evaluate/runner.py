@@ -26,6 +26,7 @@ from typing import Any
 from ..dataset import Dataset
 from ..errors import InvalidParameterError
 from ..progress import NULL_PROGRESS, Progress
+from ..outdir import check_output_location, claim_output
 from ..splits import is_split_root, load_split_root, read_groups
 from .config import EvaluationConfig
 from .experiments import Experiment, needed_synthetic, parse_experiments
@@ -213,6 +214,22 @@ def run_evaluation(
     elif options:
         raise TypeError("run_evaluation() takes an EvaluationConfig or keyword options, not both")
     out = Path(out_dir)
+    check_output_location(out, _evaluation_inputs(data, config))
+    with claim_output(out):
+        return _run_claimed(data, out, config, progress)
+
+
+def _evaluation_inputs(data: str | os.PathLike[str] | Dataset, config: EvaluationConfig) -> list[Any]:
+    """Every path an evaluation reads: the data (or its root), ``--synthetic`` folders, the
+    splits and groups files; the output folder must lie outside all of them."""
+    root = data.root if isinstance(data, Dataset) else data
+    return [root, *config.synthetic, config.splits_file, str(config.groups).rsplit(":", 1)[0] if config.groups else None]
+
+
+def _run_claimed(data: str | os.PathLike[str] | Dataset, out: Path, config: EvaluationConfig,
+                 progress: Progress) -> dict[str, Any]:
+    from .report import write_report
+
     exps = parse_experiments(config.experiments, config.shares, config.proportion_mode, config.upsample)
     chosen = _chosen_source(config)
     sources = {e.name: e.source(chosen) for e in exps}
