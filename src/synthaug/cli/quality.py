@@ -52,7 +52,7 @@ def _report_options(func: Any) -> Any:
 def _kwargs(features: str, copy_threshold: float | None, outlier_factor: float | None, seed: int,
             max_memory: float | None) -> dict[str, Any]:
     from ..quality.metrics import DEFAULT_MAX_MEMORY_MB
-    from ..quality.report import DEFAULT_COPY_THRESHOLD, DEFAULT_OUTLIER_FACTOR
+    from ..quality.assessment import DEFAULT_COPY_THRESHOLD, DEFAULT_OUTLIER_FACTOR
 
     return {
         "features": features,
@@ -171,7 +171,7 @@ def _run_with_report(real: Path, synthetic: Path, out: Path | None, options: dic
                      do_filter: bool, reasons: list[str]) -> tuple[dict[str, Any], Any]:
     """Run the report (and filtering); return the JSON-able summary and the report object."""
     from ..quality.filter import filter_synthetic
-    from ..quality.report import quality_report
+    from ..quality.assessment import quality_report
 
     if do_filter:
         from ..quality.filter import _reasons as validate_reasons

@@ -27,7 +27,7 @@ def split_cmd(data: Path, out: Path, val: float, test: float, seed: int, groups,
     """Write OUT/{train,val,test}/<class>/ as a stratified (and grouped) split of DATA."""
     from ..dataset import Dataset
     from ..outdir import check_output_location, claim_output
-    from ..splits import read_groups, split_dataset, write_split
+    from ..splitting import read_groups, split_dataset, write_split
 
     check_output_location(out, [data])
     ds = Dataset.load(data, strict=strict)

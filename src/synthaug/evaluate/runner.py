@@ -28,7 +28,7 @@ from ..augmented import AugmentedDataset, synthetic_samples
 from ..dataset import Dataset, Sample
 from ..errors import InvalidParameterError, LeakageError
 from ..progress import NULL_PROGRESS, Progress
-from ..splits import is_split_root, load_split_root, read_groups, write_split
+from ..splitting import is_split_root, load_split_root, read_groups, write_split
 from .config import TrainConfig
 from .experiments import CLASSIC_SOURCE, Experiment, build_training_set, needed_synthetic, parse_experiments
 from .metrics import classification_metrics, cross_entropy, paired_differences, summarize
