@@ -195,3 +195,8 @@ def test_a_policy_is_one_file(tiny_folder: Path, tmp_path: Path) -> None:
     result = synthaug.SyntheticAugmenter("classic", DoubleRarest(), out_dir=tmp_path / "out").fit_resample(tiny_folder)
     assert {k: v["synthetic"] for k, v in result.counts().items()} == {"a": 0, "b": 0, "c": 3}
     assert len(list((tmp_path / "out" / "c").glob("*.png"))) == 3
+
+
+def test_no_module_imports_a_deprecated_path(graph: dict[str, set[str]]) -> None:
+    deprecated = {"synthaug.splits", "synthaug.quality.report", "synthaug.report_cli"}
+    assert {m: sorted(t & deprecated) for m, t in graph.items() if t & deprecated} == {}

@@ -152,19 +152,8 @@ def test_check_generator_catches_batch_dependent_output() -> None:
         check_generator(Leaky)
 
 
-UNDECORATED = """
-    import synthaug
+UNDECORATED = GOOD.format(name="plain-one").replace("    @synthaug.hookimpl\n", "")  # a plain function, no marker
 
-    class Plain(synthaug.Generator):
-        name = "plain-one"
-        description = "never registered: its hook is not marked"
-        def fit(self, concepts, work_dir, *, progress=None): pass
-        def generate(self, concept, seeds):
-            return iter(())
-
-    def register_generators(register):  # no @synthaug.hookimpl
-        register(Plain)
-"""
 
 COMMANDS = """
     import click
