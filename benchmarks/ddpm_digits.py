@@ -32,9 +32,9 @@ RESULTS = REPO / "benchmarks" / "results" / "ddpm-digits"
 #: ddpm for 32 px digits: no flips (a mirrored 7 is not a 7).
 DIGITS_DDPM_OPTIONS = {
     "resolution": 32, "width": 16, "channel_multipliers": (1, 2, 2), "attention": True,
-    "batch_size": 16, "learning_rate": 1e-3, "warmup_steps": 50, "hflip": False, "vflip": False,
-    "train_steps": 100_000, "checkpoint_every": 100, "sampler": "dpm-solver", "sampling_steps": 8,
-    "guidance_scale": 2.0, "generate_batch_size": 32,
+    "train_batch_size": 16, "learning_rate": 1e-3, "lr_warmup_steps": 50, "hflip": False, "vflip": False,
+    "max_train_steps": 100_000, "checkpoint_every": 100, "sampler": "dpm-solver", "num_inference_steps": 8,
+    "guidance_scale": 2.0, "generation_batch_size": 32,
 }
 
 

@@ -45,21 +45,21 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SYNTHAUG_SKIN_LESIONS", REPO.parent / "shared" / "data" / "skin-lesions"))
 RESULTS = REPO / "benchmarks" / "results" / "ddpm-skin-lesions"
 
-#: ddpm at 64 px for the FD part (train_steps is a ceiling: the time budget stops it).
+#: ddpm at 64 px for the FD part (max_train_steps is a ceiling: the time budget stops it).
 FD_OPTIONS = {
     "resolution": 64, "width": 32, "channel_multipliers": (1, 2, 2, 4), "attention": True,
-    "batch_size": 16, "learning_rate": 1e-3, "warmup_steps": 50, "vflip": True,
-    "train_steps": 100_000, "checkpoint_every": 100, "sampler": "dpm-solver", "sampling_steps": 10,
-    "guidance_scale": 2.0, "generate_batch_size": 16,
+    "train_batch_size": 16, "learning_rate": 1e-3, "lr_warmup_steps": 50, "vflip": True,
+    "max_train_steps": 100_000, "checkpoint_every": 100, "sampler": "dpm-solver", "num_inference_steps": 10,
+    "guidance_scale": 2.0, "generation_batch_size": 16,
 }
 #: Steps per resumed chunk when the budget is CPU time.
 CPU_CHUNK_STEPS = 25
 #: ddpm at 32 px for the harness part (three trainings, one per split).
 HARNESS_OPTIONS = {
     "resolution": 32, "width": 16, "channel_multipliers": (1, 2, 2), "attention": True,
-    "batch_size": 16, "learning_rate": 1e-3, "warmup_steps": 50, "vflip": True,
-    "train_steps": 100_000, "checkpoint_every": 100, "sampler": "dpm-solver", "sampling_steps": 8,
-    "guidance_scale": 2.0, "generate_batch_size": 32,
+    "train_batch_size": 16, "learning_rate": 1e-3, "lr_warmup_steps": 50, "vflip": True,
+    "max_train_steps": 100_000, "checkpoint_every": 100, "sampler": "dpm-solver", "num_inference_steps": 8,
+    "guidance_scale": 2.0, "generation_batch_size": 32,
 }
 
 
@@ -94,7 +94,7 @@ def _fit_within(concepts, work_dir: Path, budget_s: float, clock: str, seed: int
 
     The CPU clock makes the budget mean the same on a machine shared with other jobs: the
     model is trained in chunks of ``CPU_CHUNK_STEPS`` steps, each ``fit`` resuming the last
-    checkpoint with a higher ``train_steps``, until the process has used ``budget_s`` CPU
+    checkpoint with a higher ``max_train_steps``, until the process has used ``budget_s`` CPU
     seconds (model loading and checkpointing included).
     """
     from synthaug_ddpm import DdpmGenerator
@@ -107,7 +107,7 @@ def _fit_within(concepts, work_dir: Path, budget_s: float, clock: str, seed: int
         steps = 0
         while time.process_time() - cpu0 < budget_s:
             steps += CPU_CHUNK_STEPS
-            ddpm = DdpmGenerator({**FD_OPTIONS, "train_steps": steps, "seed": seed})
+            ddpm = DdpmGenerator({**FD_OPTIONS, "max_train_steps": steps, "seed": seed})
             ddpm.fit(concepts, work_dir)
             print(f"[fd]   step {steps}: {time.process_time() - cpu0:.0f} CPU s", flush=True)
     return ddpm, time.perf_counter() - wall0, time.process_time() - cpu0

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
@@ -34,10 +37,9 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="a diffusers SD1.x folder (default: tiny random)")
     args = parser.parse_args()
 
-    import numpy as np
     import torch
 
-    from synthaug.diffusion.generation import cpu_generators
+    from real_size import Clock, generation_phase
     from synthaug.diffusion.training import Trainer
     from synthaug.testing import make_concepts, tiny_sd15
     from synthaug_lora_sd15 import LoraSD15Generator
@@ -74,41 +76,15 @@ def main() -> None:
     for trainer in trainers.values():
         trainer.hooks.finish_training(trainer.pipe, concepts[0])
 
-    # -- generation: synthaug vs a direct diffusers call, image by image -----------------
+    # -- generation: synthaug vs a direct diffusers call, image by image (real_size.py's phase) --
     gen = LoraSD15Generator(base, max_train_steps=2)
     gen.fit(concepts, tmp / "fit")
-    seeds = list(range(1000, 1000 + args.seeds))
-    list(gen.generate(concepts[0], seeds[:1]))  # load the adapter, warm up
-    pipe, o = gen.pipeline, gen.options
-    prompt = gen.prompt_for(concepts[0])
-
-    def direct(seed: int):
-        with torch.inference_mode():
-            return pipe(prompt=[prompt], negative_prompt=[o.negative_prompt], generator=cpu_generators([seed]),
-                        num_inference_steps=o.num_inference_steps, guidance_scale=o.guidance_scale,
-                        height=o.resolution, width=o.resolution).images[0]
-
-    def ours(seed: int):
-        return next(iter(gen.generate(concepts[0], [seed]))).image
-
-    best: dict[str, dict[int, float]] = {"synthaug": {}, "diffusers": {}}
-    identical = True
-    for r in range(args.rounds):
-        for seed in seeds:
-            order = (("diffusers", direct), ("synthaug", ours))
-            images = {}
-            for name, fn in order if (r + seed) % 2 == 0 else order[::-1]:  # alternate who goes first
-                start = clock()
-                images[name] = fn(seed)
-                elapsed = clock() - start
-                best[name][seed] = min(elapsed, best[name].get(seed, elapsed))
-            identical &= np.array_equal(np.asarray(images["synthaug"]), np.asarray(images["diffusers"]))
-    total = {name: sum(times.values()) for name, times in best.items()}
-    ratio = total["synthaug"] / total["diffusers"]
+    generation = generation_phase(gen, concepts[0], args, Clock(torch.device("cpu")))
+    total, identical, ratio = generation["seconds"], generation["identical_images"], generation["synthaug_vs_direct"]
 
     print(f"model: {model} resolution={args.resolution} rounds={args.rounds} torch threads={torch.get_num_threads()}")
     print(f"generation: synthaug {total['synthaug']:.3f} CPU s vs diffusers {total['diffusers']:.3f} CPU s for "
-          f"{len(seeds)} images x {args.inference_steps} steps (best of {args.rounds} per image); "
+          f"{args.seeds} images x {args.inference_steps} steps (best of {args.rounds} per image); "
           f"identical images: {identical}")
     print(f"generation time ratio synthaug/diffusers: {ratio:.3f} (target <= 1.05)")
     print(f"training: {cached_rate:.2f} steps/CPU-s with cached latents vs {uncached_rate:.2f} encoding every step "

@@ -1,4 +1,5 @@
-"""Peak GPU memory and speed of lora-sdxl training at 1024 px with ``preset="t4"`` (target: <= 12 GiB).
+"""Peak GPU memory and speed of lora-sdxl training at 1024 px with ``preset="t4"`` (target: <= 12 GiB),
+alone or with ``base_weights="float8"`` (the 8 GiB mode; target: <= 8 GiB).
 
 Builds the full-size SDXL base architecture with RANDOM weights from the configs written
 below (nothing is downloaded): the 2.6 B-parameter UNet, the VAE, and both text encoders at
@@ -12,21 +13,30 @@ Without CUDA it prints an analytic estimate of the preset instead: parameters co
 instantiating the configs on the ``meta`` device, times bytes for weights, LoRA gradients
 and 8-bit AdamW state, plus activations under gradient checkpointing from a ``meta``-device
 forward pass (stored inputs of every checkpointed block + the largest block recomputed in
-backward + the tensors between blocks), and says the measured figure needs a GPU.
+backward + the tensors between blocks), and says the measured figure needs a GPU. With
+``--base-weights float8`` the UNet is stored in float8 (diffusers layerwise casting, as the
+option does): 1 byte per cast weight, plus the float16 copies that autograd keeps for backward
+(the layers outside checkpointed blocks, and the largest block while it is recomputed).
 
     python benchmarks/sdxl_memory.py                   # GPU: measure; CPU: estimate
     python benchmarks/sdxl_memory.py --estimate-only   # the estimate, anywhere
+    python benchmarks/sdxl_memory.py --base-weights float8 --estimate-only   # the 8 GiB mode
     python benchmarks/sdxl_memory.py --steps 6 --rank 16 --json results/sdxl-memory.json
+    python benchmarks/sdxl_memory.py --base-weights float8 --model-cache benchmarks/results/models   # GPU, reused model
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_models import SD15_VAE  # noqa: E402  (a sibling script module)
 
 GIB = 2**30
 RESOLUTION = 1024
@@ -52,20 +62,9 @@ SDXL_UNET = {
     "flip_sin_to_cos": True,
     "freq_shift": 0,
 }
-#: diffusers config of the SDXL VAE (83,653,863 parameters); force_upcast: encode/decode in float32.
-SDXL_VAE = {
-    "in_channels": 3,
-    "out_channels": 3,
-    "down_block_types": ["DownEncoderBlock2D"] * 4,
-    "up_block_types": ["UpDecoderBlock2D"] * 4,
-    "block_out_channels": [128, 256, 512, 512],
-    "layers_per_block": 2,
-    "latent_channels": 4,
-    "norm_num_groups": 32,
-    "sample_size": 1024,
-    "scaling_factor": 0.13025,
-    "force_upcast": True,
-}
+#: diffusers config of the SDXL VAE (83,653,863 parameters: SD1.5's architecture with another scaling
+#: factor); force_upcast: encode/decode in float32.
+SDXL_VAE = {**SD15_VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True}
 #: CLIP ViT-L/14 text encoder and OpenCLIP ViT-bigG/14 text encoder (with projection), as in SDXL.
 TEXT_ENCODER = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12,
                 "hidden_act": "quick_gelu"}
@@ -150,17 +149,41 @@ def activation_bytes(unet: Any, batch: int) -> dict[str, float]:
     }
 
 
-def estimate(rank: int, batch: int) -> dict[str, Any]:
-    """The t4 preset's memory, component by component, in GiB."""
+def float8_upcast_bytes(unet: Any) -> float:
+    """Bytes of the float16 weight copies that layerwise casting leaves alive for backward under
+    gradient checkpointing: every cast layer outside a checkpointed block (its forward is not
+    recomputed, so its upcast weight is saved), plus the largest block's layers while recomputed."""
+    from diffusers.models.attention import BasicTransformerBlock
+    from diffusers.models.resnet import ResnetBlock2D
+
+    def cast_bytes(module: Any) -> int:
+        registry = getattr(module, "_diffusers_hook", None)
+        if registry is None or registry.get_hook("layerwise_casting") is None:
+            return 0
+        return sum(p.numel() * 2 for p in module.parameters(recurse=False))
+
+    units = [m for m in unet.modules() if isinstance(m, (ResnetBlock2D, BasicTransformerBlock))]
+    inside = {id(leaf) for unit in units for leaf in unit.modules()}
+    outside = sum(cast_bytes(m) for m in unet.modules() if id(m) not in inside)
+    largest = max(sum(cast_bytes(m) for m in unit.modules()) for unit in units)
+    return float(outside + largest)
+
+
+def estimate(rank: int, batch: int, base_weights: str = "dtype") -> dict[str, Any]:
+    """The t4 preset's memory (with ``base_weights``), component by component, in GiB."""
     import torch
     from diffusers import AutoencoderKL
 
+    from synthaug.diffusion.casting import store_base_weights
     from synthaug.diffusion.lora import add_lora, lora_config
     from synthaug_lora_sdxl import LoraSDXLOptions
 
-    options = LoraSDXLOptions(preset="t4", rank=rank)
+    options = LoraSDXLOptions(preset="t4", rank=rank, base_weights=base_weights)
     unet = build_unet("meta").to(torch.float16)
     unet_params = count(unet)
+    store_base_weights(unet, options.base_weights, torch.float16)
+    unet_bytes = sum(p.numel() * p.element_size() for p in unet.parameters())
+    upcast = float8_upcast_bytes(unet) if base_weights == "float8" else 0.0
     add_lora(unet, lora_config(rank=rank, alpha=None, target_modules=options.target_modules), adapter_name="x",
              generator="lora-sdxl")
     lora = [p for n, p in unet.named_parameters() if "lora_" in n]
@@ -172,7 +195,8 @@ def estimate(rank: int, batch: int) -> dict[str, Any]:
     text_params = count(te1) + count(te2)
     acts = activation_bytes(unet, batch)
     training = {
-        "unet_weights_fp16": unet_params * 2 / GIB,
+        "unet_weights_stored": unet_bytes / GIB,
+        "float8_upcast_copies_fp16": upcast / GIB,
         "lora_params_fp32": lora_params * 4 / GIB,
         "lora_grads_fp32": lora_params * 4 / GIB,
         "adamw8bit_state": ((lora_params - small) * 2 + small * 8) / GIB,
@@ -182,9 +206,12 @@ def estimate(rank: int, batch: int) -> dict[str, Any]:
     # caching latents (before training): UNet + text encoders (fp16) + VAE upcast to fp32, 2 images of
     # 1024 px per VAE call; ~3 live float32 tensors of 128 channels at full resolution per image
     encode_acts = 2 * 3 * 128 * RESOLUTION * RESOLUTION * 4
-    encoding = unet_params * 2 + text_params * 2 + vae_params * 4 + encode_acts
+    encoding = unet_bytes + text_params * 2 + vae_params * 4 + encode_acts
+    # loading: the whole pipeline arrives in float16 on the GPU; float8 storage is applied after
+    loading = (unet_params + text_params + vae_params) * 2
     return {
         "preset": "t4",
+        "base_weights": base_weights,
         "resolution": RESOLUTION,
         "train_batch_size": batch,
         "gradient_accumulation_steps": options.gradient_accumulation_steps,
@@ -193,15 +220,19 @@ def estimate(rank: int, batch: int) -> dict[str, Any]:
         "training_gib": {k: round(v, 3) for k, v in training.items()},
         "training_peak_gib": round(sum(training.values()), 2),
         "latent_caching_peak_gib": round(encoding / GIB, 2),
+        "loading_peak_gib": round(loading / GIB, 2),
         "activations_without_checkpointing_gib": round(acts["without_checkpointing"] / GIB, 2),
-        "estimated_peak_gib": round(max(sum(training.values()), encoding / GIB), 2),
+        "estimated_peak_gib": round(max(sum(training.values()), encoding / GIB, loading / GIB), 2),
     }
 
 
 # -- the measurement ------------------------------------------------------------------------------
 def build_pipeline(folder: Path) -> Path:
-    """Save a random full-size SDXL pipeline (float16) to ``folder``."""
+    """Save a random full-size SDXL pipeline (float16) to ``folder``; reuse it if already complete there."""
     import torch
+
+    if (folder / ".complete").is_file():
+        return folder
     from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionXLPipeline
 
     from synthaug.diffusion.testing import tiny_clip_tokenizer
@@ -222,12 +253,14 @@ def build_pipeline(folder: Path) -> Path:
                                      add_watermarker=False)
     pipe.to(torch.float16)
     pipe.save_pretrained(folder, safe_serialization=True)
+    (folder / ".complete").write_text("random weights from benchmarks/sdxl_memory.py\n")
     del pipe
     torch.cuda.empty_cache()
     return folder
 
 
-def measure(steps: int, rank: int, batch: int | None, work: Path) -> dict[str, Any]:
+def measure(steps: int, rank: int, batch: int | None, work: Path, base_weights: str = "dtype",
+            model_cache: Path | None = None) -> dict[str, Any]:
     import numpy as np
     import torch
     from PIL import Image
@@ -235,7 +268,7 @@ def measure(steps: int, rank: int, batch: int | None, work: Path) -> dict[str, A
     from synthaug.generator import Concept
     from synthaug_lora_sdxl import LoraSDXLGenerator
 
-    model = build_pipeline(work / "sdxl-random")
+    model = build_pipeline((model_cache or work) / "sdxl-random")
     images = work / "images"
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -254,7 +287,7 @@ def measure(steps: int, rank: int, batch: int | None, work: Path) -> dict[str, A
             torch.cuda.reset_peak_memory_stats()
 
     extra = {"train_batch_size": batch} if batch else {}
-    gen = Measured(preset="t4", base_model=str(model), rank=rank, max_train_steps=steps,
+    gen = Measured(preset="t4", base_weights=base_weights, base_model=str(model), rank=rank, max_train_steps=steps,
                             checkpoint_every=0, validation_images=0, **extra)
     gen.pipeline  # load before measuring: the peak below is latent caching + training
     torch.cuda.synchronize()
@@ -267,7 +300,7 @@ def measure(steps: int, rank: int, batch: int | None, work: Path) -> dict[str, A
         "device": torch.cuda.get_device_name(),
         "preset": "t4",
         "options": {k: v for k, v in gen.options.model_dump().items()
-                    if k in ("resolution", "dtype", "mixed_precision", "optimizer", "train_batch_size",
+                    if k in ("resolution", "dtype", "base_weights", "mixed_precision", "optimizer", "train_batch_size",
                              "gradient_accumulation_steps", "gradient_checkpointing", "rank")},
         "steps": steps,
         "peak_allocated_gib": round(max(gen.caching_peak, torch.cuda.max_memory_allocated()) / GIB, 2),
@@ -285,6 +318,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps to run on the GPU")
     parser.add_argument("--rank", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=None, help="override the preset's train_batch_size")
+    parser.add_argument("--base-weights", choices=["dtype", "float8"], default="dtype",
+                        help="storage of the frozen UNet (option base_weights); float8: the 8 GiB mode")
+    parser.add_argument("--model-cache", type=Path, default=None,
+                        help="build the random SDXL folder here once and reuse it (default: a temporary folder)")
     parser.add_argument("--estimate-only", action="store_true", help="print the analytic estimate, even on a GPU")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
@@ -294,16 +331,18 @@ def main() -> None:
     from synthaug.diffusion.loading import quiet_libraries
 
     with quiet_libraries():
-        result: dict[str, Any] = {"estimate": estimate(args.rank, args.batch_size or 1)}
+        result: dict[str, Any] = {"estimate": estimate(args.rank, args.batch_size or 1, args.base_weights)}
     print(json.dumps(result["estimate"], indent=2))
     if args.estimate_only:
         pass
     elif torch.cuda.is_available():
         with tempfile.TemporaryDirectory(prefix="sdxl-memory-") as tmp, quiet_libraries():
-            result["measured"] = measure(args.steps, args.rank, args.batch_size, Path(tmp))
+            result["measured"] = measure(args.steps, args.rank, args.batch_size, Path(tmp), args.base_weights,
+                                         args.model_cache)
         print(json.dumps(result["measured"], indent=2))
-        verdict = "within" if result["measured"]["peak_allocated_gib"] <= 12 else "ABOVE"
-        print(f"peak {result['measured']['peak_allocated_gib']} GiB: {verdict} the 12 GiB target")
+        target = 8 if args.base_weights == "float8" else 12
+        verdict = "within" if result["measured"]["peak_allocated_gib"] <= target else "ABOVE"
+        print(f"peak {result['measured']['peak_allocated_gib']} GiB: {verdict} the {target} GiB target")
     else:
         print("No CUDA GPU here: the figures above are an analytic estimate. The measured peak memory and "
               "seconds per step need a GPU: run this script on one (python benchmarks/sdxl_memory.py).")

@@ -187,7 +187,9 @@ def test_hf_dataset_to_adapters(tmp_path):
     from PIL import Image
 
     colours = {"cat": (200, 30, 30), "dog": (30, 30, 200)}
-    images = [Image.new("RGB", (10, 10), colours[name]) for name in ["dog", "cat", "dog", "dog"]]
+    # distinct pixels per row: from_hf keys its cache by content, so identical rows would be one image
+    images = [Image.new("RGB", (10, 10), tuple(c + i for c in colours[name]))
+              for i, name in enumerate(["dog", "cat", "dog", "dog"])]
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["cat", "dog"])})
     hf = datasets.Dataset.from_dict({"image": images, "label": [1, 0, 1, 1]}, features=features)
     ds = Dataset.from_hf(hf, tmp_path / "hf-cache")

@@ -206,12 +206,30 @@ def test_cached_latents_train_like_encoding_every_step(models, concepts, tmp_pat
 
 def test_shared_options_are_described_and_generation_only_options_do_not_refit() -> None:
     assert all(f.description for f in DiffusionOptions.model_fields.values())
-    a = BiasTuner(guidance_scale=3.0, num_inference_steps=5, batch_size=4, device="cpu")
-    assert a.fit_options() == BiasTuner().fit_options()
+    a = BiasTuner(guidance_scale=3.0, num_inference_steps=5, generation_batch_size=4, device="cpu",
+                  cache_latents=False, gradient_checkpointing=True, checkpoint_every=7, validation_images=0)
+    assert a.fit_options() == BiasTuner().fit_options()  # generation- and speed-only options never force a refit
+    assert "cache_latents" not in a.fit_options() and "learning_rate" in a.fit_options()
+    schema = BiasTuner.options_schema()["properties"]  # the mark is visible to tools reading the schema
+    assert schema["cache_latents"].get("fit_neutral") is True and "fit_neutral" not in schema["learning_rate"]
     assert BiasTuner(max_train_steps=7).fit_options() != BiasTuner().fit_options()
     assert BiasTuner().prompt_for(make_concept()) == "a dermoscopic image of basal cell carcinoma"
     per = BiasTuner(prompts={"basal_cell_carcinoma": "a close-up photo of {concept} on skin"})
     assert per.prompt_for(make_concept()) == "a close-up photo of basal cell carcinoma on skin"
+
+
+def test_renamed_options_still_work_for_a_release_with_a_warning() -> None:
+    from synthaug.options import OptionDeprecationWarning
+
+    with pytest.warns(DeprecationWarning, match="'batch_size' is deprecated.*use 'generation_batch_size'") as seen:
+        old = BiasTuner(batch_size=4)
+    assert seen[0].category is OptionDeprecationWarning and seen[0].filename == __file__
+    assert old.options.generation_batch_size == 4 and old.options == BiasTuner(generation_batch_size=4).options
+    with pytest.raises(InvalidOptionsError, match="deprecated name of 'generation_batch_size'"):
+        BiasTuner(batch_size=4, generation_batch_size=2)
+    assert BiasTuner(device=None).options.device == "auto"
+    with pytest.raises(InvalidOptionsError, match="device='gpu'"):
+        BiasTuner(device="gpu")
 
 
 def make_concept():
@@ -232,3 +250,37 @@ def test_latents_encode_in_float32_but_the_vae_keeps_its_dtype(models) -> None:
         latents = source.sample(torch.tensor([0, 2]), torch.zeros(2, *source.latent_shape))
         assert latents.dtype == torch.float32 and latents.shape == (2, 4, 16, 16)
         assert vae.dtype == torch.bfloat16  # the pipeline still decodes in its own dtype
+
+
+class _StopAfter:
+    """A Progress whose task raises KeyboardInterrupt after ``n`` steps (a killed run)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def task(self, description, total=None, *, completed=0):  # noqa: ANN001, ANN201
+        outer = self
+
+        class Task:
+            def advance(self, n=1, *, metrics=None) -> None:  # noqa: ANN001
+                outer.n -= n
+                if outer.n <= 0:
+                    raise KeyboardInterrupt
+
+            def close(self) -> None:
+                pass
+
+        return Task()
+
+    def log(self, message: str) -> None:
+        pass
+
+
+def test_a_checkpoint_resumes_only_under_the_same_training_options(models, concepts, tmp_path) -> None:
+    options = quick(models["sd15"], max_train_steps=4, checkpoint_every=2)
+    for work, changed, resumed_from in [("same", {"generation_batch_size": 2}, 2), ("other", {"learning_rate": 5e-3}, 0)]:
+        with pytest.raises(KeyboardInterrupt):
+            BiasTuner(options).fit(concepts, tmp_path / work, progress=_StopAfter(3))
+        gen = BiasTuner({**options, **changed})  # a generation-only change keeps the checkpoint usable
+        gen.fit(concepts, tmp_path / work)
+        assert gen.artifact(concepts[0])["training"]["resumed_from_step"] == resumed_from, work

@@ -109,3 +109,14 @@ def test_workers_exit_when_the_balance_process_is_killed(tmp_path: Path) -> None
         time.sleep(0.2)
     for w in workers:  # reap if they became zombies of a reaper that is not us
         assert not Path(f"/proc/{w}").exists() or "Z" in Path(f"/proc/{w}/stat").read_text().split()[2]
+
+
+def test_cli_rejects_zero_workers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    data = make_image_folder(tmp_path / "data", {"a": 4, "b": 2}, size=16)
+    done = subprocess.run([sys.executable, "-m", "synthaug", "balance", str(data), "--out", str(tmp_path / "o"),
+                           "--workers", "0"], capture_output=True, text=True)
+    assert done.returncode == 2 and "--workers" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists()

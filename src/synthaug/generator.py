@@ -41,6 +41,7 @@ __all__ = [
     "PerConceptGenerator",
     "derive_seed",
     "file_digest",
+    "fit_neutral_options",
     "read_artifact",
     "slugify",
     "write_artifact",
@@ -49,6 +50,16 @@ __all__ = [
 #: Name of the JSON file describing a fitted artifact (per concept, or per fit).
 ARTIFACT_FILE = "artifact.json"
 _NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+#: Key of an option field's ``json_schema_extra`` marking an option that does not change the fitted
+#: model (``Field(..., json_schema_extra={"fit_neutral": True})``; see :func:`synthaug.options.fit_neutral_field`).
+FIT_NEUTRAL = "fit_neutral"
+
+
+def fit_neutral_options(options_cls: type[BaseModel]) -> frozenset[str]:
+    """Names of the fields of ``options_cls`` marked :data:`FIT_NEUTRAL` (generation or speed only):
+    changing them never forces a refit."""
+    return frozenset(name for name, info in options_cls.model_fields.items()
+                     if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get(FIT_NEUTRAL))
 
 
 def slugify(text: str) -> str:
@@ -176,7 +187,8 @@ class Generator:
     #: (``--workers``): the instance is rebuilt there from its class and options, must need
     #: no fitted state beyond ``work_dir``, and the same seed must give the same image.
     parallel_generation: ClassVar[bool] = False
-    #: Option names that do not change the fitted artifact (e.g. generation settings).
+    #: Option names that do not change the fitted artifact, besides the option fields marked
+    #: :data:`FIT_NEUTRAL` (prefer the field mark; this set remains for existing plugins).
     generation_only_options: ClassVar[frozenset[str]] = frozenset()
 
     class Options(GeneratorOptions):
@@ -212,9 +224,9 @@ class Generator:
         return {"name": self.name, "version": self.version, "options": self.options.model_dump(mode="json")}
 
     def fit_options(self) -> dict[str, Any]:
-        """Options that affect training (all minus :attr:`generation_only_options`)."""
-        dumped = self.options.model_dump(mode="json")
-        return {k: v for k, v in dumped.items() if k not in self.generation_only_options}
+        """Options that affect training: all minus fit-neutral fields and :attr:`generation_only_options`."""
+        skip = self.generation_only_options | fit_neutral_options(type(self.options))
+        return {k: v for k, v in self.options.model_dump(mode="json").items() if k not in skip}
 
     def artifact_header(self) -> dict[str, Any]:
         """The fields every ``artifact.json`` starts with: generator, versions, options."""

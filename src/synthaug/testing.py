@@ -4,7 +4,9 @@
   imbalanced-learn's ``check_estimator``). It fits and generates on small concepts and
   checks the contract of :mod:`synthaug.generator`.
 - :func:`make_concepts`: small concepts of real-looking random images for tests.
-- Tiny Stable Diffusion pipelines written to disk (no download) live in
+- :func:`check_resume`: an interrupted and resumed fit equals an uninterrupted one
+  (:class:`InterruptAfter` interrupts a fit).
+- Tiny Stable Diffusion pipelines (SD1.5, SDXL, SD3.5, FLUX.1) written to disk (no download) live in
   :mod:`synthaug.diffusion.testing` and are re-exported here when diffusers is installed.
 """
 
@@ -19,7 +21,8 @@ from typing import Any
 from .errors import InvalidOptionsError
 from .generator import Concept, GeneratedImage, Generator, GeneratorOptions
 
-__all__ = ["check_generator", "make_concepts", "make_image_folder", "tiny_sd15", "tiny_sdxl"]
+__all__ = ["InterruptAfter", "check_generator", "check_resume", "make_concepts", "make_image_folder", "tiny_flux",
+           "tiny_sd3", "tiny_sd15", "tiny_sdxl"]
 
 
 def make_image_folder(root: str | Path, counts: Mapping[str, int], *, size: int = 32, seed: int = 0) -> Path:
@@ -62,6 +65,20 @@ def tiny_sd15(path: str | Path, **kwargs: Any) -> Path:
 def tiny_sdxl(path: str | Path, **kwargs: Any) -> Path:
     """Write a tiny random SDXL pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_sdxl`."""
     from .diffusion.testing import tiny_sdxl as build
+
+    return build(path, **kwargs)
+
+
+def tiny_sd3(path: str | Path, **kwargs: Any) -> Path:
+    """Write a tiny random SD3.5 pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_sd3`."""
+    from .diffusion.testing import tiny_sd3 as build
+
+    return build(path, **kwargs)
+
+
+def tiny_flux(path: str | Path, **kwargs: Any) -> Path:
+    """Write a tiny random FLUX.1 pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_flux`."""
+    from .diffusion.testing import tiny_flux as build
 
     return build(path, **kwargs)
 
@@ -142,3 +159,61 @@ def check_generator(
         again = list(fresh.generate(first, [seeds[0]]))
         assert _pixels(again[0]) == _pixels(batch[0]), f"{name}: a fresh instance reusing work_dir gives other images"
         fresh.close()
+
+
+class InterruptAfter:
+    """A progress that raises ``KeyboardInterrupt`` once a task reaches ``steps`` (simulates a killed run)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def task(self, description: str, total: int | None = None, *, completed: int = 0) -> Any:
+        stop, state = self.steps, {"done": completed}
+
+        class _Task:
+            def advance(self, n: int = 1, *, metrics: Mapping[str, float] | None = None) -> None:
+                state["done"] += n
+                if state["done"] >= stop:
+                    raise KeyboardInterrupt(f"interrupted after {stop} steps")
+
+            def close(self) -> None:
+                pass
+
+        return _Task()
+
+    def log(self, message: str) -> None:
+        return None
+
+
+def check_resume(
+    generator_cls: type[Generator],
+    options: Mapping[str, Any],
+    concept: Concept,
+    work_dir: str | Path,
+    *,
+    interrupt_at: int,
+    checkpoint_step: int,
+) -> None:
+    """Check that a fit interrupted after ``interrupt_at`` steps and resumed from its checkpoint at
+    ``checkpoint_step`` gives the same adapter (``adapter_sha256``) as an uninterrupted fit.
+
+    ``options`` must save checkpoints (``checkpoint_every``) and train past ``interrupt_at``
+    (``max_train_steps``). Raises AssertionError if not.
+    """
+    work = Path(work_dir)
+    straight = generator_cls(options)
+    straight.fit([concept], work / "straight")
+    try:
+        generator_cls(options).fit([concept], work / "resumed", progress=InterruptAfter(interrupt_at))
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError(f"{generator_cls.name}: training was not interrupted at step {interrupt_at}")
+    resumed = generator_cls(options)
+    resumed.fit([concept], work / "resumed")
+    training = resumed.artifact(concept)["training"]
+    assert training["resumed_from_step"] == checkpoint_step, training
+    assert training["steps"] == straight.artifact(concept)["training"]["steps"], training
+    assert resumed.artifact(concept)["adapter_sha256"] == straight.artifact(concept)["adapter_sha256"], (
+        f"{generator_cls.name}: the resumed fit differs from the uninterrupted one"
+    )

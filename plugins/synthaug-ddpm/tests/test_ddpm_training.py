@@ -26,12 +26,12 @@ TINY = {
     "width": 16,
     "channel_multipliers": (1, 2),
     "attention": False,
-    "batch_size": 16,
-    "warmup_steps": 10,
+    "train_batch_size": 16,
+    "lr_warmup_steps": 10,
     "learning_rate": 2e-3,
     "ema_decay": 0.99,
-    "sampling_steps": 10,
-    "generate_batch_size": 4,
+    "num_inference_steps": 10,
+    "generation_batch_size": 4,
 }
 CLASSES = ("c0", "c1", "c2")
 
@@ -49,7 +49,7 @@ def toy_concepts(tmp_path_factory: pytest.TempPathFactory) -> list[Concept]:
 @pytest.fixture(scope="module")
 def trained(toy_concepts: list[Concept], tmp_path_factory: pytest.TempPathFactory) -> DdpmGenerator:
     """One model trained for 150 steps on all three classes (the slow part, shared)."""
-    generator = DdpmGenerator(TINY, train_steps=150, checkpoint_every=1000)
+    generator = DdpmGenerator(TINY, max_train_steps=150, checkpoint_every=1000)
     generator.fit(toy_concepts, tmp_path_factory.mktemp("work"))
     return generator
 
@@ -85,10 +85,10 @@ def test_same_seed_same_image_in_any_batch(trained: DdpmGenerator, toy_concepts:
     assert four[0].shape == (16, 16, 3)
 
 
-def test_generate_batch_size_changes_only_rounding(trained: DdpmGenerator, toy_concepts: list[Concept]) -> None:
-    """A different generate_batch_size is another computation shape: at most float rounding."""
+def test_generation_batch_size_changes_only_rounding(trained: DdpmGenerator, toy_concepts: list[Concept]) -> None:
+    """A different generation_batch_size is another computation shape: at most float rounding."""
     stamp = (trained.work_dir / "artifact.json").stat().st_mtime_ns
-    one = DdpmGenerator(trained.options, generate_batch_size=1)
+    one = DdpmGenerator(trained.options, generation_batch_size=1)
     one.fit(toy_concepts, trained.work_dir)
     assert (trained.work_dir / "artifact.json").stat().st_mtime_ns == stamp  # a sampling option: no retraining
     a = np.stack([np.asarray(i.image, dtype=int) for i in trained.generate(toy_concepts[0], [1, 2, 3, 4])])
@@ -128,7 +128,7 @@ def test_refit_with_other_concepts_trains_a_new_model(trained: DdpmGenerator, to
     same = DdpmGenerator(trained.options)
     same.fit(toy_concepts, work)
     assert (work / "artifact.json").stat().st_mtime_ns == stamp
-    fewer = DdpmGenerator(trained.options, train_steps=3)
+    fewer = DdpmGenerator(trained.options, max_train_steps=3)
     fewer.fit(toy_concepts[:2], work)
     info = json.loads((work / "artifact.json").read_text())
     assert [row["name"] for row in info["concepts"]] == ["c0", "c1"]
@@ -167,7 +167,7 @@ def _unet_weights(work: Path) -> dict:
 
 def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(toy_concepts: list[Concept],
                                                                           tmp_path: Path) -> None:
-    options = {**TINY, "train_steps": 12, "checkpoint_every": 4, "batch_size": 4}
+    options = {**TINY, "max_train_steps": 12, "checkpoint_every": 4, "train_batch_size": 4}
     straight = DdpmGenerator(options)
     straight.fit(toy_concepts, tmp_path / "straight")
 
@@ -175,7 +175,7 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(toy_co
     with pytest.raises(KeyboardInterrupt):
         DdpmGenerator(options).fit(toy_concepts, work, progress=_StopAfter(6))
     assert not (work / "artifact.json").exists()
-    assert json.loads((work / "checkpoint" / "state.json").read_text())["step"] == 4
+    assert json.loads((work / "checkpoints" / "step-000004" / "state.json").read_text())["step"] == 4
     resumed = DdpmGenerator(options)
     resumed.fit(toy_concepts, work)
     summary = resumed._artifact()["training"]
@@ -183,14 +183,14 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(toy_co
     expected, got = _unet_weights(tmp_path / "straight"), _unet_weights(work)
     assert all(torch.allclose(expected[k], got[k], atol=1e-5) for k in expected)
 
-    longer = DdpmGenerator(options, train_steps=16)  # more steps extend the finished model
+    longer = DdpmGenerator(options, max_train_steps=16)  # more steps extend the finished model
     longer.fit(toy_concepts, work)
     summary = longer._artifact()["training"]
     assert summary["resumed_from_step"] == 12 and summary["steps"] == 16
 
 
 def test_time_budget_stops_training_early(toy_concepts: list[Concept], tmp_path: Path) -> None:
-    generator = DdpmGenerator(TINY, train_steps=10_000, time_budget_s=0.5, batch_size=2)
+    generator = DdpmGenerator(TINY, max_train_steps=10_000, time_budget_s=0.5, train_batch_size=2)
     generator.fit(toy_concepts, tmp_path)
     summary = generator._artifact()["training"]
     assert 0 < summary["steps"] < 10_000 and summary["stopped_by"] == "time_budget_s"

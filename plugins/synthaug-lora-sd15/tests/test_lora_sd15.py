@@ -90,7 +90,7 @@ def test_same_seeds_same_images_batch_1_and_batch_4(fitted, concepts):
 
     seeds = [5, 6, 7, 8]
     alone = [pixels(x) for x in fitted.generate(concepts[0], seeds)]
-    batched_gen = LoraSD15Generator(fitted.options, batch_size=4)
+    batched_gen = LoraSD15Generator(fitted.options, generation_batch_size=4)
     batched_gen.work_dir = fitted.work_dir
     batched = [pixels(x) for x in batched_gen.generate(concepts[0], seeds)]
     again = [pixels(x) for x in fitted.generate(concepts[0], seeds[::-1])][::-1]

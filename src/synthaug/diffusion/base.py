@@ -1,13 +1,17 @@
-"""``DiffusionGeneratorBase``: a per-concept Stable Diffusion fine-tuning generator, minus the adapter.
+"""``DiffusionGeneratorBase``: a per-concept diffusion fine-tuning generator, minus the adapter.
 
-A plugin subclasses it, sets ``name``/``Options``, and implements the adapter hooks:
+A plugin subclasses it, sets ``name``/``Options``/``pipeline_class``, and implements the adapter hooks:
 
 - :meth:`~DiffusionGeneratorBase.add_trainable` / :meth:`~DiffusionGeneratorBase.trainable_modules`
   (what is trained), :meth:`~DiffusionGeneratorBase.save_adapter` (write safetensors files),
   :meth:`~DiffusionGeneratorBase.finish_training` (leave the pipeline clean) and
   :meth:`~DiffusionGeneratorBase.activate_adapter` (load a saved adapter for generation);
-- optionally :meth:`~DiffusionGeneratorBase.training_conditioning` (e.g. SDXL's pooled
-  embeddings and time ids), :meth:`~DiffusionGeneratorBase.conditions_need_grad`,
+- optionally the engine parts: :meth:`~DiffusionGeneratorBase.denoiser` (the pipeline's
+  transformer or UNet), :meth:`~DiffusionGeneratorBase.target_rule` (epsilon, v-prediction or
+  flow matching, from the scheduler), :meth:`~DiffusionGeneratorBase.training_conditioning`
+  (prompt -> denoiser kwargs, for 1, 2 or 3 text encoders; SDXL's pooled embeddings),
+  :meth:`~DiffusionGeneratorBase.image_conditioning` (SDXL time ids);
+- optionally :meth:`~DiffusionGeneratorBase.conditions_need_grad`,
   :meth:`~DiffusionGeneratorBase.concept_phrase`, :meth:`~DiffusionGeneratorBase.load_kwargs`.
 
 Everything else — loading the base model once per instance, the training loop, checkpoints
@@ -27,7 +31,7 @@ from typing import Any, ClassVar
 from ..errors import DatasetError, GenerationError, InvalidOptionsError
 from ..generator import Concept, GeneratedImage, GeneratorOptions, PerConceptGenerator
 from ..progress import NULL_PROGRESS, Progress
-from .options import GENERATION_ONLY_OPTIONS, DiffusionOptions
+from .options import DiffusionOptions, FlowMatchingOptions
 
 __all__ = ["DiffusionGeneratorBase", "adapter_digest", "library_versions"]
 
@@ -96,7 +100,6 @@ class DiffusionGeneratorBase(PerConceptGenerator):
     Options: ClassVar[type[GeneratorOptions]] = DiffusionOptions
     #: The diffusers pipeline class loaded from ``base_model``.
     pipeline_class: ClassVar[str] = "StableDiffusionPipeline"
-    generation_only_options = GENERATION_ONLY_OPTIONS
 
     def __init__(self, options: GeneratorOptions | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
         super().__init__(options, **overrides)
@@ -121,17 +124,21 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         if self._pipe is None:
             from .loading import load_pipeline, resolve_device, resolve_dtype
 
+            from .casting import store_base_weights
+
             device = resolve_device(self.options.device)
+            dtype = resolve_dtype(self.options.dtype, device)
             self._pipe = load_pipeline(
                 self.pipeline_class,
                 self.options.base_model,
                 device=device,
-                dtype=resolve_dtype(self.options.dtype, device),
+                dtype=dtype,
                 variant=self.options.variant,
                 scheduler=self.options.scheduler,
                 extra=self.load_kwargs(),
             )
-            for module in (self._pipe.unet, self._pipe.vae, *self.text_encoders(self._pipe)):
+            store_base_weights(self.denoiser(self._pipe).module, self.options.base_weights, dtype)
+            for module in (self.denoiser(self._pipe).module, self._pipe.vae, *self.text_encoders(self._pipe)):
                 module.requires_grad_(False)
                 module.eval()
         return self._pipe
@@ -147,8 +154,29 @@ class DiffusionGeneratorBase(PerConceptGenerator):
 
     @staticmethod
     def text_encoders(pipe: Any) -> list[Any]:
-        """The pipeline's text encoders (one for SD1.x, two for SDXL)."""
-        return [m for m in (getattr(pipe, "text_encoder", None), getattr(pipe, "text_encoder_2", None)) if m is not None]
+        """The pipeline's text encoders (one for SD1.x, two for SDXL, three for SD3)."""
+        from .parts import text_encoders
+
+        return text_encoders(pipe)
+
+    # -- the engine's parts (see synthaug.diffusion.parts) -------------------------------------
+    def denoiser(self, pipe: Any) -> Any:
+        """The :class:`~synthaug.diffusion.parts.Denoiser` trained or adapted: by default the
+        pipeline's ``transformer`` (SD3, FLUX) when it has one, else its ``unet``."""
+        from .parts import denoiser_for
+
+        return denoiser_for(pipe)
+
+    def target_rule(self, pipe: Any) -> Any:
+        """The :class:`~synthaug.diffusion.targets.TargetRule` of training: by default the one the
+        pipeline's scheduler implies (flow matching for ``FlowMatch*`` schedulers, else epsilon or
+        v-prediction from ``prediction_type``, Min-SNR weighted with ``snr_gamma``). Options that
+        mix in :class:`~synthaug.diffusion.options.FlowMatchingOptions` set the flow-matching rule."""
+        from .targets import target_rule_for
+
+        o = self.options
+        flow = o.flow_rule_overrides() if isinstance(o, FlowMatchingOptions) else None
+        return target_rule_for(pipe.scheduler, snr_gamma=o.snr_gamma, flow=flow)
 
     # -- prompts ---------------------------------------------------------------------------
     def concept_phrase(self, concept: Concept) -> str:
@@ -166,16 +194,20 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         raise NotImplementedError
 
     def trainable_modules(self, pipe: Any) -> list[Any]:
-        """Modules switched to train mode (and gradient checkpointing) while training."""
-        return [pipe.unet]
+        """Modules switched to train mode (and gradient checkpointing) while training (the denoiser)."""
+        return [self.denoiser(pipe).module]
 
     def conditions_need_grad(self) -> bool:
         """True when the text encoder has trainable parts (prompt embeddings cannot be cached)."""
         return False
 
     def training_conditioning(self, pipe: Any, prompts: list[str]) -> dict[str, Any]:
-        """UNet keyword arguments for ``prompts`` (SD1.x: ``encoder_hidden_states``)."""
-        embeds, _ = pipe.encode_prompt(prompts, pipe.unet.device, 1, False)
+        """Denoiser keyword arguments for ``prompts`` (SD1.x: ``encoder_hidden_states``).
+
+        The conditioning-encoder part: override it for other pipelines (SDXL adds the pooled
+        embedding; SD3 gives ``encoder_hidden_states`` and ``pooled_projections`` from its three
+        text encoders)."""
+        embeds, _ = pipe.encode_prompt(prompts, self.denoiser(pipe).device, 1, False)
         return {"encoder_hidden_states": embeds}
 
     def after_optimizer_step(self, pipe: Any) -> None:
@@ -189,7 +221,7 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         """
 
     def image_conditioning(self, pipe: Any, conditioning: dict[str, Any], images: list[Any]) -> dict[str, Any]:
-        """UNet conditioning of a batch, given each image's :class:`~synthaug.diffusion.data.TrainingImage`
+        """Denoiser conditioning of a batch, given each image's :class:`~synthaug.diffusion.data.TrainingImage`
         (original size, crop corner, target size: SDXL's time ids). ``conditioning`` unchanged by default."""
         return conditioning
 
@@ -217,7 +249,8 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         Data-parallel (``parallel=data`` in a multi-process launch): every rank trains, the main
         rank saves the adapter and removes the checkpoints; an error there stops every rank.
         """
-        from .training import CHECKPOINT_DIR, Trainer
+        from .checkpoints import CHECKPOINT_DIR
+        from .training import Trainer
 
         if not concept.images:
             raise DatasetError(f"concept {concept.name!r} has no training images; {self.name} needs at least one")
@@ -285,7 +318,7 @@ class DiffusionGeneratorBase(PerConceptGenerator):
             self._active = concept.name
         o = self.options
         yield from generate_images(pipe, seeds, prompt=self.prompt_for(concept), negative_prompt=o.negative_prompt,
-                                   batch_size=o.batch_size, max_retries=o.max_retries,
+                                   batch_size=o.generation_batch_size, max_retries=o.max_retries,
                                    call_kwargs=self.generation_kwargs())
 
     def record(self, concept: Concept) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import DatasetError
 
-__all__ = ["CROP_MODES", "LatentSource", "TrainingImage", "load_training_images", "load_training_pixels"]
+__all__ = ["CROP_MODES", "LatentSource", "PixelSource", "TrainingImage", "load_training_images"]
 
 #: Pixels the VAE encodes per call when caching latents (8 images of 512 x 512).
 ENCODE_PIXELS_PER_CALL = 8 * 512 * 512
@@ -55,15 +55,11 @@ def _geometry(size: tuple[int, int], resolution: int, crop: str, *, flipped: boo
     return TrainingImage((h, w), (top, left), (resolution, resolution))
 
 
-def load_training_pixels(paths: Sequence[Path], resolution: int, *, flip: bool, crop: str = "center") -> Any:
-    """uint8 tensor ``(N, 3, R, R)`` of the images (then their horizontal flips when ``flip``)."""
-    return load_training_images(paths, resolution, flip=flip, crop=crop)[0]
-
-
 def load_training_images(
     paths: Sequence[Path], resolution: int, *, flip: bool, crop: str = "center"
 ) -> tuple[Any, list[TrainingImage]]:
-    """The pixels of :func:`load_training_pixels` and one :class:`TrainingImage` per row."""
+    """uint8 pixels ``(N, 3, R, R)`` of the images (then their horizontal flips when ``flip``) and
+    one :class:`TrainingImage` per row."""
     import numpy as np
     import torch
 
@@ -156,6 +152,12 @@ class LatentSource:
             means, stds = zip(*(self._posterior(self.pixels[i : i + chunk]) for i in range(0, len(self), chunk)))
         return torch.cat(means), torch.cat(stds)
 
+    def draw_indices(self, batch: int, generator: Any) -> Any:
+        """``batch`` rows drawn uniformly with ``generator``."""
+        import torch
+
+        return torch.randint(len(self), (batch,), generator=generator)
+
     def sample(self, indices: Any, noise: Any) -> Any:
         """Scaled latents of images ``indices`` drawn with the given standard-normal ``noise``."""
         if self.cached:
@@ -163,3 +165,33 @@ class LatentSource:
         else:
             mean, std = self._posterior(self.pixels[indices])
         return (mean + std * noise.to(mean.device)) * self.scaling - self.shift * self.scaling
+
+
+@dataclass
+class PixelSource:
+    """Training data in pixel space (no VAE): rows of ``pixels`` (uint8 ``(N, 3, R, R)`` on the CPU)
+    as floats in [-1, 1] on ``device``. Rows are drawn with probability proportional to
+    ``weights`` (``None``: uniformly); ``sample`` ignores its ``noise`` argument."""
+
+    pixels: Any
+    device: Any = "cpu"
+    weights: Any = None
+
+    def __len__(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return tuple(self.pixels.shape[1:])
+
+    def draw_indices(self, batch: int, generator: Any) -> Any:
+        import torch
+
+        if self.weights is None:
+            return torch.randint(len(self), (batch,), generator=generator)
+        return torch.multinomial(self.weights, batch, replacement=True, generator=generator)
+
+    def sample(self, indices: Any, noise: Any) -> Any:
+        import torch
+
+        return to_model_range(self.pixels[indices], device=self.device, dtype=torch.float32)

@@ -19,19 +19,24 @@ _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
 
 
 def resolve_device(device: str | None) -> Any:
-    """``torch.device(device)``, or the best available one: cuda > mps > cpu."""
+    """The ``torch.device`` a ``device`` option means: ``"auto"`` (or ``None``) is the best
+    available one, cuda > mps > cpu; an explicit device that is not available is an error."""
     torch = require("torch", purpose="diffusion generators")
-    if device:
-        try:
-            return torch.device(device)
-        except RuntimeError as exc:
-            raise InvalidOptionsError(f"option device={device!r}: {exc} (use cuda, cuda:N, mps or cpu)") from None
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    if device in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError as exc:
+        raise InvalidOptionsError(f"option device={device!r}: {exc} (use auto, cuda, cuda:N, mps or cpu)") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidOptionsError(f"option device={device!r} but no CUDA GPU is available to torch; "
+                                  "use device='cpu' or 'auto'")
+    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise InvalidOptionsError(f"option device={device!r} but MPS is not available; use 'cpu' or 'auto'")
+    return chosen
 
 
 def resolve_dtype(dtype: str, device: Any) -> Any:

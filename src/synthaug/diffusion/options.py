@@ -1,30 +1,66 @@
-"""Options shared by every Stable Diffusion generator (plugins subclass and extend them)."""
+"""Options of the diffusion engine: the training loop's vocabulary, Stable Diffusion options, flow matching.
+
+- :class:`DiffusionTrainingOptions`: what :class:`~synthaug.diffusion.training.TrainingLoop`
+  reads (the shared :class:`~synthaug.options.TrainingOptions` and
+  :class:`~synthaug.options.DeviceOptions`, plus optimizer, schedule, precision, accumulation).
+  ``ddpm`` and the SD plugins both extend it.
+- :class:`DiffusionOptions`: a Stable Diffusion fine-tuning generator (base model, prompts,
+  data, the shared :class:`~synthaug.options.SamplingOptions`); plugins subclass and extend it.
+- :class:`FlowMatchingOptions`: mix-in for flow-matching models (SD3, FLUX): timestep sampling
+  and loss weighting of :class:`~synthaug.diffusion.targets.FlowMatchingRule`.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ..generator import GeneratorOptions
+from ..options import DeviceOptions, SamplingOptions, TrainingOptions, VocabularyOptions, fit_neutral_field
+from .casting import BaseWeights
 
 __all__ = ["DEFAULT_BASE_MODEL", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT_TEMPLATE", "DiffusionOptions",
-           "GENERATION_ONLY_OPTIONS"]
+           "DiffusionTrainingOptions", "FlowMatchingOptions"]
 
 #: The SD1.5 weights on the Hugging Face hub (the community mirror of runwayml/stable-diffusion-v1-5).
 DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_PROMPT_TEMPLATE = "a dermoscopic image of {concept}"
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, text, watermark, cartoon"
 
-#: Options that change how images are generated (or shown) but not the fitted adapter.
-GENERATION_ONLY_OPTIONS = frozenset({
-    "negative_prompt", "guidance_scale", "num_inference_steps", "batch_size", "scheduler", "max_retries",
-    "device", "safety_checker", "validation_images", "checkpoint_every", "keep_checkpoints",
-})
+
+class DiffusionTrainingOptions(DeviceOptions, TrainingOptions):
+    """The training loop's options (every diffusion generator that trains with the engine)."""
+
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
+        "auto", description="Autocast dtype of training forward passes; auto follows dtype on GPU, 'no' on CPU."
+    )
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    gradient_checkpointing: bool = fit_neutral_field(
+        False, description="Trade compute for memory in the denoiser/text encoder (same training, slower).")
+    lr_scheduler: Literal[
+        "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"
+    ] = Field("constant", description="Learning-rate schedule after warmup.")
+    optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
+        "adamw", description="AdamW, or 8-bit AdamW from bitsandbytes (less optimizer memory); auto: adamw8bit on "
+                             "CUDA, adamw elsewhere."
+    )
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    noise_offset: float = Field(0.0, ge=0, description="Noise offset (e.g. 0.05) to learn darker/brighter images.")
+    keep_checkpoints: int = fit_neutral_field(1, ge=1, description="How many recent checkpoints to keep while training.")
+    parallel: Literal["concepts", "data"] = Field(
+        "concepts",
+        description="How a multi-process run (--processes N) trains: concepts (each concept on one process, "
+                    "different concepts in parallel) or data (every process trains every concept on its own "
+                    "images, noise and timesteps; gradients are averaged, so each step sees N x train_batch_size "
+                    "images: for one large class). Same result as concepts in a single process.",
+    )
 
 
-class DiffusionOptions(GeneratorOptions):
+class DiffusionOptions(SamplingOptions, DiffusionTrainingOptions):
     """Options of a Stable Diffusion fine-tuning generator (loading, training, prompts, sampling)."""
+
+    deprecated_aliases: ClassVar[dict[str, str]] = {"batch_size": "generation_batch_size"}
 
     # -- the base model ------------------------------------------------------------------
     base_model: str = Field(
@@ -32,16 +68,18 @@ class DiffusionOptions(GeneratorOptions):
         description="Base pipeline: a Hugging Face hub id or a local folder saved with save_pretrained.",
     )
     variant: str | None = Field(None, description="Weights variant to load from the hub, e.g. 'fp16'.")
-    safety_checker: bool = Field(
+    safety_checker: bool = fit_neutral_field(
         False,
         description="Run the model's NSFW safety checker. Off by default: it blacks out many skin images.",
     )
-    device: str | None = Field(None, description="Torch device ('cuda', 'cuda:1', 'mps', 'cpu'); default cuda > mps > cpu.")
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
         "auto", description="Dtype of the frozen base weights; auto: float16 on GPU, float32 on CPU."
     )
-    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
-        "auto", description="Autocast dtype of training forward passes; auto follows dtype on GPU, 'no' on CPU."
+    base_weights: BaseWeights = Field(
+        "dtype",
+        description="Storage of the frozen UNet weights: dtype (as the dtype option says) or float8 (float8_e4m3fn, "
+                    "upcast layer by layer to dtype for compute: half the UNet memory of float16; saves memory while "
+                    "training only with gradient_checkpointing).",
     )
     # -- prompts ---------------------------------------------------------------------------
     prompt_template: str = Field(
@@ -50,7 +88,8 @@ class DiffusionOptions(GeneratorOptions):
     prompts: dict[str, str] = Field(
         default_factory=dict, description="Per-concept prompt templates (concept name -> template) overriding prompt_template."
     )
-    negative_prompt: str = Field(DEFAULT_NEGATIVE_PROMPT, description="Negative prompt used when generating ('' for none).")
+    negative_prompt: str = fit_neutral_field(DEFAULT_NEGATIVE_PROMPT,
+                                             description="Negative prompt used when generating ('' for none).")
     # -- training data -----------------------------------------------------------------------
     resolution: int = Field(512, ge=8, description="Training and generation side length in pixels (multiple of 8).")
     flip: bool = Field(True, description="Also train on horizontally flipped copies of the images.")
@@ -58,45 +97,44 @@ class DiffusionOptions(GeneratorOptions):
         "center", description="How images become resolution squares: center (resize the shorter side, crop the "
                               "centre) or resize (squeeze the whole image; the aspect ratio changes).",
     )
-    cache_latents: bool = Field(True, description="Encode each training image with the VAE once instead of every step.")
+    cache_latents: bool = fit_neutral_field(
+        True, description="Encode each training image with the VAE once instead of every step (same training, faster).")
     # -- training loop -------------------------------------------------------------------------
     max_train_steps: int = Field(1000, ge=1, description="Optimizer steps per concept.")
-    train_batch_size: int = Field(1, ge=1, description="Images per micro-batch.")
-    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
-    gradient_checkpointing: bool = Field(False, description="Trade compute for memory in the UNet/text encoder.")
-    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
-    lr_scheduler: Literal[
-        "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"
-    ] = Field("constant", description="Learning-rate schedule after warmup.")
-    lr_warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warmup steps.")
-    optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
-        "adamw", description="AdamW, or 8-bit AdamW from bitsandbytes (less optimizer memory); auto: adamw8bit on "
-                             "CUDA, adamw elsewhere."
-    )
-    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
-    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
-    snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting gamma (5.0 is typical); None: off.")
-    noise_offset: float = Field(0.0, ge=0, description="Noise offset (e.g. 0.05) to learn darker/brighter images.")
     seed: int = Field(0, ge=0, description="Training seed (data order, noise, timesteps, adapter initialisation).")
-    parallel: Literal["concepts", "data"] = Field(
-        "concepts",
-        description="How a multi-process run (--processes N) trains: concepts (each concept on one process, "
-                    "different concepts in parallel) or data (every process trains every concept on its own "
-                    "images, noise and timesteps; gradients are averaged, so each step sees N x train_batch_size "
-                    "images: for one large class). Same result as concepts in a single process.",
-    )
-    checkpoint_every: int = Field(500, ge=0, description="Save a resumable checkpoint every N steps (0: never).")
-    keep_checkpoints: int = Field(1, ge=1, description="How many recent checkpoints to keep while training.")
-    validation_images: int = Field(4, ge=0, description="Images in the validation grid saved at each checkpoint (0: none).")
+    snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting gamma (5.0 is typical); None: off. "
+                                                            "Epsilon/v-prediction models only.")
+    validation_images: int = fit_neutral_field(
+        4, ge=0, description="Images in the validation grid saved at each checkpoint (0: none).")
     # -- generation --------------------------------------------------------------------------
-    guidance_scale: float = Field(7.5, ge=0, description="Classifier-free guidance scale.")
-    num_inference_steps: int = Field(30, ge=1, description="Denoising steps per generated image.")
-    scheduler: str | None = Field(
+    scheduler: str | None = fit_neutral_field(
         None, description="Inference scheduler class from diffusers (e.g. DPMSolverMultistepScheduler); default: the model's."
     )
-    batch_size: int = Field(
+    generation_batch_size: int = fit_neutral_field(
         1, ge=1,
         description="Images per pipeline call. 1 is bit-for-bit reproducible; larger is faster on GPU and equal up "
-                    "to floating-point rounding (rare pixel values off by one).",
+                    "to floating-point rounding (rare pixel values off by one). Formerly batch_size.",
     )
-    max_retries: int = Field(3, ge=0, description="Regenerations (with derived seeds) of a black, NaN or flat image.")
+    max_retries: int = fit_neutral_field(3, ge=0,
+                                         description="Regenerations (with derived seeds) of a black, NaN or flat image.")
+
+
+class FlowMatchingOptions(VocabularyOptions):
+    """Flow-matching training options (mix into a plugin's options next to :class:`DiffusionOptions`)."""
+
+    timestep_sampling: Literal["logit_normal", "uniform", "mode"] = Field(
+        "logit_normal", description="How training noise levels are drawn: logit_normal (SD3's default), uniform, "
+                                    "or mode (SD3's mode sampling, see mode_scale).")
+    logit_mean: float = Field(0.0, description="Mean of the normal behind logit_normal timestep sampling.")
+    logit_std: float = Field(1.0, gt=0, description="Standard deviation of the normal behind logit_normal sampling.")
+    mode_scale: float = Field(1.29, description="Scale of mode timestep sampling.")
+    flow_shift: float | None = Field(
+        None, gt=0, description="Shift of training noise levels towards noise (SD3: 3.0); None: the scheduler's.")
+    loss_weighting: Literal["none", "sigma_sqrt", "cosmap"] = Field(
+        "none", description="Per-noise-level loss weights: none, sigma_sqrt (sigma**-2) or cosmap.")
+
+    def flow_rule_overrides(self) -> dict[str, Any]:
+        """Keyword overrides for :meth:`~synthaug.diffusion.targets.FlowMatchingRule.from_config`."""
+        return {"timestep_sampling": self.timestep_sampling, "logit_mean": self.logit_mean,
+                "logit_std": self.logit_std, "mode_scale": self.mode_scale, "shift": self.flow_shift,
+                "loss_weighting": self.loss_weighting}

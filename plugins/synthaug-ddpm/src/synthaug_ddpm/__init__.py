@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from synthaug import hookimpl
 
-from .generator import DdpmGenerator, DdpmOptions
+from .generator import DdpmGenerator
+from .options import DdpmOptions
 
 __all__ = ["DdpmGenerator", "DdpmOptions", "register_generators"]
 __version__ = "0.1.0"

@@ -1,95 +1,48 @@
-"""The ``ddpm`` generator: options, fit (one model for all concepts) and generate.
+"""The ``ddpm`` generator: fit (one model for all concepts) and generate; options in :mod:`.options`.
 
 Layout of ``work_dir`` after :meth:`DdpmGenerator.fit`::
 
     work_dir/
       model/            EMA weights of the UNet (diffusers ``save_pretrained``, safetensors)
                         + the noise scheduler's config
-      checkpoint/       latest training state: raw and EMA UNet, optimizer and RNG state
-                        (safetensors) and state.json (step, elapsed time, losses)
+      checkpoints/step-NNNNNN/
+                        latest training state (the diffusion engine's checkpoint): weights, EMA
+                        weights, optimizer and RNG state (safetensors) and state.json
       artifact.json     written last: generator, versions, options, concepts, training summary
 
 ``fit`` skips training when ``artifact.json`` exists for the same training options and the
-same concepts (names, labels and image files); otherwise it resumes from ``checkpoint/`` when
+same concepts (names, labels and image files); otherwise it resumes from ``checkpoints/`` when
 that was made with the same model/data settings (the step count continues, so raising
-``train_steps`` extends a finished model), or starts afresh.
+``max_train_steps`` extends a finished model), or starts afresh. Training is the diffusion
+engine's loop (:mod:`synthaug.diffusion.loop`); see :mod:`synthaug_ddpm.training`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from synthaug.errors import DatasetError, GenerationError, InvalidOptionsError, InvalidParameterError
-from synthaug.generator import (
-    Concept,
-    GeneratedImage,
-    Generator,
-    GeneratorOptions,
-    file_digest,
-    read_artifact,
-    write_artifact,
-)
+from synthaug.generator import Concept, GeneratedImage, Generator, file_digest, read_artifact, write_artifact
 from synthaug.progress import NULL_PROGRESS, Progress
 
+from .options import MODEL_DIR, RESUMABLE_CHANGES, WEIGHTS_FILE, DdpmOptions
+
 __all__ = ["DdpmGenerator", "DdpmOptions"]
-
-MODEL_DIR = "model"
-CHECKPOINT_DIR = "checkpoint"
-WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
-
-#: Options that only say how long to train or how often to save: a checkpoint made with other
-#: values of these can be resumed (the step count continues).
-SCHEDULE_OPTIONS = frozenset({"train_steps", "time_budget_s", "checkpoint_every"})
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-
-class DdpmOptions(GeneratorOptions):
-    """Options of the ``ddpm`` generator (model, training, and sampling settings)."""
-
-    # -- model ----------------------------------------------------------------------------
-    resolution: int = Field(64, ge=8, le=512, description="Side of the square images the model learns and generates, in pixels (training images are centre-cropped to a square and resized).")
-    width: int = Field(64, ge=4, le=512, description="Channels of the UNet's first level; deeper levels multiply it by channel_multipliers.")
-    channel_multipliers: tuple[int, ...] = Field((1, 2, 2, 4), min_length=1, max_length=6, description="Channel multiplier of each UNet level (its length is the number of levels; the resolution must be divisible by 2**(levels-1)).")
-    layers_per_block: int = Field(1, ge=1, le=4, description="ResNet layers in each UNet level.")
-    attention: bool = Field(True, description="Self-attention at the lowest-resolution level of the UNet.")
-    # -- training -------------------------------------------------------------------------
-    train_steps: int = Field(4000, ge=1, description="Optimizer steps to train for (a stop sooner is possible with time_budget_s). Raising it later resumes a finished model.")
-    time_budget_s: float | None = Field(None, gt=0, description="Stop training after this many seconds of training time (summed over resumed runs), even before train_steps; None = no limit.")
-    batch_size: int = Field(16, ge=1, le=4096, description="Training images per optimizer step.")
-    learning_rate: float = Field(5e-4, gt=0, le=1, description="AdamW learning rate (after warm-up; constant afterwards so that resuming with more steps continues smoothly).")
-    warmup_steps: int = Field(100, ge=0, description="Linear learning-rate warm-up, in steps.")
-    ema_decay: float = Field(0.999, ge=0, lt=1, description="Decay of the exponential moving average of the weights used for generation (warmed up as min(decay, (1+step)/(10+step))).")
-    class_dropout: float = Field(0.1, ge=0, lt=1, description="Probability of replacing a training image's class by the 'null' class, which teaches the unconditional model used by classifier-free guidance.")
-    class_sampling_power: float = Field(0.5, ge=0, le=1, description="Training images are drawn with weight n_class**(-power): 0 = every image equally often, 1 = every class equally often.")
-    hflip: bool = Field(True, description="Random horizontal flips of training images.")
-    vflip: bool = Field(False, description="Random vertical flips of training images (sensible for dermoscopy or microscopy, not for digits).")
-    checkpoint_every: int = Field(500, ge=1, description="Save a resumable checkpoint every this many steps (and at the end).")
-    seed: int = Field(0, ge=0, description="Seed of all training randomness (initial weights, batches, noise).")
-    device: str = Field("auto", description="'auto' (CUDA when available, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'.")
-    # -- sampling ---------------------------------------------------------------------------
-    sampler: Literal["ddim", "dpm-solver"] = Field("ddim", description="Sampler used to generate: deterministic DDIM or DPM-Solver++ (multistep).")
-    sampling_steps: int = Field(25, ge=1, le=1000, description="Denoising steps per generated image.")
-    guidance_scale: float = Field(2.0, ge=0, le=20, description="Classifier-free guidance scale: 1 = plain conditional model, higher = more typical of the class, less varied.")
-    generate_batch_size: int = Field(16, ge=1, le=1024, description="Images denoised together when generating (does not change the images).")
 
 
 class DdpmGenerator(Generator):
     """Class-conditional DDPM trained from scratch on the training split; one model for all concepts."""
 
     name = "ddpm"
-    version = "1"
+    version = "2"  # 2: trained by the diffusion engine's loop (checkpoints/, flipped copies, engine seeds)
     description = "Small class-conditional diffusion model trained from scratch on your images (offline; CPU or GPU)."
     needs_fit = True
     fits_all_classes = True
     fit_scope = "all"  # one model for every concept: a multi-process run fits it once
     Options = DdpmOptions
-    generation_only_options = frozenset({"sampler", "sampling_steps", "guidance_scale", "generate_batch_size", "device"})
 
     def __init__(self, options: Any = None, /, **overrides: Any) -> None:
         super().__init__(options, **overrides)
@@ -112,14 +65,10 @@ class DdpmGenerator(Generator):
                 f"{2 ** (levels - 1)} for {levels} UNet levels (channel_multipliers={o.channel_multipliers!r}); "
                 "change the resolution or use fewer levels"
             )
-        if not _DEVICE_RE.match(o.device):
-            raise InvalidOptionsError(
-                f"generator 'ddpm': option device={o.device!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
-            )
 
     def training_identity(self) -> dict[str, Any]:
         """Fit options that a resumable checkpoint must share (all but how long to train)."""
-        return {k: v for k, v in self.fit_options().items() if k not in SCHEDULE_OPTIONS}
+        return {k: v for k, v in self.fit_options().items() if k not in RESUMABLE_CHANGES}
 
     # -- fit --------------------------------------------------------------------------------------
     @staticmethod
@@ -166,6 +115,8 @@ class DdpmGenerator(Generator):
             progress.log(f"ddpm: reusing the fitted model in {work_dir}")
             self._info = read_artifact(work_dir)
             return
+        from synthaug.diffusion import library_versions
+
         from . import training
 
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +132,7 @@ class DdpmGenerator(Generator):
         )
         info = {
             **self.artifact_header(),
-            "versions": training.library_versions(),
+            "versions": library_versions(),
             "concepts": table,
             "null_class_index": len(table),
             "model_sha256": file_digest(work_dir / MODEL_DIR / WEIGHTS_FILE),
@@ -228,8 +179,8 @@ class DdpmGenerator(Generator):
 
         model = self._loaded_model()
         o = self.options
-        for start in range(0, len(seeds), o.generate_batch_size):
-            chunk = seeds[start : start + o.generate_batch_size]
+        for start in range(0, len(seeds), o.generation_batch_size):
+            chunk = seeds[start : start + o.generation_batch_size]
             images = sampling.sample(
                 model,
                 seeds=chunk,
@@ -237,9 +188,9 @@ class DdpmGenerator(Generator):
                 null_index=null_index,
                 resolution=o.resolution,
                 sampler=o.sampler,
-                steps=o.sampling_steps,
+                steps=o.num_inference_steps,
                 guidance_scale=o.guidance_scale,
-                batch_shape=o.generate_batch_size,
+                batch_shape=o.generation_batch_size,
             )
             for seed, image in zip(chunk, images):
                 yield GeneratedImage(image, seed, {"class_index": index})

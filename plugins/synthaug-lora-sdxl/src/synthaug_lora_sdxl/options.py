@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from synthaug.diffusion import DiffusionOptions
+from synthaug.options import fit_neutral_field
 
 __all__ = ["DEFAULT_SDXL_MODEL", "FP16_FIX_VAE", "PRESETS", "LoraSDXLOptions"]
 
@@ -49,7 +50,7 @@ class LoraSDXLOptions(DiffusionOptions):
         DEFAULT_SDXL_MODEL,
         description="Base SDXL pipeline: a Hugging Face hub id or a local folder saved with save_pretrained.",
     )
-    safety_checker: bool = Field(
+    safety_checker: bool = fit_neutral_field(
         False, description="SDXL pipelines have no safety checker: must stay false (black, NaN and flat images are "
                            "detected and regenerated instead).",
     )
@@ -62,7 +63,7 @@ class LoraSDXLOptions(DiffusionOptions):
     optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
         "auto", description="auto: 8-bit AdamW (bitsandbytes) on CUDA, AdamW elsewhere; or adamw / adamw8bit."
     )
-    cache_text_embeddings: bool = Field(
+    cache_text_embeddings: bool = fit_neutral_field(
         True,
         description="Encode the prompt once, then move both text encoders (and the VAE, with cache_latents) off the "
                     "GPU while the UNet trains. Gives the same training as encoding every step.",

@@ -1,0 +1,36 @@
+"""The ``lora-sd3`` generator: one LoRA per concept on a Stable Diffusion 3.5 transformer (MMDiT).
+
+Everything but SD3's conditioning comes from :class:`synthaug.diffusion.flow_lora.FlowLoraGenerator`
+and the engine: flow-matching training (logit-normal noise levels shifted by the scheduler's
+``shift``), cached latents and prompt embeddings, QLoRA, checkpoints, seeded generation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthaug.diffusion.flow_lora import FlowLoraGenerator
+
+from .options import LoraSD3Options
+
+__all__ = ["LoraSD3Generator"]
+
+
+class LoraSD3Generator(FlowLoraGenerator):
+    """Fine-tune a LoRA per concept on SD3.5; generate the concept from it."""
+
+    name = "lora-sd3"
+    version = "1"
+    description = "Stable Diffusion 3.5 (flow matching) fine-tuned with one LoRA per class; QLoRA for 16 GB GPUs."
+    Options = LoraSD3Options
+    pipeline_class = "StableDiffusion3Pipeline"
+    transformer_class = "SD3Transformer2DModel"
+    t5_attribute = "text_encoder_3"
+
+    def training_conditioning(self, pipe: Any, prompts: list[str]) -> dict[str, Any]:
+        """Token embeddings (both CLIPs side by side, then T5 along the sequence) and both pooled CLIP embeddings."""
+        embeds, _, pooled, _ = pipe.encode_prompt(
+            prompt=prompts, prompt_2=None, prompt_3=None, device=pipe.transformer.device, num_images_per_prompt=1,
+            do_classifier_free_guidance=False, max_sequence_length=self.options.max_sequence_length,
+        )
+        return {"encoder_hidden_states": embeds, "pooled_projections": pooled}

@@ -1,0 +1,25 @@
+"""Options of ``lora-sd3``: SD3.5 defaults on top of the shared flow-matching LoRA options."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from synthaug.diffusion.flow_options import FlowLoraOptions
+from synthaug.options import fit_neutral_field
+
+__all__ = ["DEFAULT_SD3_MODEL", "LoraSD3Options"]
+
+#: Stable Diffusion 3.5 Medium (2.5 B-parameter MMDiT-X) on the Hugging Face hub (gated: accept its licence).
+DEFAULT_SD3_MODEL = "stabilityai/stable-diffusion-3.5-medium"
+
+
+class LoraSD3Options(FlowLoraOptions):
+    """Options of ``lora-sd3`` (plus every shared flow-matching LoRA and diffusion option)."""
+
+    base_model: str = Field(
+        DEFAULT_SD3_MODEL,
+        description="Base StableDiffusion3Pipeline: a hub id (stabilityai/stable-diffusion-3.5-medium or -large) or "
+                    "a local folder saved with save_pretrained.",
+    )
+    guidance_scale: float = fit_neutral_field(4.5, ge=0, description="Classifier-free guidance scale when generating.")
+    num_inference_steps: int = fit_neutral_field(28, ge=1, description="Denoising steps per generated image.")
