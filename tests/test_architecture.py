@@ -20,6 +20,27 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 LOWER = ("synthaug.store", "synthaug.policy", "synthaug.dataset", "synthaug.outdir")
 UPPER = ("synthaug.augmenter", "synthaug.cli", "synthaug.evaluate")
+#: The layers of docs/architecture.md, bottom first; a module imports only from its layer or below.
+LAYERS = (
+    "errors _optional _imageio _paths progress hookspecs _version",
+    "dataset probe policy outdir store splitting splits generator options",
+    "plugins subgroups generation_pool distributed augmenter augmented combined testing adapters diffusion "
+    "default_plugins quality.features",
+    "quality evaluate html_report demo",
+    "cli evaluate.cli html_report.cli report_cli __main__",
+)
+
+
+def layer_of(module: str) -> int | None:
+    """The index in :data:`LAYERS` of ``module`` (its longest listed prefix), or None for the package."""
+    rest = module.removeprefix("synthaug.")
+    best: tuple[int, int] | None = None
+    for index, names in enumerate(LAYERS):
+        for name in names.split():
+            if rest == name or rest.startswith(name + "."):
+                if best is None or len(name) > best[0]:
+                    best = (len(name), index)
+    return None if best is None else best[1]
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -118,6 +139,14 @@ def test_lower_layers_never_import_upper_ones(graph: dict[str, set[str]], lower:
                 todo.append(target)
     bad = sorted(m for m in reachable if any(m == u or m.startswith(u + ".") for u in UPPER))
     assert not bad, f"{lower} imports (directly or through others) the upper layer(s) {bad}"
+
+
+def test_layers_hold(graph: dict[str, set[str]]) -> None:
+    unplaced = sorted(m for m in graph if m != "synthaug" and layer_of(m) is None)
+    assert unplaced == [], "place these modules in LAYERS and docs/architecture.md"
+    upward = sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets
+                    if None not in (layer_of(m), layer_of(t)) and layer_of(t) > layer_of(m))  # type: ignore[operator]
+    assert upward == []
 
 
 def _private_imports(roots: list[Path]) -> dict[str, list[str]]:
