@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import InvalidParameterError
+from ..hookspecs import hookimpl
 from .common import (
     STATE,
     RichProgress,
@@ -20,7 +21,6 @@ from .common import (
     policy_options,
     show_notices,
 )
-from ..hookspecs import hookimpl
 
 
 @click.command("balance")

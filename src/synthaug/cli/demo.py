@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import RichProgress, make_console, plan_table
 from ..hookspecs import hookimpl
+from .common import RichProgress, make_console, plan_table
 
 
 @click.command("demo")

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from .common import make_console
 from ..hookspecs import hookimpl
+from .common import make_console
 
 
 @click.command("generators")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import make_console, plan_table, policy_from_flags, policy_options, show_notices
 from ..hookspecs import hookimpl
+from .common import make_console, plan_table, policy_from_flags, policy_options, show_notices
 
 
 @click.command("plan")

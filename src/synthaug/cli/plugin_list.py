@@ -7,8 +7,8 @@ import warnings
 
 import click
 
-from .common import make_console
 from ..hookspecs import hookimpl
+from .common import make_console
 
 
 @click.command("plugins")

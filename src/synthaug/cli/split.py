@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .common import make_console, show_notices
 from ..hookspecs import hookimpl
+from .common import make_console, show_notices
 
 
 @click.command("split")
