@@ -122,7 +122,7 @@ def part_fd(budget_s: float, seed: int, max_per_class: int | None = None, clock:
     from synthaug.generator import Concept, derive_seed
     from synthaug.quality import ColourTextureFeatures, frechet_distance
     from synthaug.quality.metrics import Standardizer
-    from synthaug.splits import read_groups, split_dataset
+    from synthaug.splitting import read_groups, split_dataset
     from synthaug_ddpm import DdpmGenerator
 
     torch.set_num_threads(1)

@@ -13,7 +13,7 @@ import pytest
 import synthaug
 from synthaug import AugmentedDataset, Dataset, LeakageError, MissingDependencyError, SyntheticAugmenter
 from synthaug.errors import InvalidParameterError
-from synthaug.splits import split_dataset, write_split
+from synthaug.splitting import split_dataset, write_split
 from synthaug.testing import make_image_folder
 
 torch = pytest.importorskip("torch")

@@ -133,3 +133,27 @@ def test_kill_and_resume_balance_on_skin_lesions(skin_lesions: Path, tmp_path: P
     assert again.returncode == 0, again.stderr
     assert len(manifest.read_bytes().splitlines()) == 740
     assert tree_digest(skin_lesions) == before
+
+
+def _tree_state(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(folder.rglob("*")) if p.is_file() and ".synthaug" not in p.parts}
+
+
+def test_balance_then_upsample_reuses_the_run(tiny_folder: Path, tmp_path: Path) -> None:
+    """One policy factory and one default: the API reuses what the CLI wrote with its defaults, and back."""
+    import synthaug
+    from synthaug.cli import main
+
+    out = tmp_path / "out"
+    assert main(["balance", str(tiny_folder), "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    before = _tree_state(out)
+    assert sum(1 for name in before if name.endswith(".png")) == (12 - 6) + (12 - 3)
+    result = synthaug.upsample(tiny_folder, out)  # raised OutputConflictError (differs in: policy) before
+    assert result.counts()["c"]["synthetic"] == 9
+    assert _tree_state(out) == before  # nothing regenerated or rewritten
+    from synthaug.policy import make_policy
+
+    assert make_policy().describe() == make_policy("upsample", strategy="auto").describe()
+    assert main(["balance", str(tiny_folder), "--out", str(out), "--quiet", "--strategy", "auto"]) == 0
+    assert _tree_state(out) == before

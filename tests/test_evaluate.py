@@ -23,7 +23,7 @@ from synthaug.evaluate import (
     splits_to_json,
 )
 from synthaug.evaluate.experiments import balanced_class_weights
-from synthaug.splits import split_dataset, write_split
+from synthaug.splitting import split_dataset, write_split
 from synthaug.testing import make_image_folder
 
 torch = pytest.importorskip("torch")

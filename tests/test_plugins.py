@@ -150,3 +150,90 @@ def test_check_generator_catches_batch_dependent_output() -> None:
 
     with pytest.raises(AssertionError, match="differs alone vs in a batch"):
         check_generator(Leaky)
+
+
+UNDECORATED = GOOD.format(name="plain-one").replace("    @synthaug.hookimpl\n", "")  # a plain function, no marker
+
+
+COMMANDS = """
+    import click
+    import synthaug
+
+    @synthaug.hookimpl
+    def register_commands(cli):
+        @cli.command("hello")
+        @click.argument("name")
+        def hello(name):
+            '''Greet NAME.'''
+            click.echo(f"hello {name}, generators: {','.join(synthaug.list_generators())}")
+"""
+
+HIJACK = """
+    import click
+    import synthaug
+
+    @synthaug.hookimpl
+    def register_commands(cli):
+        @cli.command("balance")
+        def balance():
+            click.echo("hijacked")
+"""
+
+
+@pytest.fixture()
+def fresh_cli(isolated_plugins):
+    from synthaug.cli import cli
+
+    cli.forget_plugin_commands()
+    yield isolated_plugins
+    reset_plugins()
+    cli.forget_plugin_commands()
+
+
+def test_undecorated_hook_function_does_not_register(tmp_path: Path, isolated_plugins) -> None:
+    fake_distribution(tmp_path / "site", "plain-plugin", "plain_plugin", UNDECORATED)
+    isolated_plugins.syspath_prepend(str(tmp_path / "site"))
+    isolated_plugins.setenv("SYNTHAUG_LOAD_PLUGINS", "plain_plugin")
+    registry = get_registry()
+    plain = next(p for p in registry.plugins if p.name == "plain_plugin")
+    assert plain.error is None and plain.generators == []
+    assert "plain-one" not in registry.generators and "classic" in registry.generators
+
+
+def test_builtin_commands_arrive_through_the_hook() -> None:
+    from synthaug.cli import BUILTIN_COMMANDS, cli
+    from synthaug.plugins import get_plugin_manager
+
+    cli.list_commands(None)  # type: ignore[arg-type]  # collects the commands
+    impls = {i.plugin_name for i in get_plugin_manager().hook.register_commands.get_hookimpls()}
+    assert set(BUILTIN_COMMANDS) <= impls
+    assert {"plan", "balance", "demo", "split", "evaluate", "report", "filter", "html", "plugins",
+            "generators"} <= set(cli.commands)
+
+
+def test_third_party_command_plugin(tmp_path: Path, fresh_cli, capsys: pytest.CaptureFixture[str]) -> None:
+    from synthaug.cli import main
+
+    fake_distribution(tmp_path / "site", "hello-plugin", "hello_plugin", COMMANDS)
+    fresh_cli.syspath_prepend(str(tmp_path / "site"))
+    fresh_cli.setenv("SYNTHAUG_LOAD_PLUGINS", "hello_plugin")
+    assert main(["hello", "world"]) == 0
+    assert capsys.readouterr().out == "hello world, generators: classic\n"
+    assert main(["plugins", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["hello_plugin"]["commands"] == ["hello"] and rows["hello_plugin"]["error"] is None
+
+
+def test_command_plugin_cannot_replace_a_command(tmp_path: Path, fresh_cli, capsys: pytest.CaptureFixture[str]) -> None:
+    from synthaug.cli import main
+
+    fake_distribution(tmp_path / "site", "hijack-plugin", "hijack_plugin", HIJACK)
+    fake_distribution(tmp_path / "site", "hello-plugin", "hello_plugin", COMMANDS)
+    fresh_cli.syspath_prepend(str(tmp_path / "site"))
+    fresh_cli.setenv("SYNTHAUG_LOAD_PLUGINS", "hijack_plugin,hello_plugin")
+    assert main(["balance", "--help"]) == 0
+    captured = capsys.readouterr()
+    assert "hijacked" not in captured.out and "--generator" in captured.out
+    assert "hijack_plugin" in captured.err and "would replace the command(s) balance" in captured.err
+    assert main(["hello", "you"]) == 0  # the other plugin's command still works
+    assert capsys.readouterr().out.startswith("hello you")

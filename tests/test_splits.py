@@ -10,7 +10,7 @@ import pytest
 
 from synthaug import Dataset, InvalidParameterError, OutputConflictError, split_dataset, write_split
 from synthaug.cli import main
-from synthaug.splits import load_split_root, read_groups
+from synthaug.splitting import load_split_root, read_groups
 from synthaug.testing import make_image_folder
 
 

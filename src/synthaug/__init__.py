@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .plugins import get_generator, get_registry, list_generators
     from .policy import MinorityUpsampling, Plan, Policy, Proportion
     from .progress import Progress
-    from .splits import split_dataset, write_split
+    from .splitting import split_dataset, write_split
     from .store import Store
     from .quality import filter_synthetic, quality_report
 
@@ -84,8 +84,8 @@ _EXPORTS: dict[str, str] = {
     "Policy": "policy",
     "Proportion": "policy",
     "Progress": "progress",
-    "split_dataset": "splits",
-    "write_split": "splits",
+    "split_dataset": "splitting",
+    "write_split": "splitting",
     "Store": "store",
     "quality_report": "quality",
     "filter_synthetic": "quality",

@@ -1,6 +1,6 @@
 """The augmenter: plan, fit the generator on training images, generate into the store.
 
-``SyntheticAugmenter(...).fit_resample(data)`` runs the whole flow of DESIGN.md and returns
+``SyntheticAugmenter(...).fit_resample(data)`` runs the whole flow of docs/architecture.md and returns
 an :class:`~synthaug.augmented.AugmentedDataset`; :func:`upsample` is the one-liner.
 """
 
@@ -30,7 +30,7 @@ from .generator import Concept, GeneratedImage, Generator, GeneratorOptions, der
 from .outdir import check_output_location, claim_output, storage_error
 from .policy import MinorityUpsampling, Plan, Policy, make_policy
 from .progress import NULL_PROGRESS, Progress
-from .splits import is_split_root, load_split_root
+from .splitting import is_split_root, load_split_root
 from .store import Store, check_layout, image_id
 from .subgroups import SubgroupSetting, Subgroups, parse_subgroups
 

@@ -13,12 +13,25 @@ A plugin is a module registered under the ``synthaug`` entry-point group::
     def register_generators(register):
         register(MyGenerator)
 
-Hooks are called by keyword. Built-in generators use this same hook.
+A plugin may also add commands to the ``synthaug`` command line::
+
+    import click
+
+    @synthaug.hookimpl
+    def register_commands(cli):
+        @cli.command()
+        def hello():
+            click.echo("hello")
+
+Hooks are called by keyword, one plugin at a time, so a plugin whose hook raises is reported
+as broken and the others keep working. Only functions marked with :data:`hookimpl` are
+hooks. Built-in generators and commands use these same hooks.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pluggy
 
@@ -34,3 +47,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 @hookspec
 def register_generators(register: Callable[[type], None]) -> None:
     """Register generator classes by calling ``register(GeneratorSubclass)`` once per class."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add commands to ``cli``, the ``synthaug`` :class:`click.Group` (e.g. ``cli.add_command(cmd)``)."""

@@ -8,6 +8,11 @@ registered under one name make that name unusable until one is removed; asking f
 (``classic``) cannot be taken: the plugin's generator is refused and the plugin reported as
 broken, naming it, while the built-in keeps working.
 
+Hooks are dispatched through the pluggy :class:`~pluggy.PluginManager`: only functions marked
+with :data:`synthaug.hookimpl` are called. ``register_generators`` runs when the registry is
+first used; ``register_commands`` runs when the command line builds its group
+(:func:`register_commands`).
+
 Set ``SYNTHAUG_LOAD_PLUGINS`` to a comma-separated list of entry-point names to load only
 those (an empty string loads none); built-in generators are always available.
 """
@@ -19,6 +24,7 @@ import os
 import traceback
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import metadata
 from types import ModuleType
@@ -39,6 +45,7 @@ __all__ = [
     "get_plugin_manager",
     "get_registry",
     "list_generators",
+    "register_commands",
     "reset_plugins",
 ]
 
@@ -59,6 +66,7 @@ class PluginInfo:
     generators: list[str] = field(default_factory=list)
     error: str | None = None
     builtin: bool = False
+    commands: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +76,7 @@ class PluginInfo:
             "generators": list(self.generators),
             "error": self.error,
             "builtin": self.builtin,
+            "commands": list(self.commands),
         }
 
 
@@ -132,14 +141,26 @@ def _make_register(registry: Registry, plugin: PluginInfo):
     return register
 
 
-def _call_hook(module: object, registry: Registry, plugin: PluginInfo) -> None:
-    impl = getattr(module, "register_generators", None)
-    if impl is None:
-        return
-    try:
-        impl(register=_make_register(registry, plugin))
-    except Exception as exc:  # noqa: BLE001 - isolate broken plugins
-        plugin.error = f"register_generators raised {type(exc).__name__}: {exc}"
+def _hook_error(hook: str, exc: Exception) -> str:
+    return f"{hook} raised {type(exc).__name__}: {exc}"
+
+
+def _register_generators(pm: pluggy.PluginManager, registry: Registry, only: str | None = None) -> None:
+    """Call every plugin's ``register_generators`` hook (or only plugin ``only``'s), one at a time.
+
+    Each implementation gets a ``register`` bound to its own plugin, so generators are
+    attributed to it and an exception marks only that plugin as broken.
+    """
+    plugins = {info.name: info for info in registry.plugins}
+    impls = pm.hook.register_generators.get_hookimpls()  # built-ins first, so their names are kept
+    for impl in sorted(impls, key=lambda i: not (i.plugin_name in plugins and plugins[i.plugin_name].builtin)):
+        info = plugins.get(impl.plugin_name)
+        if info is None or (only is not None and impl.plugin_name != only):
+            continue
+        try:
+            impl.function(register=_make_register(registry, info))
+        except Exception as exc:  # noqa: BLE001 - isolate broken plugins
+            info.error = _hook_error("register_generators", exc)
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
@@ -156,6 +177,11 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return unique
 
 
+def _load_traceback_note(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:]
+    return f" at {last[0].filename}:{last[0].lineno}" if last else ""
+
+
 @lru_cache(maxsize=1)
 def _load() -> tuple[pluggy.PluginManager, Registry]:
     from . import __version__
@@ -164,32 +190,21 @@ def _load() -> tuple[pluggy.PluginManager, Registry]:
     pm.add_hookspecs(hookspecs)
     registry = Registry()
     for module_name in BUILTIN_PLUGINS:
-        module = importlib.import_module(module_name)
-        pm.register(module, name=module_name)
-        info = PluginInfo(module_name, "synthaug", __version__, builtin=True)
-        registry.plugins.append(info)
-        _call_hook(module, registry, info)
+        pm.register(importlib.import_module(module_name), name=module_name)
+        registry.plugins.append(PluginInfo(module_name, "synthaug", __version__, builtin=True))
     for ep in _entry_points():
         dist = ep.dist.name if ep.dist is not None else "unknown"
         version = ep.dist.version if ep.dist is not None else "unknown"
         info = PluginInfo(ep.name, dist, version)
         registry.plugins.append(info)
         try:
-            module = ep.load()
-            pm.register(module, name=ep.name)
+            pm.register(ep.load(), name=ep.name)
         except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the rest
-            last = traceback.extract_tb(exc.__traceback__)[-1:]
-            where = f" at {last[0].filename}:{last[0].lineno}" if last else ""
-            info.error = f"{type(exc).__name__}: {exc}{where}"
-            continue
-        _call_hook(module, registry, info)
+            info.error = f"{type(exc).__name__}: {exc}{_load_traceback_note(exc)}"
+    _register_generators(pm, registry)
     for info in registry.plugins:
         if info.error:
-            warnings.warn(
-                f"synthaug plugin {info.name!r} ({info.distribution} {info.version}) failed to load: {info.error}",
-                PluginLoadWarning,
-                stacklevel=3,
-            )
+            _warn_broken(info)
     for name, infos in registry.conflicts.items():
         warnings.warn(
             f"generator name {name!r} is registered by several plugins: "
@@ -198,6 +213,50 @@ def _load() -> tuple[pluggy.PluginManager, Registry]:
             stacklevel=3,
         )
     return pm, registry
+
+
+def _warn_broken(info: PluginInfo) -> None:
+    warnings.warn(
+        f"synthaug plugin {info.name!r} ({info.distribution} {info.version}) failed to load: {info.error}",
+        PluginLoadWarning,
+        stacklevel=4,
+    )
+
+
+def register_commands(cli: Any, builtin_modules: Sequence[str] = ()) -> None:
+    """Add every plugin's commands to the click group ``cli`` through the ``register_commands`` hook.
+
+    ``builtin_modules`` (synthaug's own command modules) are registered as plugins first and
+    use the same hook. A third-party implementation that raises, or that would replace a
+    command already present, is reported as broken (:class:`PluginLoadWarning`, ``synthaug
+    plugins``) and the command line keeps working without it.
+    """
+    pm, registry = _load()
+    for module_name in builtin_modules:
+        if pm.get_plugin(module_name) is None:
+            pm.register(importlib.import_module(module_name), name=module_name)
+    plugins = {info.name: info for info in registry.plugins}
+    impls = pm.hook.register_commands.get_hookimpls()
+    for impl in impls:  # synthaug's own commands first: an error there is a bug, not a plugin fault
+        if impl.plugin_name in builtin_modules:
+            impl.function(cli=cli)
+    for impl in impls:
+        info = plugins.get(impl.plugin_name)
+        if info is None or info.error:
+            continue
+        before = dict(cli.commands)
+        try:
+            impl.function(cli=cli)
+            replaced = sorted(n for n, cmd in before.items() if cli.commands.get(n) is not cmd)
+            if replaced:
+                raise PluginError(f"it would replace the command(s) {', '.join(replaced)} already present")
+        except Exception as exc:  # noqa: BLE001 - isolate broken plugins
+            cli.commands.clear()
+            cli.commands.update(before)
+            info.error = _hook_error("register_commands", exc)
+            _warn_broken(info)
+            continue
+        info.commands.extend(sorted(set(cli.commands) - set(before)))
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -220,8 +279,9 @@ def register_module(module: ModuleType) -> None:
     registry = get_registry()
     info = PluginInfo(module.__name__, "local", "unknown")
     registry.plugins.append(info)
-    get_plugin_manager().register(module, name=module.__name__)
-    _call_hook(module, registry, info)
+    pm = get_plugin_manager()
+    pm.register(module, name=module.__name__)
+    _register_generators(pm, registry, only=module.__name__)
 
 
 def get_generator(name: str) -> type[Generator]:

@@ -24,6 +24,7 @@ __all__ = [
     "Policy",
     "Proportion",
     "PlanNoticeWarning",
+    "DEFAULT_STRATEGY",
     "STRATEGIES",
     "make_policy",
     "validate_share",
@@ -32,6 +33,12 @@ __all__ = [
 
 #: The named strategies of :class:`MinorityUpsampling` (imbalanced-learn's meanings).
 STRATEGIES = ("minority", "not minority", "not majority", "all", "auto")
+
+#: The strategy of :class:`MinorityUpsampling` when none is given, in the API and on the command line.
+DEFAULT_STRATEGY = "not majority"
+
+#: Other spellings of a strategy, read as their canonical name so that they describe the same run.
+_STRATEGY_ALIASES = {"auto": "not majority"}
 
 
 class PlanNoticeWarning(UserWarning):
@@ -135,11 +142,15 @@ def _validate_counts(counts: Mapping[str, int]) -> dict[str, int]:
 
 
 def validate_strategy(strategy: object) -> Strategy:
-    """Check a :class:`MinorityUpsampling` strategy; dashes and underscores read as spaces."""
+    """Check a :class:`MinorityUpsampling` strategy; dashes and underscores read as spaces.
+
+    A name comes back canonical: ``"auto"`` reads as ``"not majority"`` (imbalanced-learn's
+    meaning), so both spellings plan, describe and reuse the same run.
+    """
     if isinstance(strategy, str):
         normal = strategy.strip().lower().replace("-", " ").replace("_", " ")
         if normal in STRATEGIES:
-            return normal
+            return _STRATEGY_ALIASES.get(normal, normal)
         raise InvalidParameterError(
             "strategy", strategy, "one of " + ", ".join(repr(s) for s in STRATEGIES)
             + ", a dict {class: final_count} or a callable counts -> dict"
@@ -206,7 +217,7 @@ class MinorityUpsampling(Policy):
     ``source`` names the strategy in error messages (``"--target"`` for the command line).
     """
 
-    def __init__(self, strategy: Strategy = "auto", *, source: str = "strategy") -> None:
+    def __init__(self, strategy: Strategy = DEFAULT_STRATEGY, *, source: str = "strategy") -> None:
         self.strategy = validate_strategy(strategy)
         self.source = source
 
@@ -233,7 +244,6 @@ class MinorityUpsampling(Policy):
             "minority": lambda n: n == minority,
             "not minority": lambda n: n != minority,
             "not majority": lambda n: n != majority,
-            "auto": lambda n: n != majority,
             "all": lambda n: True,
         }[strategy]
         return {name: majority - n for name, n in present.items() if chosen(n)}
@@ -301,8 +311,13 @@ class Proportion(Policy):
 
 
 def make_policy(policy: str | Policy | Mapping[str, Any] | None = None, **kwargs: Any) -> Policy:
-    """Build a policy from a name (``"upsample"``/``"minority-upsampling"``, ``"proportion"``),
-    a :meth:`Policy.describe` dict, or return a :class:`Policy` unchanged."""
+    """The one policy factory (the API and the command line both build policies here).
+
+    ``policy`` is a name (``"upsample"``/``"minority-upsampling"``, ``"proportion"``), a
+    :meth:`Policy.describe` dict, or a :class:`Policy` returned unchanged; ``kwargs`` go to
+    the policy (``strategy``, ``source``; ``share``, ``mode``). An upsampling policy without
+    a ``strategy`` (or with ``strategy=None``) gets :data:`DEFAULT_STRATEGY`.
+    """
     if isinstance(policy, Policy):
         return policy
     if isinstance(policy, Mapping):
@@ -310,7 +325,7 @@ def make_policy(policy: str | Policy | Mapping[str, Any] | None = None, **kwargs
         policy = str(policy.get("name"))
     name = (policy or "upsample").lower().replace("_", "-")
     if name in ("upsample", "minority-upsampling", "upsampling"):
-        return MinorityUpsampling(kwargs.pop("strategy", "auto"), **kwargs)
+        return MinorityUpsampling(kwargs.pop("strategy", None) or DEFAULT_STRATEGY, **kwargs)
     if name == "proportion":
         if "share" not in kwargs:
             raise InvalidParameterError("share", None, "a fraction, required by policy 'proportion'")

@@ -247,7 +247,7 @@ class Subgroups:
 
 def _csv_groups(setting: SubgroupSetting, by_class: Mapping[str, Sequence[Path]]) -> Subgroups:
     from .generator import slugify
-    from .splits import read_groups
+    from .splitting import read_groups
 
     mapping = read_groups(f"{setting.csv}:{setting.column}")
     result = Subgroups(setting, feature_space="csv")

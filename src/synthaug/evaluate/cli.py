@@ -107,7 +107,8 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, up
     DATA is a class folder or CSV (split with --splits, --repeats/--folds or --splits-file)
     or a split root ROOT/{train,val,test}/<class>/ (one fixed split).
     """
-    from ..cli import RichProgress, _console, parse_option_pairs
+    from ..cli.common import RichProgress, parse_option_pairs
+    from ..cli.common import make_console as _console
     from .config import EvaluationConfig, TrainConfig
     from .runner import run_evaluation
 

@@ -27,7 +27,7 @@ from ..dataset import Dataset
 from ..errors import InvalidParameterError
 from ..progress import NULL_PROGRESS, Progress
 from ..outdir import check_output_location, claim_output
-from ..splits import is_split_root, load_split_root, read_groups
+from ..splitting import is_split_root, load_split_root, read_groups
 from .config import EvaluationConfig
 from .experiments import Experiment, needed_synthetic, parse_experiments
 from .jobs import run_tasks

@@ -20,7 +20,7 @@ from ..augmented import synthetic_samples
 from ..dataset import Dataset, Sample
 from ..errors import LeakageError
 from ..progress import Progress
-from ..splits import write_split
+from ..splitting import write_split
 
 __all__ = ["Source", "Pool", "synthetic_pool"]
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..dataset import SPLITS, Dataset, Sample
 from ..errors import DatasetError, InvalidParameterError
-from ..splits import split_dataset
+from ..splitting import split_dataset
 
 __all__ = ["Split", "random_splits", "kfold_splits", "load_splits_file", "splits_to_json", "check_disjoint"]
 

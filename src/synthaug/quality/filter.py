@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import DatasetError, InvalidParameterError
-from .report import DEFAULT_FILTER, REASONS, QualityReport, quality_report
+from .assessment import DEFAULT_FILTER, REASONS, QualityReport, quality_report
 
 __all__ = ["filter_synthetic"]
 

@@ -1,6 +1,6 @@
 """Writing a quality report: ``report.json``, ``report.md``, ``nearest.csv`` and the figures.
 
-:func:`synthaug.quality.report.quality_report` measures; this module only writes what it
+:func:`synthaug.quality.assessment.quality_report` measures; this module only writes what it
 measured. ``report.json`` is :meth:`QualityReport.to_dict` complete (other renderings, e.g.
 HTML, start from it).
 """
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..dataset import Dataset
-    from .report import QualityReport
+    from .assessment import QualityReport
 
 __all__ = ["render_markdown", "write_report"]
 
