@@ -310,7 +310,7 @@ def test_evaluate_input_errors(folder, tmp_path):
     with pytest.raises(InvalidParameterError, match="needs synthetic images"):
         run_evaluation(folder, tmp_path / "o1", experiments=["upsample"], train=cfg)
     with pytest.raises(InvalidParameterError, match="one synthetic folder per split"):
-        run_evaluation(folder, tmp_path / "o2", experiments=["upsample"], splits=3, synthetic=[tmp_path], train=cfg)
+        run_evaluation(folder, tmp_path / "o2", experiments=["upsample"], splits=3, synthetic=[folder], train=cfg)
     root = write_split(split_dataset(Dataset.from_folder(folder), val=0.2, test=0.2, seed=0), tmp_path / "split")
     with pytest.raises(InvalidParameterError, match="not with a split root"):
         run_evaluation(root, tmp_path / "o3", experiments=["oversample"], splits=2, train=cfg)

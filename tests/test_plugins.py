@@ -200,7 +200,7 @@ def test_undecorated_hook_function_does_not_register(tmp_path: Path, isolated_pl
     assert "plain-one" not in registry.generators and "classic" in registry.generators
 
 
-def test_builtin_commands_arrive_through_the_hook() -> None:
+def test_builtin_commands_arrive_through_the_hook(fresh_cli) -> None:
     from synthaug.cli import BUILTIN_COMMANDS, cli
     from synthaug.plugins import get_plugin_manager
 
