@@ -29,7 +29,7 @@ def test_flat_namespace_exports_resolve() -> None:
 
 
 def test_missing_dependency_message_names_pip_command() -> None:
-    from synthaug._optional import require
+    from synthaug import require
 
     try:
         require("definitely_missing_module_xyz", purpose="testing")
@@ -54,3 +54,20 @@ def test_demo_balances_digits(tmp_path: Path) -> None:
         assert counts[digit]["real"] == kept and counts[digit]["synthetic"] == majority - kept
     assert grid.is_file() and grid.stat().st_size > 1000
     assert len((tmp_path / "demo" / "synthetic" / "manifest.jsonl").read_text().splitlines()) == plan.synthetic_total
+
+
+def test_plugins_and_examples_use_only_public_synthaug_modules() -> None:
+    """Plugin authors' code (plugins/*, examples/*) imports no private ``synthaug._*`` module."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for path in [*root.glob("plugins/*/src/**/*.py"), *root.glob("examples/*/src/**/*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            offenders += [f"{path.relative_to(root)}: {n}" for n in names
+                          if n.startswith("synthaug.") and any(part.startswith("_") for part in n.split(".")[1:])]
+    assert offenders == []
+    assert synthaug.load_image.__module__ == "synthaug._imageio" and callable(synthaug.require)

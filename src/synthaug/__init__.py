@@ -33,13 +33,17 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnreadableImageError,
         UsageError,
     )
+    from ._imageio import load_image
+    from ._optional import require
     from .generator import (
         Concept,
+        FitScope,
         GeneratedImage,
         Generator,
         GeneratorOptions,
         PerConceptGenerator,
         derive_seed,
+        has_features,
     )
     from .hookspecs import hookimpl
     from .plugins import get_generator, get_registry, list_generators
@@ -69,7 +73,11 @@ _EXPORTS: dict[str, str] = {
     "UnknownGeneratorError": "errors",
     "UnreadableImageError": "errors",
     "UsageError": "errors",
+    "load_image": "_imageio",
+    "require": "_optional",
     "Concept": "generator",
+    "FitScope": "generator",
+    "has_features": "generator",
     "GeneratedImage": "generator",
     "Generator": "generator",
     "GeneratorOptions": "generator",

@@ -448,7 +448,7 @@ class SyntheticAugmenter:
         """The concepts handed to ``fit``: the pending ones; or, for a generator that
         ``fits_all_classes`` (one joint model), every concept of the run plus one concept per
         class that needs no images, the same set on every run so the model is reused."""
-        if not getattr(self.generator, "fits_all_classes", False):
+        if not self.generator.fits_all_classes:
             return pending
         covered = {c.label for c in concepts}
         rest = [Concept(label, label, tuple(paths)) for label, paths in sorted(train.paths_by_class().items())
