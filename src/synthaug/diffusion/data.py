@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import DatasetError
 
-__all__ = ["CROP_MODES", "LatentSource", "TrainingImage", "load_training_images", "load_training_pixels"]
+__all__ = ["CROP_MODES", "LatentSource", "TrainingImage", "load_training_images"]
 
 #: Pixels the VAE encodes per call when caching latents (8 images of 512 x 512).
 ENCODE_PIXELS_PER_CALL = 8 * 512 * 512
@@ -55,15 +55,11 @@ def _geometry(size: tuple[int, int], resolution: int, crop: str, *, flipped: boo
     return TrainingImage((h, w), (top, left), (resolution, resolution))
 
 
-def load_training_pixels(paths: Sequence[Path], resolution: int, *, flip: bool, crop: str = "center") -> Any:
-    """uint8 tensor ``(N, 3, R, R)`` of the images (then their horizontal flips when ``flip``)."""
-    return load_training_images(paths, resolution, flip=flip, crop=crop)[0]
-
-
 def load_training_images(
     paths: Sequence[Path], resolution: int, *, flip: bool, crop: str = "center"
 ) -> tuple[Any, list[TrainingImage]]:
-    """The pixels of :func:`load_training_pixels` and one :class:`TrainingImage` per row."""
+    """uint8 tensor ``(N, 3, R, R)`` of the images (then their horizontal flips when ``flip``)
+    and one :class:`TrainingImage` per row."""
     import numpy as np
     import torch
 
