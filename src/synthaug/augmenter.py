@@ -1,40 +1,38 @@
-"""The augmenter: plan, fit the generator on training images, generate into the store.
+"""The augmenter: plan -> concepts -> fit -> generate, into a crash-safe store.
 
-``SyntheticAugmenter(...).fit_resample(data)`` runs the whole flow of DESIGN.md and returns
-an :class:`~synthaug.augmented.AugmentedDataset`; :func:`upsample` is the one-liner.
+``SyntheticAugmenter(...).fit_resample(data)`` reads the data (:mod:`synthaug.inputs`),
+plans the synthetic counts (the ``policy``), turns the classes to fill into concepts (the
+``concepts`` strategy, :mod:`synthaug.concepts`), checks and claims the output folder
+(:mod:`synthaug.outdir`), fits the generator and generates what the store lacks
+(:mod:`synthaug.store`). It returns an :class:`~synthaug.augmented.AugmentedDataset`;
+:func:`upsample` is the one-liner.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import random
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ._imageio import to_rgb
-from ._paths import realpaths
 from .augmented import AugmentedDataset, synthetic_samples
-from .dataset import Dataset, Sample
-from .errors import (
-    GenerationError,
-    InvalidParameterError,
-    LeakageError,
-    OutputConflictError,
-    SynthaugError,
-)
+from .concepts import ConceptStrategy, concepts_from
+from .dataset import Dataset
+from .errors import GenerationError, InvalidParameterError, SynthaugError
 from .generation_pool import WrittenImage
 from .generator import Concept, GeneratedImage, Generator, GeneratorOptions, derive_seed
-from .outdir import check_output_location, claim_output, storage_error
+from .inputs import RunInputs, check_no_leakage, read_inputs
+from .outdir import RunState, claim_output, input_roots, open_run_folder, storage_error
 from .policy import MinorityUpsampling, Plan, Policy, make_policy
 from .progress import NULL_PROGRESS, Progress
-from .splits import is_split_root, load_split_root
 from .store import Store, check_layout, image_id
-from .subgroups import SubgroupSetting, Subgroups, parse_subgroups
+from .subgroups import SubgroupAssignment, SubgroupSetting
 
-__all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator"]
+__all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator"]  # check_no_leakage: from .inputs
 
 PLAN_FORMAT = 1
 
@@ -74,32 +72,25 @@ def _validate_workers(value: object) -> int:
     return value
 
 
-def _content_key(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        h.update(fh.read())
-    return h.hexdigest()
-
-
-def check_no_leakage(train: Sequence[Sample], held_out: Mapping[str, Sequence[Sample]]) -> None:
-    """Raise :class:`LeakageError` if a training image is also a val/test image.
-
-    Images are matched by resolved path and by content (so copies are caught too).
-    """
-    if not any(held_out.values()):
-        return
-    index: dict[str, tuple[str, Path]] = {}
-    for split, samples in held_out.items():
-        for s in samples:
-            index[os.path.realpath(s.path)] = (split, s.path)
-            index[_content_key(s.path)] = (split, s.path)
-    for s in train:
-        hit = index.get(os.path.realpath(s.path)) or index.get(_content_key(s.path))
-        if hit:
-            raise LeakageError(
-                f"training image {s.path} is also in the {hit[0]} split ({hit[1]}); generators may "
-                "only be fitted on training images, so remove it from one of the splits"
-            )
+def _concept_strategy(concepts: ConceptStrategy | None, **deprecated: Any) -> ConceptStrategy:
+    """``concepts``, or the strategy of the deprecated ``subgroups=`` parameters (with a
+    :class:`DeprecationWarning` when any is given); default :class:`~synthaug.concepts.ByClass`."""
+    given = {k: v for k, v in deprecated.items() if v is not None}
+    if concepts is not None and given:
+        raise InvalidParameterError("concepts", concepts, f"given alone, without {', '.join(sorted(given))}")
+    if concepts is not None:
+        if not isinstance(concepts, ConceptStrategy):
+            raise InvalidParameterError("concepts", concepts, "a ConceptStrategy: ByClass() or Subgroups.auto(...)")
+        return concepts
+    if given:
+        warnings.warn(
+            f"SyntheticAugmenter({', '.join(sorted(given))}=...) is deprecated; "
+            "use concepts=Subgroups.auto(...), Subgroups.k(K), Subgroups.from_csv(FILE, COLUMN) or ByClass()",
+            DeprecationWarning, stacklevel=3,
+        )
+    names = {"subgroups": "subgroups", "max_subgroups": "max_subgroups", "min_group_size": "min_group_size",
+             "min_silhouette": "min_silhouette", "subgroup_features": "features"}
+    return concepts_from(**{names[k]: v for k, v in given.items()})
 
 
 class SyntheticAugmenter:
@@ -129,22 +120,19 @@ class SyntheticAugmenter:
         Unreadable input images are an error instead of a warning.
     progress:
         A :class:`~synthaug.progress.Progress` to report to.
-    subgroups:
-        ``"none"`` (default: one concept per class), ``"auto"`` (k-means on image features,
-        k chosen by silhouette), an integer K, or ``"FILE.csv:COLUMN"``; each sub-group becomes
-        a concept ``"<class>~<group>"`` with its own fitted artifact and a share of the class's
-        quota proportional to its size. See :mod:`synthaug.subgroups`.
-    max_subgroups, min_group_size, min_silhouette:
-        Limits of ``subgroups="auto"``: at most this many groups, each with at least this many
-        training images, and a split only when its silhouette reaches ``min_silhouette``.
+    concepts:
+        How the classes to fill become concepts (:mod:`synthaug.concepts`): ``ByClass()``
+        (default: one concept per class) or ``Subgroups.auto(...)`` / ``Subgroups.k(K)`` /
+        ``Subgroups.from_csv(FILE, COLUMN)``: each sub-group becomes a concept
+        ``"<class>~<group>"`` with its own fitted artifact and a share of the class's quota
+        proportional to its size.
+    subgroups, max_subgroups, min_group_size, min_silhouette, subgroup_features:
+        Deprecated (a :class:`DeprecationWarning`): the same as
+        ``concepts=concepts_from(subgroups, ...)``; use ``concepts=`` instead.
     workers:
         Worker processes for a CPU generator with ``parallel_generation`` (``classic``);
         default: the usable CPU cores, at most 8. The output is the same for any value
         (see :mod:`synthaug.generation_pool`).
-    subgroup_features:
-        Feature space for the k-means: ``"colour-texture"`` (default, download-free),
-        ``"generator"`` (the generator's ``features(paths)``, e.g. VAE latents, when it has
-        one) or an object with ``name`` and ``extract(paths)``.
     """
 
     def __init__(
@@ -160,12 +148,13 @@ class SyntheticAugmenter:
         verify: bool = False,
         strict: bool = False,
         progress: Progress | None = None,
-        subgroups: str | int | SubgroupSetting = "none",
-        max_subgroups: int = 4,
-        min_group_size: int = 8,
-        min_silhouette: float = 0.2,
-        subgroup_features: Any = "colour-texture",
+        concepts: ConceptStrategy | None = None,
         workers: int | None = None,
+        subgroups: str | int | SubgroupSetting | None = None,
+        max_subgroups: int | None = None,
+        min_group_size: int | None = None,
+        min_silhouette: float | None = None,
+        subgroup_features: Any = None,
     ) -> None:
         self.generator_spec = generator
         self.generator_options = generator_options
@@ -180,19 +169,24 @@ class SyntheticAugmenter:
         self._generator: Generator | None = None
         #: Processes for a ``parallel_generation`` generator (default: the usable cores, capped).
         self.workers = _validate_workers(workers)
-        self.subgroup_features = subgroup_features
-        self.subgroups = parse_subgroups(
-            subgroups, max_subgroups=max_subgroups, min_group_size=min_group_size, min_silhouette=min_silhouette,
-            features=subgroup_features if isinstance(subgroup_features, str) else
-            getattr(subgroup_features, "name", type(subgroup_features).__name__),
-        )
+        #: How classes become concepts (see ``concepts``).
+        self.concept_strategy = _concept_strategy(concepts, subgroups=subgroups, max_subgroups=max_subgroups,
+                                                  min_group_size=min_group_size, min_silhouette=min_silhouette,
+                                                  subgroup_features=subgroup_features)
         #: What the last :meth:`fit_resample` found in the output folder (e.g. images that no
         #: longer matched the manifest and were generated again), as sentences.
         self.run_notices_: list[str] = []
-        #: The sub-groups found by the last :meth:`concepts` call (``None`` without sub-groups).
-        self.subgroups_: Subgroups | None = None
-        self._subgroups_key: tuple | None = None
         self._loaded: tuple[object, tuple[Dataset, dict[str, Dataset]]] | None = None
+
+    @property
+    def subgroups(self) -> SubgroupSetting:
+        """The sub-group setting of :attr:`concept_strategy` (mode ``"none"`` for ``ByClass``)."""
+        return self.concept_strategy.setting
+
+    @property
+    def subgroups_(self) -> SubgroupAssignment | None:
+        """The sub-groups found by the last :meth:`concepts` call (``None`` without sub-groups)."""
+        return self.concept_strategy.found_
 
     # -- inputs ----------------------------------------------------------------------
     @property
@@ -209,29 +203,8 @@ class SyntheticAugmenter:
         else:
             key = os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
         if self._loaded is None or self._loaded[0] != key:
-            self._loaded = (key, self._read(data))
+            self._loaded = (key, read_inputs(data, strict=self.strict))
         return self._loaded[1]
-
-    def _read(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
-        if not isinstance(data, (Dataset, str, os.PathLike)):
-            hint = ("wrap it with synthaug.Dataset.from_hf(ds, cache_dir=...) first"
-                    if hasattr(data, "features") else "give a folder, a CSV file or a synthaug.Dataset")
-            raise InvalidParameterError("data", type(data).__name__, "a path or a synthaug.Dataset", hint)
-        if isinstance(data, Dataset):
-            held = {name: data.filter(lambda s, n=name: s.split == n) for name in ("val", "test")}
-            held = {k: v for k, v in held.items() if len(v)}
-            if held:
-                raise LeakageError(
-                    "the dataset holds " + ", ".join(f"{len(v)} {k}" for k, v in held.items())
-                    + " samples; pass only training samples (or a split root) to the augmenter"
-                )
-            return data, {}
-        if is_split_root(data):
-            splits = load_split_root(data, strict=self.strict)
-            held = {k: v for k, v in splits.items() if k != "train"}
-            check_no_leakage(splits["train"], held)
-            return splits["train"], held
-        return Dataset.load(data, strict=self.strict), {}
 
     # -- planning ----------------------------------------------------------------------
     def plan(self, data: str | os.PathLike[str] | Dataset) -> Plan:
@@ -250,52 +223,20 @@ class SyntheticAugmenter:
         return list(seen)
 
     def concepts(self, train: Dataset, plan: Plan) -> tuple[list[Concept], dict[str, int]]:
-        """Concepts to serve and their quotas.
+        """Concepts to serve and their quotas, from :attr:`concept_strategy`.
 
-        One concept per class that needs images, or with ``subgroups`` one per sub-group of
-        such a class, the class's quota shared in proportion to group sizes (sums exactly).
-        Concepts with a quota of 0 are left out.
+        One concept per class that needs images, or one per sub-group of such a class, the
+        class's quota shared in proportion to group sizes (sums exactly). Concepts with a
+        quota of 0 are left out.
         """
-        by_class = train.paths_by_class()
         needed = {label: cp.synthetic for label, cp in plan.classes.items() if cp.synthetic > 0}
-        if not self.subgroups.active:
-            return [Concept(label, label, tuple(by_class.get(label, ()))) for label in needed], dict(needed)
-        from .subgroups import find_subgroups, split_quota
-
-        wanted = {label: list(by_class.get(label, [])) for label in needed}
-        key = tuple((label, tuple(paths)) for label, paths in wanted.items())
-        if self.subgroups_ is None or self._subgroups_key != key:  # found once per training set
-            self.subgroups_ = find_subgroups(wanted, self.subgroups, feature_space=self._subgroup_feature_space(),
-                                             seed=self.random_state)
-            self._subgroups_key = key
-        concepts, quotas = [], {}
-        for label, total in needed.items():
-            groups = self.subgroups_.concepts_of(label)
-            if not any(groups.values()):  # a class with no training image: one (empty) concept
-                concepts.append(Concept(label, label, ()))
-                quotas[label] = total
-                continue
-            shares = split_quota(total, {name: len(paths) for name, paths in groups.items()})
-            for name, paths in groups.items():
-                if shares[name] > 0:
-                    concepts.append(Concept(name, label, tuple(paths)))
-                    quotas[name] = shares[name]
-        return concepts, quotas
-
-    def _subgroup_feature_space(self) -> Any:
-        """The feature space the sub-group k-means runs in (see ``subgroup_features``)."""
-        if self.subgroups.mode not in ("auto", "k"):
-            return None
-        from .quality.features import resolve_feature_space
-
-        space, note = resolve_feature_space(self.subgroup_features, generator=self.generator)
-        if space.name != self.subgroups.features:
-            self.progress.log(f"sub-groups: using {note}")
-        return space
+        return self.concept_strategy.concepts(train.paths_by_class(), needed, generator=self.generator,
+                                              seed=self.random_state, progress=self.progress)
 
     def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
         g = self.generator
-        extra = {"subgroups": self.subgroups.describe()} if self.subgroups.active else {}
+        strategy = self.concept_strategy
+        extra = {"subgroups": strategy.describe()} if strategy.active else {}
         return {
             "generator": {"name": g.name, "options": g.options.model_dump(mode="json")},
             "policy": dict(plan.policy),
@@ -307,73 +248,31 @@ class SyntheticAugmenter:
         }
 
     # -- output folder -------------------------------------------------------------------
-    def _input_roots(self, data: object, datasets: Iterable[Dataset]) -> set[str]:
-        """Every folder the run reads: the data argument, the dataset roots, each image's
-        folder, and for an image reached through a link (a split root) the folder above its
-        real folder, i.e. the original data folder. A file-system root is never one of them."""
-        roots = {os.fspath(data)} if isinstance(data, (str, os.PathLike)) else set()
-        for ds in datasets:
-            if ds.root is not None:
-                roots.add(os.fspath(ds.root))
-            for s, resolved in zip(ds, realpaths(s.path for s in ds)):  # one realpath per folder
-                real = os.path.dirname(resolved)
-                roots.add(real)
-                if real != os.path.dirname(os.path.abspath(s.path)):
-                    roots.add(os.path.dirname(real))
-        return {r for r in roots if os.path.dirname(os.path.realpath(r)) != os.path.realpath(r)}
-
-    def _check_out_dir(self, data: object, run: Mapping[str, Any]) -> tuple[Store, str]:
-        """Raise if the output folder cannot take this run; return the store and its state:
-        ``"new"`` (no plan yet), ``"same"`` (this run, to resume) or ``"stale"`` (a different
-        earlier run, or a damaged plan.json, that must be cleared: only with ``overwrite``)."""
+    def _check_out_dir(self, data: object, inputs: RunInputs) -> tuple[Store, RunState]:
+        """Raise if the output folder cannot take this run; return its store and state
+        (see :func:`~synthaug.outdir.open_run_folder`)."""
         if self.out_dir is None:
             raise InvalidParameterError("out_dir", None, "a folder to write synthetic images to")
-        train, held_out = self._splits(data)
-        check_output_location(self.out_dir, self._input_roots(data, [train, *held_out.values()]))
-        store = Store(self.out_dir)
-        try:
-            existing = store.read_plan()
-        except OutputConflictError:
-            if not self.overwrite:
-                raise
-            return store, "stale"
-        if existing is None:
-            foreign = store.foreign_entries()
-            if foreign:
-                raise OutputConflictError(
-                    f"output folder {str(self.out_dir)!r} is not empty and holds no synthaug plan.json "
-                    f"({', '.join(foreign[:5])}); choose an empty or new folder"
-                )
-            return store, "new"
-        if existing.get("run") == run:
-            return store, "same"
-        if not self.overwrite:
-            old, new = existing.get("run") or {}, dict(run)
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            raise OutputConflictError(
-                f"output folder {str(self.out_dir)!r} holds a different run (differs in: "
-                f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
-            )
-        return store, "stale"
+        roots = input_roots(data, [inputs.train, *inputs.held_out.values()])
+        return open_run_folder(self.out_dir, inputs.run, inputs=roots, overwrite=self.overwrite)
 
     def prepare(self, data: str | os.PathLike[str] | Dataset) -> Plan:
         """Validate the data, the generator options and the output folder; return the plan.
 
         Writes nothing and loads no model: the CLI calls it before showing the plan.
         """
-        _, _, plan, _, _, run = self._run_inputs(data)
-        self._check_out_dir(data, run)
-        return plan
+        inputs = self._run_inputs(data)
+        self._check_out_dir(data, inputs)
+        return inputs.plan
 
-    def _run_inputs(self, data: str | os.PathLike[str] | Dataset) -> tuple[
-        Dataset, dict[str, Dataset], Plan, list[Concept], dict[str, int], dict[str, Any]
-    ]:
-        """Training and held-out data, plan, concepts with quotas, and the run description."""
+    def _run_inputs(self, data: str | os.PathLike[str] | Dataset) -> RunInputs:
+        """Data -> plan -> concepts: training and held-out data, the plan, the concepts with
+        their quotas, and the run description."""
         train, held_out = self._splits(data)
         plan = self.policy.plan(train.counts())
         concepts, quotas = self.concepts(train, plan)
         check_layout(train.classes, [c.name for c in concepts])
-        return train, held_out, plan, concepts, quotas, self._run_description(plan, concepts, quotas)
+        return RunInputs(train, held_out, plan, concepts, quotas, self._run_description(plan, concepts, quotas))
 
     # -- the flow ------------------------------------------------------------------------
     def fit_resample(self, data: str | os.PathLike[str] | Dataset) -> AugmentedDataset:
@@ -385,24 +284,26 @@ class SyntheticAugmenter:
 
         ctx = current_context()
         self.run_notices_ = []
-        train, held_out, plan, concepts, quotas, run = self._run_inputs(data)
+        inputs = self._run_inputs(data)
         with contextlib.ExitStack() as claim:
             # every rank checks before any rank writes, so all see the same folder and error;
             # the main process holds the one-writer lock for the whole run
-            ctx.phase("checking the output folder", lambda: self._check_out_dir(data, run))
+            ctx.phase("checking the output folder", lambda: self._check_out_dir(data, inputs))
             ctx.phase("claiming the output folder",
                       lambda: claim.enter_context(claim_output(self.out_dir)) if ctx.is_main else None)
             try:
-                return self._write_run(data, ctx, train, held_out, plan, concepts, quotas, run)
+                return self._write_run(data, ctx, inputs)
             except OSError as exc:
                 raise storage_error(exc, self.out_dir) from exc
 
-    def _write_run(self, data: Any, ctx: Any, train: Dataset, held_out: Mapping[str, Dataset], plan: Plan,
-                   concepts: list[Concept], quotas: dict[str, int], run: Mapping[str, Any]) -> AugmentedDataset:
-        """The writing part of :meth:`fit_resample`, run while the output folder is claimed."""
+    def _write_run(self, data: Any, ctx: Any, inputs: RunInputs) -> AugmentedDataset:
+        """The writing part of :meth:`fit_resample`, run while the output folder is claimed:
+        prepare the folder, fit, generate what is missing, merge."""
         from . import __version__
 
-        store, state = ctx.phase("checking the claimed output folder", lambda: self._check_out_dir(data, run))
+        train, held_out, plan, concepts, quotas, run = (inputs.train, inputs.held_out, inputs.plan, inputs.concepts,
+                                                        inputs.quotas, inputs.run)
+        store, state = ctx.phase("checking the claimed output folder", lambda: self._check_out_dir(data, inputs))
 
         def prepare_output() -> None:  # main process only
             if state == "stale":
@@ -411,10 +312,8 @@ class SyntheticAugmenter:
                 store.write_plan({"format": PLAN_FORMAT, "synthaug_version": __version__, **plan.to_dict(), "run": run})
             for label in train.classes:  # every class has a folder, so folder readers number classes alike
                 (store.root / label).mkdir(parents=True, exist_ok=True)
-            if self.subgroups_ is not None and self.subgroups.active:
-                from .subgroups import write_subgroup_files
-
-                write_subgroup_files(self.subgroups_, store.sidecar / "subgroups")
+            if self.concept_strategy.active:
+                self.concept_strategy.write_files(store.sidecar / "subgroups")
             store.recover()
             bad = store.verify(full=self.verify)
             if bad:
