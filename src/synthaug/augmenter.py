@@ -13,23 +13,21 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._imageio import to_rgb
 from .augmented import AugmentedDataset, synthetic_samples
-from .concepts import ConceptStrategy, concepts_from
+from .concepts import ConceptStrategy, resolve_strategy
 from .dataset import Dataset
-from .errors import GenerationError, InvalidParameterError, SynthaugError
-from .generation_pool import WrittenImage
-from .generator import Concept, GeneratedImage, Generator, GeneratorOptions, derive_seed
+from .errors import InvalidParameterError
+from .generation import fit_generator, generate_missing
+from .generator import Concept, Generator, GeneratorOptions
 from .inputs import RunInputs, check_no_leakage, read_inputs
 from .outdir import RunState, claim_output, input_roots, open_run_folder, storage_error
 from .policy import MinorityUpsampling, Plan, Policy, make_policy
 from .progress import NULL_PROGRESS, Progress
-from .store import Store, check_layout, image_id
+from .store import Store, check_layout
 from .subgroups import SubgroupAssignment, SubgroupSetting
 
 __all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator"]  # check_no_leakage: from .inputs
@@ -70,27 +68,6 @@ def _validate_workers(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidParameterError("workers", value, "a whole number of at least 1")
     return value
-
-
-def _concept_strategy(concepts: ConceptStrategy | None, **deprecated: Any) -> ConceptStrategy:
-    """``concepts``, or the strategy of the deprecated ``subgroups=`` parameters (with a
-    :class:`DeprecationWarning` when any is given); default :class:`~synthaug.concepts.ByClass`."""
-    given = {k: v for k, v in deprecated.items() if v is not None}
-    if concepts is not None and given:
-        raise InvalidParameterError("concepts", concepts, f"given alone, without {', '.join(sorted(given))}")
-    if concepts is not None:
-        if not isinstance(concepts, ConceptStrategy):
-            raise InvalidParameterError("concepts", concepts, "a ConceptStrategy: ByClass() or Subgroups.auto(...)")
-        return concepts
-    if given:
-        warnings.warn(
-            f"SyntheticAugmenter({', '.join(sorted(given))}=...) is deprecated; "
-            "use concepts=Subgroups.auto(...), Subgroups.k(K), Subgroups.from_csv(FILE, COLUMN) or ByClass()",
-            DeprecationWarning, stacklevel=3,
-        )
-    names = {"subgroups": "subgroups", "max_subgroups": "max_subgroups", "min_group_size": "min_group_size",
-             "min_silhouette": "min_silhouette", "subgroup_features": "features"}
-    return concepts_from(**{names[k]: v for k, v in given.items()})
 
 
 class SyntheticAugmenter:
@@ -170,9 +147,9 @@ class SyntheticAugmenter:
         #: Processes for a ``parallel_generation`` generator (default: the usable cores, capped).
         self.workers = _validate_workers(workers)
         #: How classes become concepts (see ``concepts``).
-        self.concept_strategy = _concept_strategy(concepts, subgroups=subgroups, max_subgroups=max_subgroups,
-                                                  min_group_size=min_group_size, min_silhouette=min_silhouette,
-                                                  subgroup_features=subgroup_features)
+        self.concept_strategy = resolve_strategy(concepts, subgroups=subgroups, max_subgroups=max_subgroups,
+                                                 min_group_size=min_group_size, min_silhouette=min_silhouette,
+                                                 subgroup_features=subgroup_features)
         #: What the last :meth:`fit_resample` found in the output folder (e.g. images that no
         #: longer matched the manifest and were generated again), as sentences.
         self.run_notices_: list[str] = []
@@ -382,115 +359,14 @@ class SyntheticAugmenter:
         return self.work_dir or store.sidecar / "fits" / self.generator.name
 
     def _fit(self, concepts: list[Concept], store: Store) -> None:
-        g = self.generator
         work_dir = self.work_dir_for(store)
         work_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            g.fit(concepts, work_dir, progress=self.progress)
-        except SynthaugError:
-            raise
-        except OSError as exc:
-            raise _os_failure(exc, store, f"generator {g.name!r} failed while fitting") from exc
-        except Exception as exc:  # noqa: BLE001 - report with context, keep the chain for --debug
-            raise GenerationError(
-                f"generator {g.name!r} failed while fitting {', '.join(c.name for c in concepts)}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+        fit_generator(self.generator, concepts, work_dir, store, progress=self.progress)
 
     def _generate(self, concepts: list[Concept], todo: Mapping[str, list[int]], store: Store, ctx: Any = None) -> None:
         """Generate this process's share of the missing images (all of them in one process)."""
-        from .distributed import shard
-
-        g = self.generator
-        if ctx is not None and ctx.distributed:
-            items = [(c.name, i) for c in concepts for i in todo[c.name]]
-            share = set(shard(items, ctx.rank, ctx.world_size))
-            todo = {c.name: [i for i in todo[c.name] if (c.name, i) in share] for c in concepts}
-            concepts = [c for c in concepts if todo[c.name]]
-        total = sum(len(todo[c.name]) for c in concepts)
-        task = self.progress.task(f"generating ({g.name})", total)
-        options = g.options.model_dump(mode="json")
-        pool = _pool_for(g, 1 if ctx is not None and ctx.distributed else self.workers, total, store,
-                         self.work_dir_for(store))
-        try:
-            for concept in concepts:
-                indices = todo[concept.name]
-                seeds = [derive_seed(self.random_state, concept.label, concept.name, i) for i in indices]
-                shared = {"generator": g.name, "generator_version": g.version, "options": options, **g.record(concept)}
-                produced = 0
-                items = (zip(indices, seeds, pool.generate(concept, seeds, [image_id(concept.slug, i) for i in indices]))
-                         if pool else self._checked(g.generate(concept, seeds), concept, indices, seeds))
-                for index, seed, item in items:
-                    image = item.image if isinstance(item, GeneratedImage) else item
-                    extra = item.metadata if isinstance(item, GeneratedImage) else {}
-                    record = {
-                        "id": image_id(concept.slug, index),
-                        "class": concept.label,
-                        "concept": concept.name,
-                        "index": index,
-                        "seed": seed,
-                        "run_seed": self.random_state,
-                        **shared,
-                        **extra,
-                    }
-                    if isinstance(image, WrittenImage):  # written by a pool worker: only the record is due
-                        store.add_record(record, image.file, image.sha256, image.size)
-                    else:
-                        store.add(to_rgb(image), record)
-                    produced += 1
-                    task.advance()
-                if produced != len(seeds):
-                    raise GenerationError(
-                        f"generator {g.name!r} yielded {produced} images for {len(seeds)} seeds of {concept.name!r}"
-                    )
-        except SynthaugError:
-            raise
-        except OSError as exc:
-            raise _os_failure(exc, store, f"generator {g.name!r} failed while generating") from exc
-        except Exception as exc:  # noqa: BLE001
-            raise GenerationError(f"generator {g.name!r} failed while generating: {type(exc).__name__}: {exc}") from exc
-        finally:
-            if pool is not None:
-                pool.__exit__(None, None, None)
-            task.close()
-
-    def _checked(self, items: Iterable[Any], concept: Concept, indices: Sequence[int],
-                 seeds: Sequence[int]) -> Iterator[tuple[int, int, Any]]:
-        """``(index, seed, item)`` per yielded item; a non-image or an image beyond the seeds
-        asked for breaks the generator contract (an error, never silently dropped)."""
-        count = 0
-        for item in items:
-            image = item.image if isinstance(item, GeneratedImage) else item
-            if not hasattr(image, "save") or not hasattr(image, "mode"):
-                raise GenerationError(
-                    f"generator yielded {type(image).__name__} for {concept.name!r}; expected a PIL image"
-                )
-            if count >= len(seeds):
-                raise GenerationError(
-                    f"generator {self.generator.name!r} broke the contract: it yielded more than the "
-                    f"{len(seeds)} image(s) asked for {concept.name!r} (one image per seed)"
-                )
-            yield indices[count], seeds[count], item
-            count += 1
-
-
-def _os_failure(exc: OSError, store: Store, context: str) -> SynthaugError:
-    """A full disk, or any OS error on a path of the output folder or its sidecar, is a
-    storage problem (rerun resumes); other OS errors are the generator's failure."""
-    import errno
-
-    paths = [Path(os.path.realpath(p)) for p in (exc.filename, exc.filename2) if p]
-    ours = (Path(os.path.realpath(store.root)), Path(os.path.realpath(store.sidecar)))
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or any(p == o or o in p.parents for p in paths for o in ours):
-        return storage_error(exc, store.root)
-    return GenerationError(f"{context}: {type(exc).__name__}: {exc}")
-
-
-def _pool_for(generator: Generator, workers: int, n_images: int, store: Store, work_dir: Path) -> Any:
-    """A started :class:`~synthaug.generation_pool.GenerationPool`, or ``None`` to generate here."""
-    from .generation_pool import GenerationPool, use_pool
-
-    return GenerationPool(generator, workers, store.root, work_dir) if use_pool(generator, workers, n_images) else None
+        generate_missing(self.generator, concepts, todo, store, run_seed=self.random_state, workers=self.workers,
+                         work_dir=self.work_dir_for(store), progress=self.progress, ctx=ctx)
 
 
 def upsample(

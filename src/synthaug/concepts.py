@@ -14,15 +14,17 @@ A :class:`ConceptStrategy` turns "class -> number of synthetic images needed" in
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import InvalidParameterError
 from .generator import Concept
 from .progress import NULL_PROGRESS, Progress
 from .subgroups import SubgroupAssignment, SubgroupSetting, parse_subgroups
 
-__all__ = ["ByClass", "ConceptStrategy", "Subgroups", "concepts_from"]
+__all__ = ["ByClass", "ConceptStrategy", "Subgroups", "concepts_from", "resolve_strategy"]
 
 ClassPaths = Mapping[str, Sequence[Path]]
 
@@ -162,3 +164,24 @@ def concepts_from(subgroups: str | int | SubgroupSetting | None = "none", *, max
     setting = parse_subgroups(subgroups, max_subgroups=max_subgroups, min_group_size=min_group_size,
                               min_silhouette=min_silhouette, features=_feature_name(features))
     return Subgroups(setting, features=features) if setting.active else ByClass()
+
+
+def resolve_strategy(concepts: ConceptStrategy | None, **deprecated: Any) -> ConceptStrategy:
+    """``concepts``, or the strategy of the augmenter's deprecated ``subgroups=`` parameters
+    (with a :class:`DeprecationWarning` when any is given); default :class:`ByClass`."""
+    given = {k: v for k, v in deprecated.items() if v is not None}
+    if concepts is not None and given:
+        raise InvalidParameterError("concepts", concepts, f"given alone, without {', '.join(sorted(given))}")
+    if concepts is not None:
+        if not isinstance(concepts, ConceptStrategy):
+            raise InvalidParameterError("concepts", concepts, "a ConceptStrategy: ByClass() or Subgroups.auto(...)")
+        return concepts
+    if given:
+        warnings.warn(
+            f"SyntheticAugmenter({', '.join(sorted(given))}=...) is deprecated; "
+            "use concepts=Subgroups.auto(...), Subgroups.k(K), Subgroups.from_csv(FILE, COLUMN) or ByClass()",
+            DeprecationWarning, stacklevel=3,
+        )
+    names = {"subgroups": "subgroups", "max_subgroups": "max_subgroups", "min_group_size": "min_group_size",
+             "min_silhouette": "min_silhouette", "subgroup_features": "features"}
+    return concepts_from(**{names[k]: v for k, v in given.items()})
