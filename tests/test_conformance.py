@@ -113,3 +113,16 @@ def test_features_is_declared_and_detected_by_override() -> None:
     assert synthaug.has_features(WithFeatures())
     with pytest.raises(NotImplementedError, match="solid"):
         Solid().features([])
+
+
+def test_diffusion_generator_sets_its_fit_scope_from_parallel() -> None:
+    """The scope of a diffusion generator follows ``parallel=`` per instance (no property override)."""
+    pytest.importorskip("diffusers")
+    from synthaug_lora_sd15 import LoraSD15Generator
+
+    from synthaug.diffusion import DiffusionGeneratorBase
+
+    assert LoraSD15Generator.fit_scope == "concept"
+    assert LoraSD15Generator(base_model="unused").fit_scope == "concept"
+    assert LoraSD15Generator(base_model="unused", parallel="data").fit_scope == "data"
+    assert "fit_scope" not in vars(DiffusionGeneratorBase)  # the PerConceptGenerator default, set per instance
