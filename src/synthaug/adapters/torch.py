@@ -13,7 +13,7 @@ installation raises :class:`~synthaug.errors.MissingDependencyError` with the pi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._optional import require
