@@ -73,6 +73,17 @@ def test_parametrize_names_one_test_per_check() -> None:
     assert len(CHECKS) == 11 and "check_batch_invariance" in CHECKS
 
 
+def test_parametrize_expected_failures_per_generator() -> None:
+    def known(cls: type) -> dict[str, str]:
+        return {"check_batch_invariance": "not bit-exact"} if cls is BatchDependent else {}
+
+    mark = parametrize_with_checks([Solid, BatchDependent], expected_failures=known)
+    xfails = [p.id for p in mark.args[1] if p.marks]
+    assert xfails == ["batch-dependent-check_batch_invariance"]
+    with pytest.raises(ValueError, match="check_nope"):
+        parametrize_with_checks([Solid], expected_failures={"check_nope": "x"})
+
+
 def test_conforming_generator_passes() -> None:
     check_generator(Solid)
 

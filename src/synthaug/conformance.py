@@ -321,13 +321,15 @@ def check_generator(
 def parametrize_with_checks(
     generators: Sequence[type[Generator] | tuple[type[Generator], Mapping[str, Any]]],
     *,
-    expected_failures: Mapping[str, str] | None = None,
+    expected_failures: Mapping[str, str] | Callable[[type[Generator]], Mapping[str, str]] | None = None,
 ) -> Any:
     """A ``pytest.mark.parametrize("generator, check", ...)`` with one test per generator and check.
 
     ``generators`` are classes or ``(class, options)`` pairs. The test body calls
-    ``check(generator)``; the fit is shared by the checks of one generator. A check named in
-    ``expected_failures`` (name -> reason) is marked ``xfail`` with that reason::
+    ``check(generator)``; the fit is shared by the checks of one generator (it is closed when
+    the objects are collected, at the end of the session). A check named in
+    ``expected_failures`` (name -> reason, or a function of the generator class returning
+    that mapping, for a per-generator answer) is marked ``xfail`` with that reason::
 
         @parametrize_with_checks([(MyGenerator, {"steps": 2})])
         def test_contract(generator, check):
@@ -335,11 +337,11 @@ def parametrize_with_checks(
     """
     import pytest
 
-    expected = dict(expected_failures or {})
-    _unknown_checks(expected)
     params = []
     for spec in generators:
         cls, options = spec if isinstance(spec, tuple) else (spec, {})
+        expected = dict((expected_failures(cls) if callable(expected_failures) else expected_failures) or {})
+        _unknown_checks(expected)
         subject = GeneratorUnderTest(cls, options)
         for name, check in CHECKS.items():
             marks = [pytest.mark.xfail(reason=expected[name], strict=False)] if name in expected else []
