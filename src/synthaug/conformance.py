@@ -326,8 +326,8 @@ def parametrize_with_checks(
     """A ``pytest.mark.parametrize("generator, check", ...)`` with one test per generator and check.
 
     ``generators`` are classes or ``(class, options)`` pairs. The test body calls
-    ``check(generator)``; the fit is shared by the checks of one generator (it is closed when
-    the objects are collected, at the end of the session). A check named in
+    ``check(generator)``; the fit is shared by the checks of one generator and kept for the
+    session (its temporary folders go when the subject is garbage-collected). A check named in
     ``expected_failures`` (name -> reason, or a function of the generator class returning
     that mapping, for a per-generator answer) is marked ``xfail`` with that reason::
 
