@@ -234,3 +234,25 @@ def test_torch_dataset_pickles_for_loader_workers(augmented):
     assert isinstance(clone, torch.utils.data.Dataset) and len(clone) == len(ds)
     for i in range(len(ds)):  # same draws for the same (epoch, index), in any process
         assert clone[(3, i)][1] == ds[(3, i)][1] and torch.equal(clone[(3, i)][0], ds[(3, i)][0])
+
+
+def test_adapter_keywords_have_one_definition(augmented):
+    """to_torch/to_tf/mixed_samples take the fields of the options dataclasses, and only those."""
+    from dataclasses import fields
+
+    from synthaug.adapters import MixingOptions, TfOptions, TorchOptions
+
+    mixing = {f.name for f in fields(MixingOptions)}
+    assert mixing <= {f.name for f in fields(TorchOptions)} and mixing <= {f.name for f in fields(TfOptions)}
+    with pytest.raises(InvalidParameterError,
+                       match=r"synthetic_wieght=0.5: not a keyword of to_torch\(\);.*synthetic_weight"):
+        augmented.to_torch(synthetic_wieght=0.5)
+    with pytest.raises(InvalidParameterError, match=r"label_mod='int': not a keyword of to_tf\(\);.*drop_remainder"):
+        augmented.to_tf(8, label_mod="int")
+    with pytest.raises(TypeError, match="multiple values for image_size"):
+        augmented.to_tf(8, image_size=8)
+    with pytest.raises(TypeError, match="at most 4 positional"):
+        augmented.to_tf(8, None, False, 0, "int")
+    by_position = [int(y) for _, y in augmented.to_tf(8, None, False, 3)]
+    by_name = [int(y) for _, y in augmented.to_tf(image_size=8, batch_size=None, shuffle=False, seed=3)]
+    assert by_position == by_name and len(by_name) == len(augmented)

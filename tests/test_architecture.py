@@ -174,8 +174,6 @@ def test_private_import_finder_finds_them(tmp_path: Path) -> None:
     assert _private_imports([tmp_path]) == {"plug.py": ["synthaug._imageio", "synthaug._optional.require"]}
 
 
-@pytest.mark.xfail(strict=True, reason="plugins and examples still import synthaug._optional / synthaug._imageio; "
-                   "redesign-core makes synthaug.require / synthaug.load_image public and moves them (issue 12.4)")
 def test_plugins_and_examples_use_only_public_synthaug_names() -> None:
     roots = sorted([*REPO.glob("plugins/*/src"), *REPO.glob("examples/*/src")])
     assert roots and _private_imports(roots) == {}

@@ -29,7 +29,7 @@ def test_flat_namespace_exports_resolve() -> None:
 
 
 def test_missing_dependency_message_names_pip_command() -> None:
-    from synthaug._optional import require
+    from synthaug import require
 
     try:
         require("definitely_missing_module_xyz", purpose="testing")
@@ -54,3 +54,9 @@ def test_demo_balances_digits(tmp_path: Path) -> None:
         assert counts[digit]["real"] == kept and counts[digit]["synthetic"] == majority - kept
     assert grid.is_file() and grid.stat().st_size > 1000
     assert len((tmp_path / "demo" / "synthetic" / "manifest.jsonl").read_text().splitlines()) == plan.synthetic_total
+
+
+def test_plugin_helpers_are_public() -> None:
+    """Plugin authors get ``load_image`` and ``require`` from the flat namespace (the rule that
+    plugins/ and examples/ import no private module is in tests/test_architecture.py)."""
+    assert synthaug.load_image.__module__ == "synthaug._imageio" and callable(synthaug.require)

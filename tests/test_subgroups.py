@@ -10,7 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from synthaug import DatasetError, InvalidParameterError, MinorityUpsampling, OutputConflictError, SyntheticAugmenter
+from synthaug import (
+    ByClass,
+    DatasetError,
+    InvalidParameterError,
+    MinorityUpsampling,
+    OutputConflictError,
+    Subgroups,
+    SyntheticAugmenter,
+)
 from synthaug.cli import main
 from synthaug.dataset import Dataset
 from synthaug.store import Store
@@ -72,7 +80,7 @@ def small_classes(skin_lesions: Path) -> Dataset:
 def auto_run(small_classes: Dataset, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("sub") / "out"
     policy = MinorityUpsampling({"vascular_lesion": 53, "dermatofibroma": 47})
-    augmenter = SyntheticAugmenter("classic", policy, out_dir=out, subgroups="auto")
+    augmenter = SyntheticAugmenter("classic", policy, out_dir=out, concepts=Subgroups.auto())
     result = augmenter.fit_resample(small_classes)
     return augmenter, result, out
 
@@ -120,11 +128,11 @@ def test_contact_sheets_live_in_the_sidecar(auto_run) -> None:
 def test_rerun_is_a_no_op_and_a_changed_setting_is_a_different_run(auto_run, small_classes: Dataset) -> None:
     augmenter, _, out = auto_run
     before = (out / "manifest.jsonl").read_bytes()
-    again = SyntheticAugmenter("classic", augmenter.policy, out_dir=out, subgroups="auto")
+    again = SyntheticAugmenter("classic", augmenter.policy, out_dir=out, concepts=Subgroups.auto())
     again.fit_resample(small_classes)
     assert (out / "manifest.jsonl").read_bytes() == before
     with pytest.raises(OutputConflictError, match="subgroups"):
-        SyntheticAugmenter("classic", augmenter.policy, out_dir=out, subgroups="none").fit_resample(small_classes)
+        SyntheticAugmenter("classic", augmenter.policy, out_dir=out, concepts=ByClass()).fit_resample(small_classes)
 
 
 def test_groups_from_a_csv_column(small_classes: Dataset, tmp_path: Path) -> None:
@@ -135,7 +143,8 @@ def test_groups_from_a_csv_column(small_classes: Dataset, tmp_path: Path) -> Non
         writer.writerow(["image_id", "colour"])
         writer.writerows([p.stem, "red" if i % 3 else "dark"] for i, p in enumerate(vascular))
     policy = MinorityUpsampling({"vascular_lesion": 39, "dermatofibroma": 33})
-    augmenter = SyntheticAugmenter("classic", policy, out_dir=tmp_path / "out", subgroups=f"{table}:colour")
+    augmenter = SyntheticAugmenter("classic", policy, out_dir=tmp_path / "out",
+                                   concepts=Subgroups.from_csv(table, "colour"))
     augmenter.fit_resample(small_classes)
     run = json.loads((tmp_path / "out" / "plan.json").read_text())["run"]
     assert {c: v["synthetic"] for c, v in run["concepts"].items()} == {
@@ -143,11 +152,11 @@ def test_groups_from_a_csv_column(small_classes: Dataset, tmp_path: Path) -> Non
     assert run["subgroups"] == {"mode": "csv", "csv": str(table.resolve()), "column": "colour"}
     with open(table, "a", newline="") as fh:  # a class with some images grouped and some not
         csv.writer(fh).writerow([sorted(s.path for s in small_classes if s.label == "dermatofibroma")[0].stem, "x"])
-    with pytest.raises(DatasetError, match="no value for 29 of the 30 images of class 'dermatofibroma'"):
-        SyntheticAugmenter("classic", policy, out_dir=tmp_path / "out2", subgroups=f"{table}:colour").plan(
-            small_classes)
-        SyntheticAugmenter("classic", policy, out_dir=tmp_path / "out2",
-                           subgroups=f"{table}:colour").fit_resample(small_classes)
+    for step in ("prepare", "fit_resample"):
+        again = SyntheticAugmenter("classic", policy, out_dir=tmp_path / "out2",
+                                   concepts=Subgroups.from_csv(table, "colour"))
+        with pytest.raises(DatasetError, match="no value for 29 of the 30 images of class 'dermatofibroma'"):
+            getattr(again, step)(small_classes)
     assert not (tmp_path / "out2").exists()
 
 
@@ -179,8 +188,8 @@ def test_generator_features_hook(small_classes: Dataset, tmp_path: Path) -> None
             return np.array([[float(int(Path(p).stem[-1]) % 2) * 10, 0.0] for p in paths])
 
     policy = MinorityUpsampling({"vascular_lesion": 40, "dermatofibroma": 30})
-    augmenter = SyntheticAugmenter(Featured(), policy, out_dir=tmp_path / "out", subgroups="auto",
-                                   subgroup_features="generator")
+    augmenter = SyntheticAugmenter(Featured(), policy, out_dir=tmp_path / "out",
+                                   concepts=Subgroups.auto(features="generator"))
     augmenter.fit_resample(small_classes)
     assert Featured.calls == [30]  # once per class that needs images, once per run
     groups = augmenter.subgroups_.groups["vascular_lesion"]
@@ -189,3 +198,20 @@ def test_generator_features_hook(small_classes: Dataset, tmp_path: Path) -> None
     info = json.loads((tmp_path / "out.synthaug" / "subgroups" / "subgroups.json").read_text())
     assert info["feature_space"] == "generator:classic-featured"
     assert json.loads((tmp_path / "out" / "plan.json").read_text())["run"]["subgroups"]["features"] == "generator"
+
+
+def test_deprecated_subgroup_parameters_build_the_same_run(tiny_folder: Path, tmp_path: Path) -> None:
+    """The old ``subgroups=`` parameters still work, warn, and describe the very same run."""
+    with pytest.warns(DeprecationWarning, match=r"SyntheticAugmenter\(max_subgroups, subgroups=...\) is deprecated"):
+        old = SyntheticAugmenter("classic", out_dir=tmp_path / "out", subgroups="auto", max_subgroups=2)
+    new = SyntheticAugmenter("classic", out_dir=tmp_path / "out", concepts=Subgroups.auto(max_subgroups=2))
+    old_run, new_run = old._run_inputs(tiny_folder).run, new._run_inputs(tiny_folder).run
+    assert old_run == new_run and new_run["subgroups"]["max_subgroups"] == 2
+    with pytest.warns(DeprecationWarning):
+        assert isinstance(SyntheticAugmenter("classic", subgroups="none").concept_strategy, ByClass)
+    assert "subgroups" not in SyntheticAugmenter("classic")._run_inputs(tiny_folder).run
+    with pytest.raises(InvalidParameterError, match="without subgroups"):
+        SyntheticAugmenter("classic", concepts=ByClass(), subgroups="auto")
+    with pytest.raises(InvalidParameterError, match="ConceptStrategy"):
+        SyntheticAugmenter("classic", concepts="auto")  # type: ignore[arg-type]
+    assert Subgroups.k(3).setting.k == 3 and Subgroups.k(1).active is False

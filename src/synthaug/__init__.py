@@ -16,7 +16,8 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .augmented import AugmentedDataset
-    from .augmenter import SyntheticAugmenter, check_no_leakage, upsample
+    from .augmenter import SyntheticAugmenter, upsample
+    from .concepts import ByClass, ConceptStrategy, Subgroups
     from .dataset import Dataset, Sample
     from .errors import (
         DatasetError,
@@ -33,13 +34,18 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnreadableImageError,
         UsageError,
     )
+    from ._imageio import load_image
+    from ._optional import require
+    from .inputs import check_no_leakage
     from .generator import (
         Concept,
+        FitScope,
         GeneratedImage,
         Generator,
         GeneratorOptions,
         PerConceptGenerator,
         derive_seed,
+        has_features,
     )
     from .hookspecs import hookimpl
     from .plugins import get_generator, get_registry, list_generators
@@ -52,7 +58,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
 _EXPORTS: dict[str, str] = {
     "AugmentedDataset": "augmented",
     "SyntheticAugmenter": "augmenter",
-    "check_no_leakage": "augmenter",
+    "check_no_leakage": "inputs",
+    "ByClass": "concepts",
+    "ConceptStrategy": "concepts",
+    "Subgroups": "concepts",
     "upsample": "augmenter",
     "Dataset": "dataset",
     "Sample": "dataset",
@@ -69,7 +78,11 @@ _EXPORTS: dict[str, str] = {
     "UnknownGeneratorError": "errors",
     "UnreadableImageError": "errors",
     "UsageError": "errors",
+    "load_image": "_imageio",
+    "require": "_optional",
     "Concept": "generator",
+    "FitScope": "generator",
+    "has_features": "generator",
     "GeneratedImage": "generator",
     "Generator": "generator",
     "GeneratorOptions": "generator",

@@ -19,6 +19,21 @@ from .store import Store
 __all__ = ["AugmentedDataset", "synthetic_samples"]
 
 
+#: ``to_tf``'s keywords that may also be given by position, in order (kept for compatibility).
+TF_POSITIONAL = ("image_size", "batch_size", "shuffle", "seed")
+
+
+def _positional_options(values: Sequence[Any], names: Sequence[str], options: Mapping[str, Any],
+                        caller: str) -> dict[str, Any]:
+    """``options`` plus ``values`` given by position for the first ``names``."""
+    if len(values) > len(names):
+        raise TypeError(f"{caller} takes at most {len(names)} positional arguments ({', '.join(names)})")
+    clash = sorted(set(names[: len(values)]) & set(options))
+    if clash:
+        raise TypeError(f"{caller} got multiple values for {', '.join(clash)}")
+    return {**dict(zip(names, values)), **options}
+
+
 def synthetic_samples(out_dir: str | os.PathLike[str], records: Sequence[Mapping[str, Any]] | None = None) -> list[Sample]:
     """Samples for the images recorded in ``out_dir/manifest.jsonl`` (in manifest order)."""
     store = Store(out_dir)
@@ -119,20 +134,7 @@ class AugmentedDataset(Sequence[Sample]):
         return out
 
     # -- framework adapters ---------------------------------------------------------------
-    def to_torch(
-        self,
-        split: str = "train",
-        *,
-        image_size: int | Sequence[int] | None = None,
-        mixing: str = "concat",
-        p: float | None = None,
-        synthetic_weight: float | None = None,
-        include_synthetic: bool = True,
-        return_is_synthetic: bool = False,
-        transform: Any = None,
-        cache: Any = False,
-        seed: int = 0,
-    ) -> Any:
+    def to_torch(self, split: str = "train", **options: Any) -> Any:
         """A ``torch.utils.data.Dataset`` of ``(image, label[, weight][, is_synthetic])``.
 
         ``split``: ``"train"`` (real + synthetic), ``"val"`` or ``"test"`` (real only: asking
@@ -144,14 +146,13 @@ class AugmentedDataset(Sequence[Sample]):
         (call ``set_epoch`` per epoch, or use :meth:`to_torch_loader`, which does).
         ``synthetic_weight``: add a per-sample weight (this value for synthetic, 1 for real).
         ``cache``: keep decoded images in memory (True, or a shared ``ImageCache``).
+        ``options`` are the fields of :class:`synthaug.adapters.TorchOptions` (``image_size``,
+        ``mixing``, ``p``, ``synthetic_weight``, ``include_synthetic``, ``return_is_synthetic``,
+        ``transform``, ``cache``, ``seed``), defined once there with their defaults.
         """
         from .adapters.torch import make_torch_dataset
 
-        return make_torch_dataset(
-            self, split, image_size=image_size, mixing=mixing, p=p, synthetic_weight=synthetic_weight,
-            include_synthetic=include_synthetic, return_is_synthetic=return_is_synthetic,
-            transform=transform, cache=cache, seed=seed,
-        )
+        return make_torch_dataset(self, split, **options)
 
     def to_torch_loader(
         self, split: str = "train", *, batch_size: int = 32, shuffle: bool | None = None, seed: int = 0,
@@ -167,23 +168,7 @@ class AugmentedDataset(Sequence[Sample]):
         return make_torch_loader(self, split, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                  num_workers=num_workers, drop_last=drop_last, **dataset_kwargs)
 
-    def to_tf(
-        self,
-        image_size: int | Sequence[int] = 224,
-        batch_size: int | None = 32,
-        shuffle: bool | None = None,
-        seed: int = 0,
-        *,
-        split: str = "train",
-        label_mode: str = "int",
-        mixing: str = "concat",
-        p: float | None = None,
-        synthetic_weight: float | None = None,
-        include_synthetic: bool = True,
-        return_is_synthetic: bool = False,
-        cache: bool = False,
-        drop_remainder: bool = False,
-    ) -> Any:
+    def to_tf(self, *positional: Any, split: str = "train", **options: Any) -> Any:
         """A prefetched ``tf.data.Dataset`` of ``(images, labels[, weights][, is_synthetic])``.
 
         Images are float32 (B, H, W, 3) in [0, 255] decoded with ``tf.io``; labels are int32
@@ -191,15 +176,14 @@ class AugmentedDataset(Sequence[Sample]):
         ``shuffle`` defaults to True for the training split. Mixing, weights and the
         real-only rule for ``val``/``test`` are as in :meth:`to_torch`; probability draws
         change every epoch and are reproducible from ``seed``.
+        ``options`` are the fields of :class:`synthaug.adapters.TfOptions` (``image_size=224``,
+        ``batch_size=32``, ``shuffle``, ``seed``, ``label_mode``, ``mixing``, ``p``,
+        ``synthetic_weight``, ``include_synthetic``, ``return_is_synthetic``, ``cache``,
+        ``drop_remainder``), defined once there; the first four may also be given by position.
         """
         from .adapters.keras import make_tf_dataset
 
-        return make_tf_dataset(
-            self, split, image_size=image_size, batch_size=batch_size, shuffle=shuffle, seed=seed,
-            label_mode=label_mode, mixing=mixing, p=p, synthetic_weight=synthetic_weight,
-            include_synthetic=include_synthetic, return_is_synthetic=return_is_synthetic, cache=cache,
-            drop_remainder=drop_remainder,
-        )
+        return make_tf_dataset(self, split, **_positional_options(positional, TF_POSITIONAL, options, "to_tf()"))
 
     def to_hf(self, split: str = "train", *, include_synthetic: bool = True, embed_images: bool = False) -> Any:
         """A Hugging Face ``datasets.Dataset`` with columns ``image``, ``label`` (a ``ClassLabel``

@@ -1,40 +1,36 @@
-"""The augmenter: plan, fit the generator on training images, generate into the store.
+"""The augmenter: plan -> concepts -> fit -> generate, into a crash-safe store.
 
-``SyntheticAugmenter(...).fit_resample(data)`` runs the whole flow of docs/architecture.md and returns
-an :class:`~synthaug.augmented.AugmentedDataset`; :func:`upsample` is the one-liner.
+``SyntheticAugmenter(...).fit_resample(data)`` reads the data (:mod:`synthaug.inputs`),
+plans the synthetic counts (the ``policy``), turns the classes to fill into concepts (the
+``concepts`` strategy, :mod:`synthaug.concepts`), checks and claims the output folder
+(:mod:`synthaug.outdir`), fits the generator and generates what the store lacks
+(:mod:`synthaug.store`). The layers are drawn in docs/architecture.md. It returns an :class:`~synthaug.augmented.AugmentedDataset`;
+:func:`upsample` is the one-liner.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._imageio import to_rgb
-from ._paths import realpaths
 from .augmented import AugmentedDataset, synthetic_samples
-from .dataset import Dataset, Sample
-from .errors import (
-    GenerationError,
-    InvalidParameterError,
-    LeakageError,
-    OutputConflictError,
-    SynthaugError,
-)
-from .generation_pool import WrittenImage
-from .generator import Concept, GeneratedImage, Generator, GeneratorOptions, derive_seed
-from .outdir import check_output_location, claim_output, storage_error
+from .concepts import ConceptStrategy, resolve_strategy
+from .dataset import Dataset
+from .errors import InvalidParameterError
+from .generation import fit_generator, generate_missing
+from .generator import Concept, Generator, GeneratorOptions
+from .inputs import RunInputs, check_no_leakage, read_inputs
+from .outdir import RunState, claim_output, input_roots, open_run_folder, storage_error
 from .policy import MinorityUpsampling, Plan, Policy, make_policy
 from .progress import NULL_PROGRESS, Progress
-from .splitting import is_split_root, load_split_root
-from .store import Store, check_layout, image_id
-from .subgroups import SubgroupSetting, Subgroups, parse_subgroups
+from .store import Store, check_layout
+from .subgroups import SubgroupAssignment, SubgroupSetting
 
-__all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator"]
+__all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator"]  # check_no_leakage: from .inputs
 
 PLAN_FORMAT = 1
 
@@ -74,34 +70,6 @@ def _validate_workers(value: object) -> int:
     return value
 
 
-def _content_key(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        h.update(fh.read())
-    return h.hexdigest()
-
-
-def check_no_leakage(train: Sequence[Sample], held_out: Mapping[str, Sequence[Sample]]) -> None:
-    """Raise :class:`LeakageError` if a training image is also a val/test image.
-
-    Images are matched by resolved path and by content (so copies are caught too).
-    """
-    if not any(held_out.values()):
-        return
-    index: dict[str, tuple[str, Path]] = {}
-    for split, samples in held_out.items():
-        for s in samples:
-            index[os.path.realpath(s.path)] = (split, s.path)
-            index[_content_key(s.path)] = (split, s.path)
-    for s in train:
-        hit = index.get(os.path.realpath(s.path)) or index.get(_content_key(s.path))
-        if hit:
-            raise LeakageError(
-                f"training image {s.path} is also in the {hit[0]} split ({hit[1]}); generators may "
-                "only be fitted on training images, so remove it from one of the splits"
-            )
-
-
 class SyntheticAugmenter:
     """Balance a dataset with synthetic images from a generator.
 
@@ -129,22 +97,19 @@ class SyntheticAugmenter:
         Unreadable input images are an error instead of a warning.
     progress:
         A :class:`~synthaug.progress.Progress` to report to.
-    subgroups:
-        ``"none"`` (default: one concept per class), ``"auto"`` (k-means on image features,
-        k chosen by silhouette), an integer K, or ``"FILE.csv:COLUMN"``; each sub-group becomes
-        a concept ``"<class>~<group>"`` with its own fitted artifact and a share of the class's
-        quota proportional to its size. See :mod:`synthaug.subgroups`.
-    max_subgroups, min_group_size, min_silhouette:
-        Limits of ``subgroups="auto"``: at most this many groups, each with at least this many
-        training images, and a split only when its silhouette reaches ``min_silhouette``.
+    concepts:
+        How the classes to fill become concepts (:mod:`synthaug.concepts`): ``ByClass()``
+        (default: one concept per class) or ``Subgroups.auto(...)`` / ``Subgroups.k(K)`` /
+        ``Subgroups.from_csv(FILE, COLUMN)``: each sub-group becomes a concept
+        ``"<class>~<group>"`` with its own fitted artifact and a share of the class's quota
+        proportional to its size.
+    subgroups, max_subgroups, min_group_size, min_silhouette, subgroup_features:
+        Deprecated (a :class:`DeprecationWarning`): the same as
+        ``concepts=concepts_from(subgroups, ...)``; use ``concepts=`` instead.
     workers:
         Worker processes for a CPU generator with ``parallel_generation`` (``classic``);
         default: the usable CPU cores, at most 8. The output is the same for any value
         (see :mod:`synthaug.generation_pool`).
-    subgroup_features:
-        Feature space for the k-means: ``"colour-texture"`` (default, download-free),
-        ``"generator"`` (the generator's ``features(paths)``, e.g. VAE latents, when it has
-        one) or an object with ``name`` and ``extract(paths)``.
     """
 
     def __init__(
@@ -160,12 +125,13 @@ class SyntheticAugmenter:
         verify: bool = False,
         strict: bool = False,
         progress: Progress | None = None,
-        subgroups: str | int | SubgroupSetting = "none",
-        max_subgroups: int = 4,
-        min_group_size: int = 8,
-        min_silhouette: float = 0.2,
-        subgroup_features: Any = "colour-texture",
+        concepts: ConceptStrategy | None = None,
         workers: int | None = None,
+        subgroups: str | int | SubgroupSetting | None = None,
+        max_subgroups: int | None = None,
+        min_group_size: int | None = None,
+        min_silhouette: float | None = None,
+        subgroup_features: Any = None,
     ) -> None:
         self.generator_spec = generator
         self.generator_options = generator_options
@@ -180,19 +146,24 @@ class SyntheticAugmenter:
         self._generator: Generator | None = None
         #: Processes for a ``parallel_generation`` generator (default: the usable cores, capped).
         self.workers = _validate_workers(workers)
-        self.subgroup_features = subgroup_features
-        self.subgroups = parse_subgroups(
-            subgroups, max_subgroups=max_subgroups, min_group_size=min_group_size, min_silhouette=min_silhouette,
-            features=subgroup_features if isinstance(subgroup_features, str) else
-            getattr(subgroup_features, "name", type(subgroup_features).__name__),
-        )
+        #: How classes become concepts (see ``concepts``).
+        self.concept_strategy = resolve_strategy(concepts, subgroups=subgroups, max_subgroups=max_subgroups,
+                                                 min_group_size=min_group_size, min_silhouette=min_silhouette,
+                                                 subgroup_features=subgroup_features)
         #: What the last :meth:`fit_resample` found in the output folder (e.g. images that no
         #: longer matched the manifest and were generated again), as sentences.
         self.run_notices_: list[str] = []
-        #: The sub-groups found by the last :meth:`concepts` call (``None`` without sub-groups).
-        self.subgroups_: Subgroups | None = None
-        self._subgroups_key: tuple | None = None
         self._loaded: tuple[object, tuple[Dataset, dict[str, Dataset]]] | None = None
+
+    @property
+    def subgroups(self) -> SubgroupSetting:
+        """The sub-group setting of :attr:`concept_strategy` (mode ``"none"`` for ``ByClass``)."""
+        return self.concept_strategy.setting
+
+    @property
+    def subgroups_(self) -> SubgroupAssignment | None:
+        """The sub-groups found by the last :meth:`concepts` call (``None`` without sub-groups)."""
+        return self.concept_strategy.found_
 
     # -- inputs ----------------------------------------------------------------------
     @property
@@ -209,29 +180,8 @@ class SyntheticAugmenter:
         else:
             key = os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
         if self._loaded is None or self._loaded[0] != key:
-            self._loaded = (key, self._read(data))
+            self._loaded = (key, read_inputs(data, strict=self.strict))
         return self._loaded[1]
-
-    def _read(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
-        if not isinstance(data, (Dataset, str, os.PathLike)):
-            hint = ("wrap it with synthaug.Dataset.from_hf(ds, cache_dir=...) first"
-                    if hasattr(data, "features") else "give a folder, a CSV file or a synthaug.Dataset")
-            raise InvalidParameterError("data", type(data).__name__, "a path or a synthaug.Dataset", hint)
-        if isinstance(data, Dataset):
-            held = {name: data.filter(lambda s, n=name: s.split == n) for name in ("val", "test")}
-            held = {k: v for k, v in held.items() if len(v)}
-            if held:
-                raise LeakageError(
-                    "the dataset holds " + ", ".join(f"{len(v)} {k}" for k, v in held.items())
-                    + " samples; pass only training samples (or a split root) to the augmenter"
-                )
-            return data, {}
-        if is_split_root(data):
-            splits = load_split_root(data, strict=self.strict)
-            held = {k: v for k, v in splits.items() if k != "train"}
-            check_no_leakage(splits["train"], held)
-            return splits["train"], held
-        return Dataset.load(data, strict=self.strict), {}
 
     # -- planning ----------------------------------------------------------------------
     def plan(self, data: str | os.PathLike[str] | Dataset) -> Plan:
@@ -250,52 +200,20 @@ class SyntheticAugmenter:
         return list(seen)
 
     def concepts(self, train: Dataset, plan: Plan) -> tuple[list[Concept], dict[str, int]]:
-        """Concepts to serve and their quotas.
+        """Concepts to serve and their quotas, from :attr:`concept_strategy`.
 
-        One concept per class that needs images, or with ``subgroups`` one per sub-group of
-        such a class, the class's quota shared in proportion to group sizes (sums exactly).
-        Concepts with a quota of 0 are left out.
+        One concept per class that needs images, or one per sub-group of such a class, the
+        class's quota shared in proportion to group sizes (sums exactly). Concepts with a
+        quota of 0 are left out.
         """
-        by_class = train.paths_by_class()
         needed = {label: cp.synthetic for label, cp in plan.classes.items() if cp.synthetic > 0}
-        if not self.subgroups.active:
-            return [Concept(label, label, tuple(by_class.get(label, ()))) for label in needed], dict(needed)
-        from .subgroups import find_subgroups, split_quota
-
-        wanted = {label: list(by_class.get(label, [])) for label in needed}
-        key = tuple((label, tuple(paths)) for label, paths in wanted.items())
-        if self.subgroups_ is None or self._subgroups_key != key:  # found once per training set
-            self.subgroups_ = find_subgroups(wanted, self.subgroups, feature_space=self._subgroup_feature_space(),
-                                             seed=self.random_state)
-            self._subgroups_key = key
-        concepts, quotas = [], {}
-        for label, total in needed.items():
-            groups = self.subgroups_.concepts_of(label)
-            if not any(groups.values()):  # a class with no training image: one (empty) concept
-                concepts.append(Concept(label, label, ()))
-                quotas[label] = total
-                continue
-            shares = split_quota(total, {name: len(paths) for name, paths in groups.items()})
-            for name, paths in groups.items():
-                if shares[name] > 0:
-                    concepts.append(Concept(name, label, tuple(paths)))
-                    quotas[name] = shares[name]
-        return concepts, quotas
-
-    def _subgroup_feature_space(self) -> Any:
-        """The feature space the sub-group k-means runs in (see ``subgroup_features``)."""
-        if self.subgroups.mode not in ("auto", "k"):
-            return None
-        from .quality.features import resolve_feature_space
-
-        space, note = resolve_feature_space(self.subgroup_features, generator=self.generator)
-        if space.name != self.subgroups.features:
-            self.progress.log(f"sub-groups: using {note}")
-        return space
+        return self.concept_strategy.concepts(train.paths_by_class(), needed, generator=self.generator,
+                                              seed=self.random_state, progress=self.progress)
 
     def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
         g = self.generator
-        extra = {"subgroups": self.subgroups.describe()} if self.subgroups.active else {}
+        strategy = self.concept_strategy
+        extra = {"subgroups": strategy.describe()} if strategy.active else {}
         return {
             "generator": {"name": g.name, "options": g.options.model_dump(mode="json")},
             "policy": dict(plan.policy),
@@ -307,73 +225,31 @@ class SyntheticAugmenter:
         }
 
     # -- output folder -------------------------------------------------------------------
-    def _input_roots(self, data: object, datasets: Iterable[Dataset]) -> set[str]:
-        """Every folder the run reads: the data argument, the dataset roots, each image's
-        folder, and for an image reached through a link (a split root) the folder above its
-        real folder, i.e. the original data folder. A file-system root is never one of them."""
-        roots = {os.fspath(data)} if isinstance(data, (str, os.PathLike)) else set()
-        for ds in datasets:
-            if ds.root is not None:
-                roots.add(os.fspath(ds.root))
-            for s, resolved in zip(ds, realpaths(s.path for s in ds)):  # one realpath per folder
-                real = os.path.dirname(resolved)
-                roots.add(real)
-                if real != os.path.dirname(os.path.abspath(s.path)):
-                    roots.add(os.path.dirname(real))
-        return {r for r in roots if os.path.dirname(os.path.realpath(r)) != os.path.realpath(r)}
-
-    def _check_out_dir(self, data: object, run: Mapping[str, Any]) -> tuple[Store, str]:
-        """Raise if the output folder cannot take this run; return the store and its state:
-        ``"new"`` (no plan yet), ``"same"`` (this run, to resume) or ``"stale"`` (a different
-        earlier run, or a damaged plan.json, that must be cleared: only with ``overwrite``)."""
+    def _check_out_dir(self, data: object, inputs: RunInputs) -> tuple[Store, RunState]:
+        """Raise if the output folder cannot take this run; return its store and state
+        (see :func:`~synthaug.outdir.open_run_folder`)."""
         if self.out_dir is None:
             raise InvalidParameterError("out_dir", None, "a folder to write synthetic images to")
-        train, held_out = self._splits(data)
-        check_output_location(self.out_dir, self._input_roots(data, [train, *held_out.values()]))
-        store = Store(self.out_dir)
-        try:
-            existing = store.read_plan()
-        except OutputConflictError:
-            if not self.overwrite:
-                raise
-            return store, "stale"
-        if existing is None:
-            foreign = store.foreign_entries()
-            if foreign:
-                raise OutputConflictError(
-                    f"output folder {str(self.out_dir)!r} is not empty and holds no synthaug plan.json "
-                    f"({', '.join(foreign[:5])}); choose an empty or new folder"
-                )
-            return store, "new"
-        if existing.get("run") == run:
-            return store, "same"
-        if not self.overwrite:
-            old, new = existing.get("run") or {}, dict(run)
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            raise OutputConflictError(
-                f"output folder {str(self.out_dir)!r} holds a different run (differs in: "
-                f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
-            )
-        return store, "stale"
+        roots = input_roots(data, [inputs.train, *inputs.held_out.values()])
+        return open_run_folder(self.out_dir, inputs.run, inputs=roots, overwrite=self.overwrite)
 
     def prepare(self, data: str | os.PathLike[str] | Dataset) -> Plan:
         """Validate the data, the generator options and the output folder; return the plan.
 
         Writes nothing and loads no model: the CLI calls it before showing the plan.
         """
-        _, _, plan, _, _, run = self._run_inputs(data)
-        self._check_out_dir(data, run)
-        return plan
+        inputs = self._run_inputs(data)
+        self._check_out_dir(data, inputs)
+        return inputs.plan
 
-    def _run_inputs(self, data: str | os.PathLike[str] | Dataset) -> tuple[
-        Dataset, dict[str, Dataset], Plan, list[Concept], dict[str, int], dict[str, Any]
-    ]:
-        """Training and held-out data, plan, concepts with quotas, and the run description."""
+    def _run_inputs(self, data: str | os.PathLike[str] | Dataset) -> RunInputs:
+        """Data -> plan -> concepts: training and held-out data, the plan, the concepts with
+        their quotas, and the run description."""
         train, held_out = self._splits(data)
         plan = self.policy.plan(train.counts())
         concepts, quotas = self.concepts(train, plan)
         check_layout(train.classes, [c.name for c in concepts])
-        return train, held_out, plan, concepts, quotas, self._run_description(plan, concepts, quotas)
+        return RunInputs(train, held_out, plan, concepts, quotas, self._run_description(plan, concepts, quotas))
 
     # -- the flow ------------------------------------------------------------------------
     def fit_resample(self, data: str | os.PathLike[str] | Dataset) -> AugmentedDataset:
@@ -385,24 +261,26 @@ class SyntheticAugmenter:
 
         ctx = current_context()
         self.run_notices_ = []
-        train, held_out, plan, concepts, quotas, run = self._run_inputs(data)
+        inputs = self._run_inputs(data)
         with contextlib.ExitStack() as claim:
             # every rank checks before any rank writes, so all see the same folder and error;
             # the main process holds the one-writer lock for the whole run
-            ctx.phase("checking the output folder", lambda: self._check_out_dir(data, run))
+            ctx.phase("checking the output folder", lambda: self._check_out_dir(data, inputs))
             ctx.phase("claiming the output folder",
                       lambda: claim.enter_context(claim_output(self.out_dir)) if ctx.is_main else None)
             try:
-                return self._write_run(data, ctx, train, held_out, plan, concepts, quotas, run)
+                return self._write_run(data, ctx, inputs)
             except OSError as exc:
                 raise storage_error(exc, self.out_dir) from exc
 
-    def _write_run(self, data: Any, ctx: Any, train: Dataset, held_out: Mapping[str, Dataset], plan: Plan,
-                   concepts: list[Concept], quotas: dict[str, int], run: Mapping[str, Any]) -> AugmentedDataset:
-        """The writing part of :meth:`fit_resample`, run while the output folder is claimed."""
+    def _write_run(self, data: Any, ctx: Any, inputs: RunInputs) -> AugmentedDataset:
+        """The writing part of :meth:`fit_resample`, run while the output folder is claimed:
+        prepare the folder, fit, generate what is missing, merge."""
         from . import __version__
 
-        store, state = ctx.phase("checking the claimed output folder", lambda: self._check_out_dir(data, run))
+        train, held_out, plan, concepts, quotas, run = (inputs.train, inputs.held_out, inputs.plan, inputs.concepts,
+                                                        inputs.quotas, inputs.run)
+        store, state = ctx.phase("checking the claimed output folder", lambda: self._check_out_dir(data, inputs))
 
         def prepare_output() -> None:  # main process only
             if state == "stale":
@@ -411,10 +289,8 @@ class SyntheticAugmenter:
                 store.write_plan({"format": PLAN_FORMAT, "synthaug_version": __version__, **plan.to_dict(), "run": run})
             for label in train.classes:  # every class has a folder, so folder readers number classes alike
                 (store.root / label).mkdir(parents=True, exist_ok=True)
-            if self.subgroups_ is not None and self.subgroups.active:
-                from .subgroups import write_subgroup_files
-
-                write_subgroup_files(self.subgroups_, store.sidecar / "subgroups")
+            if self.concept_strategy.active:
+                self.concept_strategy.write_files(store.sidecar / "subgroups")
             store.recover()
             bad = store.verify(full=self.verify)
             if bad:
@@ -448,7 +324,7 @@ class SyntheticAugmenter:
         """The concepts handed to ``fit``: the pending ones; or, for a generator that
         ``fits_all_classes`` (one joint model), every concept of the run plus one concept per
         class that needs no images, the same set on every run so the model is reused."""
-        if not getattr(self.generator, "fits_all_classes", False):
+        if not self.generator.fits_all_classes:
             return pending
         covered = {c.label for c in concepts}
         rest = [Concept(label, label, tuple(paths)) for label, paths in sorted(train.paths_by_class().items())
@@ -483,115 +359,14 @@ class SyntheticAugmenter:
         return self.work_dir or store.sidecar / "fits" / self.generator.name
 
     def _fit(self, concepts: list[Concept], store: Store) -> None:
-        g = self.generator
         work_dir = self.work_dir_for(store)
         work_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            g.fit(concepts, work_dir, progress=self.progress)
-        except SynthaugError:
-            raise
-        except OSError as exc:
-            raise _os_failure(exc, store, f"generator {g.name!r} failed while fitting") from exc
-        except Exception as exc:  # noqa: BLE001 - report with context, keep the chain for --debug
-            raise GenerationError(
-                f"generator {g.name!r} failed while fitting {', '.join(c.name for c in concepts)}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+        fit_generator(self.generator, concepts, work_dir, store, progress=self.progress)
 
     def _generate(self, concepts: list[Concept], todo: Mapping[str, list[int]], store: Store, ctx: Any = None) -> None:
         """Generate this process's share of the missing images (all of them in one process)."""
-        from .distributed import shard
-
-        g = self.generator
-        if ctx is not None and ctx.distributed:
-            items = [(c.name, i) for c in concepts for i in todo[c.name]]
-            share = set(shard(items, ctx.rank, ctx.world_size))
-            todo = {c.name: [i for i in todo[c.name] if (c.name, i) in share] for c in concepts}
-            concepts = [c for c in concepts if todo[c.name]]
-        total = sum(len(todo[c.name]) for c in concepts)
-        task = self.progress.task(f"generating ({g.name})", total)
-        options = g.options.model_dump(mode="json")
-        pool = _pool_for(g, 1 if ctx is not None and ctx.distributed else self.workers, total, store,
-                         self.work_dir_for(store))
-        try:
-            for concept in concepts:
-                indices = todo[concept.name]
-                seeds = [derive_seed(self.random_state, concept.label, concept.name, i) for i in indices]
-                shared = {"generator": g.name, "generator_version": g.version, "options": options, **g.record(concept)}
-                produced = 0
-                items = (zip(indices, seeds, pool.generate(concept, seeds, [image_id(concept.slug, i) for i in indices]))
-                         if pool else self._checked(g.generate(concept, seeds), concept, indices, seeds))
-                for index, seed, item in items:
-                    image = item.image if isinstance(item, GeneratedImage) else item
-                    extra = item.metadata if isinstance(item, GeneratedImage) else {}
-                    record = {
-                        "id": image_id(concept.slug, index),
-                        "class": concept.label,
-                        "concept": concept.name,
-                        "index": index,
-                        "seed": seed,
-                        "run_seed": self.random_state,
-                        **shared,
-                        **extra,
-                    }
-                    if isinstance(image, WrittenImage):  # written by a pool worker: only the record is due
-                        store.add_record(record, image.file, image.sha256, image.size)
-                    else:
-                        store.add(to_rgb(image), record)
-                    produced += 1
-                    task.advance()
-                if produced != len(seeds):
-                    raise GenerationError(
-                        f"generator {g.name!r} yielded {produced} images for {len(seeds)} seeds of {concept.name!r}"
-                    )
-        except SynthaugError:
-            raise
-        except OSError as exc:
-            raise _os_failure(exc, store, f"generator {g.name!r} failed while generating") from exc
-        except Exception as exc:  # noqa: BLE001
-            raise GenerationError(f"generator {g.name!r} failed while generating: {type(exc).__name__}: {exc}") from exc
-        finally:
-            if pool is not None:
-                pool.__exit__(None, None, None)
-            task.close()
-
-    def _checked(self, items: Iterable[Any], concept: Concept, indices: Sequence[int],
-                 seeds: Sequence[int]) -> Iterator[tuple[int, int, Any]]:
-        """``(index, seed, item)`` per yielded item; a non-image or an image beyond the seeds
-        asked for breaks the generator contract (an error, never silently dropped)."""
-        count = 0
-        for item in items:
-            image = item.image if isinstance(item, GeneratedImage) else item
-            if not hasattr(image, "save") or not hasattr(image, "mode"):
-                raise GenerationError(
-                    f"generator yielded {type(image).__name__} for {concept.name!r}; expected a PIL image"
-                )
-            if count >= len(seeds):
-                raise GenerationError(
-                    f"generator {self.generator.name!r} broke the contract: it yielded more than the "
-                    f"{len(seeds)} image(s) asked for {concept.name!r} (one image per seed)"
-                )
-            yield indices[count], seeds[count], item
-            count += 1
-
-
-def _os_failure(exc: OSError, store: Store, context: str) -> SynthaugError:
-    """A full disk, or any OS error on a path of the output folder or its sidecar, is a
-    storage problem (rerun resumes); other OS errors are the generator's failure."""
-    import errno
-
-    paths = [Path(os.path.realpath(p)) for p in (exc.filename, exc.filename2) if p]
-    ours = (Path(os.path.realpath(store.root)), Path(os.path.realpath(store.sidecar)))
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or any(p == o or o in p.parents for p in paths for o in ours):
-        return storage_error(exc, store.root)
-    return GenerationError(f"{context}: {type(exc).__name__}: {exc}")
-
-
-def _pool_for(generator: Generator, workers: int, n_images: int, store: Store, work_dir: Path) -> Any:
-    """A started :class:`~synthaug.generation_pool.GenerationPool`, or ``None`` to generate here."""
-    from .generation_pool import GenerationPool, use_pool
-
-    return GenerationPool(generator, workers, store.root, work_dir) if use_pool(generator, workers, n_images) else None
+        generate_missing(self.generator, concepts, todo, store, run_seed=self.random_state, workers=self.workers,
+                         work_dir=self.work_dir_for(store), progress=self.progress, ctx=ctx)
 
 
 def upsample(

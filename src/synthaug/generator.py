@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -33,7 +33,9 @@ from .progress import NULL_PROGRESS, Progress
 
 __all__ = [
     "ARTIFACT_FILE",
+    "FIT_SCOPES",
     "Concept",
+    "FitScope",
     "concept_slug",
     "GeneratedImage",
     "Generator",
@@ -42,6 +44,7 @@ __all__ = [
     "derive_seed",
     "file_digest",
     "fit_neutral_options",
+    "has_features",
     "read_artifact",
     "slugify",
     "write_artifact",
@@ -60,6 +63,15 @@ def fit_neutral_options(options_cls: type[BaseModel]) -> frozenset[str]:
     changing them never forces a refit."""
     return frozenset(name for name, info in options_cls.model_fields.items()
                      if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get(FIT_NEUTRAL))
+
+
+#: How a multi-process run shares :meth:`Generator.fit` among processes:
+#: ``"concept"``: each concept is trained independently (ranks fit different concepts);
+#: ``"all"``: one model serves every concept (fitted once, by the main process);
+#: ``"data"``: every rank takes part in fitting every concept (data-parallel training).
+FitScope = Literal["concept", "all", "data"]
+#: The valid :data:`FitScope` values.
+FIT_SCOPES: tuple[str, ...] = get_args(FitScope)
 
 
 def slugify(text: str) -> str:
@@ -171,13 +183,13 @@ class Generator:
     version: ClassVar[str] = "0"
     #: One-line description shown by ``synthaug generators``.
     description: ClassVar[str] = ""
-    #: True when :meth:`fit` trains something (the augmenter then shows a fitting bar).
-    needs_fit: ClassVar[bool] = True
-    #: ``"concept"`` when :meth:`fit` trains each concept independently (multi-process runs
-    #: then fit different concepts on different ranks); ``"all"`` when one model serves every
-    #: concept (fitted once, by the main process); ``"data"`` when every rank takes part in
-    #: fitting every concept (data-parallel training: :meth:`fit` runs on all ranks).
-    fit_scope: ClassVar[str] = "all"
+    #: How a multi-process run shares :meth:`fit` (see :data:`FitScope`): ``"concept"`` when
+    #: each concept is trained independently (ranks fit different concepts); ``"all"`` when one
+    #: model serves every concept (fitted once, by the main process); ``"data"`` when every rank
+    #: takes part in fitting every concept (data-parallel training: :meth:`fit` runs on all
+    #: ranks). A class default; an instance whose scope depends on its options sets
+    #: ``self.fit_scope`` in ``__init__``.
+    fit_scope: FitScope = "all"
     #: True when :meth:`fit` trains ONE model shared by all concepts (e.g. a class-conditional
     #: DDPM) that should learn from every class of the training split, including classes that
     #: need no synthetic images: the augmenter then passes a concept for every class to
@@ -201,6 +213,9 @@ class Generator:
         super().__init_subclass__(**kwargs)
         if cls.name and not _NAME_RE.match(cls.name):
             raise TypeError(f"generator name {cls.name!r} of {cls.__qualname__} must be kebab-case, e.g. 'my-gen'")
+        scope = cls.__dict__.get("fit_scope", cls.fit_scope)
+        if isinstance(scope, str) and scope not in FIT_SCOPES:
+            raise TypeError(f"fit_scope {scope!r} of {cls.__qualname__} must be one of {', '.join(FIT_SCOPES)}")
 
     @classmethod
     def parse_options(cls, options: GeneratorOptions | Mapping[str, Any] | None = None, **overrides: Any) -> Any:
@@ -249,6 +264,16 @@ class Generator:
         """Yield one image (PIL, or :class:`GeneratedImage`) per seed, in order."""
         raise NotImplementedError
 
+    def features(self, paths: Sequence[Path]) -> Any:
+        """Optional: one feature row per image of ``paths`` (array-like ``(len(paths), d)``).
+
+        A generator with a feature space of its own (e.g. pooled VAE latents) overrides this;
+        sub-group discovery and quality reports then use it when asked for ``"generator"``
+        features. The base raises :class:`NotImplementedError`; test with
+        :func:`has_features`.
+        """
+        raise NotImplementedError(f"generator {self.name!r} has no features(paths)")
+
     def record(self, concept: Concept) -> dict[str, Any]:
         """Extra manifest fields shared by every image of ``concept`` (base model, adapter hash)."""
         return {}
@@ -265,7 +290,7 @@ class PerConceptGenerator(Generator):
     implementation's own checkpoints inside its folder). Implement :meth:`fit_concept`.
     """
 
-    fit_scope: ClassVar[str] = "concept"
+    fit_scope: FitScope = "concept"
 
     def __init__(self, options: GeneratorOptions | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
         super().__init__(options, **overrides)
@@ -310,6 +335,16 @@ class PerConceptGenerator(Generator):
     def fit_concept(self, concept: Concept, folder: Path, *, progress: Progress = NULL_PROGRESS) -> Mapping[str, Any] | None:
         """Train one concept into ``folder``; return extra JSON fields for its artifact file."""
         raise NotImplementedError
+
+
+def has_features(generator: Any) -> bool:
+    """True when ``generator`` overrides :meth:`Generator.features` (its own feature space).
+
+    An object that is not a :class:`Generator` counts when it has a callable ``features``.
+    """
+    if isinstance(generator, Generator):
+        return type(generator).features is not Generator.features
+    return callable(getattr(generator, "features", None))
 
 
 def write_artifact(folder: str | os.PathLike[str], info: Mapping[str, Any]) -> Path:

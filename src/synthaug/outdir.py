@@ -9,6 +9,9 @@
   process is recovered on the next start. A process that launches workers
   (``--processes N``) claims once; the workers inherit the claim through
   :data:`CLAIM_ENV` and do not lock again.
+- :func:`open_run_folder` checks an augmenter's output folder against the run about to be
+  written (``"new"``, ``"same"`` run to resume, or ``"stale"`` to clear with ``overwrite``);
+  :func:`input_roots` lists the folders a run reads, for :func:`check_output_location`.
 - :func:`storage_error` turns an :class:`OSError` met while writing into a
   :class:`~synthaug.errors.SynthaugError` that names the path and says what to do.
 """
@@ -22,10 +25,13 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any, Literal
 
+from ._paths import realpaths
 from .errors import OutputConflictError, OutputLockedError, StorageError, SynthaugError
+from .store import Store
 
 __all__ = [
     "CLAIM_ENV",
@@ -33,6 +39,8 @@ __all__ = [
     "LOCK_INFO_FILE",
     "check_output_location",
     "claim_output",
+    "input_roots",
+    "open_run_folder",
     "storage_error",
 ]
 
@@ -83,6 +91,63 @@ def check_output_location(
                 f"{option} {str(out)!r} contains the data folder {given!r}, an input of this command; "
                 "choose an output folder that neither lies in nor holds an input"
             )
+
+
+def input_roots(data: object, datasets: Iterable[Any]) -> set[str]:
+    """Every folder a run reads: the data argument, the dataset roots, each image's folder,
+    and for an image reached through a link (a split root) the folder above its real folder,
+    i.e. the original data folder. A file-system root is never one of them."""
+    roots = {os.fspath(data)} if isinstance(data, (str, os.PathLike)) else set()
+    for ds in datasets:
+        if ds.root is not None:
+            roots.add(os.fspath(ds.root))
+        for s, resolved in zip(ds, realpaths(s.path for s in ds)):  # one realpath per folder
+            real = os.path.dirname(resolved)
+            roots.add(real)
+            if real != os.path.dirname(os.path.abspath(s.path)):
+                roots.add(os.path.dirname(real))
+    return {r for r in roots if os.path.dirname(os.path.realpath(r)) != os.path.realpath(r)}
+
+
+RunState = Literal["new", "same", "stale"]
+
+
+def open_run_folder(
+    out: str | os.PathLike[str], run: Mapping[str, Any], *, inputs: Iterable[str], overwrite: bool = False
+) -> tuple[Store, RunState]:
+    """Raise unless folder ``out`` can take ``run``; return its store and state.
+
+    ``"new"``: no plan yet (an empty or new folder); ``"same"``: this run, to resume;
+    ``"stale"``: a different earlier run or a damaged ``plan.json``, to be cleared, allowed
+    only with ``overwrite``. Refuses an ``out`` inside or holding one of ``inputs``, and a
+    non-empty folder that holds no synthaug run. Writes nothing.
+    """
+    check_output_location(out, inputs)
+    store = Store(out)
+    try:
+        existing = store.read_plan()
+    except OutputConflictError:
+        if not overwrite:
+            raise
+        return store, "stale"
+    if existing is None:
+        foreign = store.foreign_entries()
+        if foreign:
+            raise OutputConflictError(
+                f"output folder {str(out)!r} is not empty and holds no synthaug plan.json "
+                f"({', '.join(foreign[:5])}); choose an empty or new folder"
+            )
+        return store, "new"
+    if existing.get("run") == run:
+        return store, "same"
+    if not overwrite:
+        old, new = existing.get("run") or {}, dict(run)
+        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise OutputConflictError(
+            f"output folder {str(out)!r} holds a different run (differs in: "
+            f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
+        )
+    return store, "stale"
 
 
 def _holder_description() -> dict[str, object]:

@@ -90,14 +90,6 @@ class Plan:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
-        classes = {
-            name: ClassPlan(int(c["real"]), int(c["synthetic"]), int(c.get("real_used", c["real"])))
-            for name, c in data["classes"].items()
-        }
-        return cls(dict(data["policy"]), classes)
-
 
 class Policy:
     """Base class: subclasses implement :meth:`synthetic_counts` and :meth:`describe`."""

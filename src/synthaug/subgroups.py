@@ -32,7 +32,7 @@ from .errors import DatasetError, InvalidParameterError
 
 __all__ = [
     "SubgroupSetting",
-    "Subgroups",
+    "SubgroupAssignment",
     "find_subgroups",
     "kmeans",
     "parse_subgroups",
@@ -217,7 +217,7 @@ def choose_groups(features: Any, setting: SubgroupSetting, *, seed: int = 0) -> 
 
 # -- results ----------------------------------------------------------------------------------
 @dataclass
-class Subgroups:
+class SubgroupAssignment:
     """The sub-groups of the classes of one run: ``groups[label][concept] = sorted image paths``."""
 
     setting: SubgroupSetting
@@ -245,12 +245,12 @@ class Subgroups:
         ]
 
 
-def _csv_groups(setting: SubgroupSetting, by_class: Mapping[str, Sequence[Path]]) -> Subgroups:
+def _csv_groups(setting: SubgroupSetting, by_class: Mapping[str, Sequence[Path]]) -> SubgroupAssignment:
     from .generator import slugify
     from .splitting import read_groups
 
     mapping = read_groups(f"{setting.csv}:{setting.column}")
-    result = Subgroups(setting, feature_space="csv")
+    result = SubgroupAssignment(setting, feature_space="csv")
     for label, paths in by_class.items():
         values = {p: mapping.get(Path(p).stem) for p in paths}
         missing = [p for p, v in values.items() if not v]
@@ -281,7 +281,7 @@ def find_subgroups(
     *,
     feature_space: Any = None,
     seed: int = 0,
-) -> Subgroups:
+) -> SubgroupAssignment:
     """Split each class's images into sub-groups according to ``setting``.
 
     ``feature_space`` (an object with ``name`` and ``extract(paths)``) defaults to the
@@ -290,14 +290,14 @@ def find_subgroups(
     """
     setting = parse_subgroups(setting) if not isinstance(setting, SubgroupSetting) else setting
     if setting.mode == "none":
-        return Subgroups(setting, {label: {label: sorted(paths)} for label, paths in by_class.items()})
+        return SubgroupAssignment(setting, {label: {label: sorted(paths)} for label, paths in by_class.items()})
     if setting.mode == "csv":
         return _csv_groups(setting, by_class)
     if feature_space is None:
         from .quality.features import ColourTextureFeatures
 
         feature_space = ColourTextureFeatures()
-    result = Subgroups(setting, feature_space=getattr(feature_space, "name", type(feature_space).__name__))
+    result = SubgroupAssignment(setting, feature_space=getattr(feature_space, "name", type(feature_space).__name__))
     for label, paths in by_class.items():
         paths = sorted(paths)
         if len(paths) < 2:
@@ -368,7 +368,7 @@ def write_contact_sheet(
     return path
 
 
-def write_subgroup_files(subgroups: Subgroups, folder: str | os.PathLike[str]) -> list[Path]:
+def write_subgroup_files(subgroups: SubgroupAssignment, folder: str | os.PathLike[str]) -> list[Path]:
     """Contact sheets (``<class>.png``) and ``subgroups.json`` for the classes split in groups."""
     from .store import atomic_write_json
 

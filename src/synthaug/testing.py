@@ -1,8 +1,12 @@
 """Test helpers for synthaug and its plugins.
 
 - :func:`check_generator`: the conformance suite every generator plugin runs (like
-  imbalanced-learn's ``check_estimator``). It fits and generates on small concepts and
-  checks the contract of :mod:`synthaug.generator`.
+  imbalanced-learn's ``check_estimator``). It fits and generates on small concepts, runs
+  every named check of the contract of :mod:`synthaug.generator` and reports every failure;
+  ``skip=`` and ``expected_failures=`` opt out of named checks.
+- :func:`parametrize_with_checks`: one pytest test per generator and named check (like
+  imbalanced-learn's ``parametrize_with_checks``); the checks themselves are importable by
+  name (``check_batch_invariance`` …) and listed in :data:`CHECKS`.
 - :func:`make_concepts`: small concepts of real-looking random images for tests.
 - :func:`check_resume`: an interrupted and resumed fit equals an uninterrupted one
   (:class:`InterruptAfter` interrupts a fit).
@@ -12,47 +16,16 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import InvalidOptionsError
-from .generator import Concept, GeneratedImage, Generator, GeneratorOptions
+from .conformance import *  # noqa: F403 - the checks and the test data builders, re-exported
+from .conformance import __all__ as _conformance_names
 
-__all__ = ["InterruptAfter", "check_generator", "check_resume", "make_concepts", "make_image_folder", "tiny_flux",
-           "tiny_sd3", "tiny_sd15", "tiny_sdxl"]
+from .generator import Concept, Generator
 
-
-def make_image_folder(root: str | Path, counts: Mapping[str, int], *, size: int = 32, seed: int = 0) -> Path:
-    """Write ``root/<class>/<i>.png`` with ``counts[class]`` images of a class-specific colour pattern."""
-    import numpy as np
-    from PIL import Image
-
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    for k, (label, n) in enumerate(sorted(counts.items())):
-        folder = root / label
-        folder.mkdir(parents=True, exist_ok=True)
-        base = np.array([(70 * (k + 1)) % 256, (150 + 40 * k) % 256, (40 * k + 90) % 256], dtype=float)
-        for i in range(n):
-            noise = rng.normal(0, 25, (size, size, 3))
-            yy, xx = np.mgrid[0:size, 0:size]
-            blob = (((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (size / (3 + k % 3)) ** 2)[..., None] * 60.0
-            pixels = np.clip(base + noise - blob, 0, 255).astype("uint8")
-            Image.fromarray(pixels).save(folder / f"{label}_{i:03d}.png")
-    return root
-
-
-def make_concepts(root: str | Path, *, n_concepts: int = 2, n_images: int = 4, size: int = 32) -> list[Concept]:
-    """Concepts ``class0``, ``class1`` … each with ``n_images`` images written under ``root``."""
-    counts = {f"class{i}": n_images for i in range(n_concepts)}
-    make_image_folder(root, counts, size=size)
-    return [
-        Concept(label, label, tuple(sorted((Path(root) / label).glob("*.png"))))
-        for label in sorted(counts)
-    ]
+__all__ = [*_conformance_names, "InterruptAfter", "check_resume", "tiny_flux", "tiny_sd3", "tiny_sd15", "tiny_sdxl"]
 
 
 def tiny_sd15(path: str | Path, **kwargs: Any) -> Path:
@@ -81,84 +54,6 @@ def tiny_flux(path: str | Path, **kwargs: Any) -> Path:
     from .diffusion.testing import tiny_flux as build
 
     return build(path, **kwargs)
-
-
-def _as_image(item: Any):
-    return item.image if isinstance(item, GeneratedImage) else item
-
-
-def _pixels(item: Any) -> bytes:
-    image = _as_image(item)
-    return image.convert("RGB").tobytes() + repr(image.size).encode()
-
-
-def check_generator(
-    generator_cls: type[Generator],
-    options: Mapping[str, Any] | None = None,
-    *,
-    concepts: Sequence[Concept] | None = None,
-    work_dir: str | Path | None = None,
-    seeds: Sequence[int] = (11, 22, 33),
-) -> None:
-    """Check that ``generator_cls`` honours the generator contract; raise AssertionError if not.
-
-    ``options`` should make fitting quick (e.g. a tiny base model and a few steps).
-    Checks: a kebab-case name; an ``Options`` model that forbids unknown keys and describes
-    every field; fit then generate yields one RGB PIL image per seed; the same seed gives the
-    same image alone, in a batch, and in another order; a second ``fit`` on the same
-    ``work_dir`` by a fresh instance reuses the artifacts and reproduces the images; and
-    :meth:`~Generator.describe` is JSON-serialisable.
-    """
-    import re
-
-    options = dict(options or {})
-    name = generator_cls.name
-    assert isinstance(name, str) and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name), f"name {name!r} is not kebab-case"
-    assert issubclass(generator_cls.Options, GeneratorOptions), "Options must subclass synthaug.GeneratorOptions"
-    undocumented = [k for k, f in generator_cls.Options.model_fields.items() if not f.description]
-    assert not undocumented, f"{name}: options without a description: {undocumented}"
-    try:
-        generator_cls({**options, "definitely_not_an_option": 1})
-    except InvalidOptionsError as exc:
-        assert "definitely_not_an_option" in str(exc), f"{name}: unknown-option error does not name the key: {exc}"
-    else:
-        raise AssertionError(f"{name}: an unknown option key was accepted")
-
-    with tempfile.TemporaryDirectory(prefix="synthaug-check-") as tmp:
-        tmp_path = Path(tmp)
-        if concepts is None:
-            concepts = make_concepts(tmp_path / "data")
-        work = Path(work_dir) if work_dir is not None else tmp_path / "work"
-        work.mkdir(parents=True, exist_ok=True)
-
-        gen = generator_cls(options)
-        json.dumps(gen.describe())
-        gen.fit(list(concepts), work)
-        first = concepts[0]
-        batch = list(gen.generate(first, list(seeds)))
-        assert len(batch) == len(seeds), f"{name}: {len(batch)} images for {len(seeds)} seeds"
-        for item in batch:
-            image = _as_image(item)
-            assert hasattr(image, "save") and image.mode in ("RGB", "RGBA", "L"), f"{name}: not a PIL image: {item!r}"
-            assert image.width > 0 and image.height > 0
-        alone = list(gen.generate(first, [seeds[1]]))
-        assert _pixels(alone[0]) == _pixels(batch[1]), f"{name}: seed {seeds[1]} differs alone vs in a batch"
-        reordered = list(gen.generate(first, list(reversed(seeds))))
-        assert [_pixels(x) for x in reordered] == [_pixels(x) for x in reversed(batch)], (
-            f"{name}: images depend on the order of seeds"
-        )
-        if len(seeds) > 1:
-            assert _pixels(batch[0]) != _pixels(batch[1]), f"{name}: different seeds gave identical images"
-        for concept in concepts[1:]:
-            others = list(gen.generate(concept, [seeds[0]]))
-            assert len(others) == 1
-        gen.close()
-
-        fresh = generator_cls(options)
-        fresh.fit(list(concepts), work)  # must reuse the artifacts in work
-        again = list(fresh.generate(first, [seeds[0]]))
-        assert _pixels(again[0]) == _pixels(batch[0]), f"{name}: a fresh instance reusing work_dir gives other images"
-        fresh.close()
 
 
 class InterruptAfter:

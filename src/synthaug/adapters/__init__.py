@@ -21,10 +21,10 @@ Mixing modes (training split only):
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import InvalidParameterError, LeakageError
 
@@ -32,10 +32,78 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..augmented import AugmentedDataset
     from ..dataset import Sample
 
-__all__ = ["MIXING_MODES", "SPLITS", "MixedSamples", "mixed_samples", "normalize_image_size", "source_names"]
+__all__ = [
+    "MIXING_MODES",
+    "SPLITS",
+    "MixedSamples",
+    "MixingOptions",
+    "TfOptions",
+    "TorchOptions",
+    "adapter_options",
+    "mixed_samples",
+    "normalize_image_size",
+    "source_names",
+]
 
 MIXING_MODES = ("concat", "probability")
 SPLITS = ("train", "val", "test")
+
+
+# -- the adapters' keywords: each defined once, here ------------------------------------------
+@dataclass(frozen=True)
+class MixingOptions:
+    """The split-and-mixing keywords every adapter takes (see the module docstring).
+
+    ``mixing``: ``"concat"`` or ``"probability"`` (training split only); ``p``: the replacement
+    probability of ``"probability"`` mixing; ``synthetic_weight``: add a per-sample weight (this
+    value for synthetic samples, 1 for real ones); ``include_synthetic``: False serves the real
+    training images only; ``return_is_synthetic``: add an is-synthetic flag to every item;
+    ``seed``: seeds shuffles and probability draws.
+    """
+
+    mixing: str = "concat"
+    p: float | None = None
+    synthetic_weight: float | None = None
+    include_synthetic: bool = True
+    return_is_synthetic: bool = False
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TorchOptions(MixingOptions):
+    """Keywords of ``AugmentedDataset.to_torch``: the mixing ones plus ``image_size`` (int or
+    ``(height, width)``; ``None`` keeps each image's size), ``transform(pil_image)`` and
+    ``cache`` (keep decoded images in memory: True, or a shared ``ImageCache``)."""
+
+    image_size: int | Sequence[int] | None = None
+    transform: Callable[[Any], Any] | None = None
+    cache: Any = False
+
+
+@dataclass(frozen=True)
+class TfOptions(MixingOptions):
+    """Keywords of ``AugmentedDataset.to_tf``: the mixing ones plus the ``tf.data`` ones."""
+
+    image_size: int | Sequence[int] = 224
+    batch_size: int | None = 32
+    shuffle: bool | None = None
+    label_mode: str = "int"
+    cache: bool = False
+    drop_remainder: bool = False
+
+
+_Options = TypeVar("_Options", bound=MixingOptions)
+
+
+def adapter_options(cls: type[_Options], keywords: Mapping[str, Any], caller: str) -> _Options:
+    """``cls(**keywords)``; an unknown keyword is an error naming ``caller`` and the valid keywords."""
+    valid = [f.name for f in fields(cls)]
+    unknown = sorted(set(keywords) - set(valid))
+    if unknown:
+        others = f" (nor {', '.join(unknown[1:])})" if len(unknown) > 1 else ""
+        raise InvalidParameterError(unknown[0], keywords[unknown[0]],
+                                    f"not a keyword of {caller}{others}; valid keywords: {', '.join(valid)}")
+    return cls(**keywords)
 
 
 def normalize_image_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
@@ -114,21 +182,17 @@ def _check_real_only(samples: Sequence[Sample], split: str) -> None:
         )
 
 
-def mixed_samples(
-    data: AugmentedDataset,
-    split: str = "train",
-    *,
-    mixing: str = "concat",
-    p: float | None = None,
-    synthetic_weight: float | None = None,
-    include_synthetic: bool = True,
-    seed: int = 0,
-) -> MixedSamples:
+def mixed_samples(data: AugmentedDataset, split: str = "train", options: MixingOptions | None = None,
+                  **keywords: Any) -> MixedSamples:
     """Validate adapter arguments and resolve the samples an adapter serves for ``split``.
+
+    ``options`` (or the :class:`MixingOptions` ``keywords``) say how to mix.
 
     Raises :class:`~synthaug.errors.LeakageError` when synthetic images would reach ``val`` or
     ``test`` and :class:`~synthaug.errors.InvalidParameterError` for bad mixing arguments.
     """
+    o = options if options is not None else adapter_options(MixingOptions, keywords, "mixed_samples()")
+    mixing, p, synthetic_weight, seed = o.mixing, o.p, o.synthetic_weight, o.seed
     if split not in SPLITS:
         raise InvalidParameterError("split", split, "one of 'train', 'val', 'test'")
     if mixing not in MIXING_MODES:
@@ -152,7 +216,7 @@ def mixed_samples(
         return MixedSamples(tuple(held), mapping, synthetic_weight=synthetic_weight, seed=seed)
     real = tuple(data.real)
     _check_real_only(real, "real training")
-    synthetic = data.synthetic if include_synthetic else ()
+    synthetic = data.synthetic if o.include_synthetic else ()
     if mixing == "concat":
         if p is not None:
             raise InvalidParameterError("p", p, "None with mixing='concat' (p is for mixing='probability')")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._optional import require
 from ..errors import InvalidParameterError
-from . import MixedSamples, mixed_samples, normalize_image_size
+from . import MixedSamples, TfOptions, adapter_options, mixed_samples, normalize_image_size
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..augmented import AugmentedDataset
@@ -101,36 +101,22 @@ def _selector(mixed: MixedSamples, n_classes: int):
     return select
 
 
-def make_tf_dataset(
-    data: AugmentedDataset,
-    split: str = "train",
-    *,
-    image_size: int | Sequence[int] = 224,
-    batch_size: int | None = 32,
-    shuffle: bool | None = None,
-    seed: int = 0,
-    label_mode: str = "int",
-    mixing: str = "concat",
-    p: float | None = None,
-    synthetic_weight: float | None = None,
-    include_synthetic: bool = True,
-    return_is_synthetic: bool = False,
-    cache: bool = False,
-    drop_remainder: bool = False,
-) -> Any:
-    """Build the ``tf.data.Dataset`` of ``split`` (see :meth:`AugmentedDataset.to_tf`)."""
+def make_tf_dataset(data: AugmentedDataset, split: str = "train", **keywords: Any) -> Any:
+    """Build the ``tf.data.Dataset`` of ``split``; ``keywords`` are :class:`~synthaug.adapters.TfOptions`
+    (see :meth:`AugmentedDataset.to_tf`)."""
     tf = _tf()
-    size = normalize_image_size(image_size)
-    if label_mode not in LABEL_MODES:
-        raise InvalidParameterError("label_mode", label_mode, "'int' or 'categorical'")
+    o = adapter_options(TfOptions, keywords, "to_tf()")
+    size = normalize_image_size(o.image_size)
+    if o.label_mode not in LABEL_MODES:
+        raise InvalidParameterError("label_mode", o.label_mode, "'int' or 'categorical'")
+    batch_size = o.batch_size
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidParameterError("batch_size", batch_size, "a positive integer or None (unbatched)")
-    mixed = mixed_samples(data, split, mixing=mixing, p=p, synthetic_weight=synthetic_weight,
-                          include_synthetic=include_synthetic, seed=seed)
+    mixed = mixed_samples(data, split, o)
+    cache, seed, label_mode, return_is_synthetic = o.cache, o.seed, o.label_mode, o.return_is_synthetic
     if cache and mixed.mode == "probability":
         raise InvalidParameterError("cache", cache, "False with mixing='probability' (draws change every epoch)")
-    if shuffle is None:
-        shuffle = split == "train"
+    shuffle = split == "train" if o.shuffle is None else o.shuffle
     n_classes = len(mixed.class_to_index)
     decode = _decoder(size, jpeg_ratio([s.path for s in mixed.all_samples], size))
     autotune = tf.data.AUTOTUNE
@@ -174,5 +160,5 @@ def make_tf_dataset(
                 ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
             ds = ds.map(lambda path, label, syn: finish(decode(path), label, syn), num_parallel_calls=autotune)
     if batch_size is not None:
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = ds.batch(batch_size, drop_remainder=o.drop_remainder)
     return ds.prefetch(autotune)

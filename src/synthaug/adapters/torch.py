@@ -13,11 +13,11 @@ installation raises :class:`~synthaug.errors.MissingDependencyError` with the pi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._optional import require
-from . import MixedSamples, mixed_samples, normalize_image_size
+from . import MixedSamples, TorchOptions, adapter_options, mixed_samples, normalize_image_size
 from ._decode import ImageCache, decode_resized
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -131,28 +131,16 @@ def _as_torch_dataset(instance: SynthaugTorchDataset) -> Any:
     return instance
 
 
-def make_torch_dataset(
-    data: AugmentedDataset,
-    split: str = "train",
-    *,
-    image_size: int | Sequence[int] | None = None,
-    mixing: str = "concat",
-    p: float | None = None,
-    synthetic_weight: float | None = None,
-    include_synthetic: bool = True,
-    return_is_synthetic: bool = False,
-    transform: Callable[[Any], Any] | None = None,
-    cache: bool | ImageCache = False,
-    seed: int = 0,
-) -> SynthaugTorchDataset:
-    """Build the torch dataset of ``split`` (see :meth:`AugmentedDataset.to_torch`)."""
+def make_torch_dataset(data: AugmentedDataset, split: str = "train", **keywords: Any) -> SynthaugTorchDataset:
+    """Build the torch dataset of ``split``; ``keywords`` are :class:`~synthaug.adapters.TorchOptions`
+    (see :meth:`AugmentedDataset.to_torch`)."""
     _torch()
-    size = normalize_image_size(image_size)
-    mixed = mixed_samples(data, split, mixing=mixing, p=p, synthetic_weight=synthetic_weight,
-                          include_synthetic=include_synthetic, seed=seed)
-    image_cache = ImageCache() if cache is True else (cache or None)
-    dataset = SynthaugTorchDataset(mixed, image_size=size, transform=transform,
-                                   return_is_synthetic=return_is_synthetic, cache=image_cache)
+    o = adapter_options(TorchOptions, keywords, "to_torch()")
+    size = normalize_image_size(o.image_size)
+    mixed = mixed_samples(data, split, o)
+    image_cache = ImageCache() if o.cache is True else (o.cache or None)
+    dataset = SynthaugTorchDataset(mixed, image_size=size, transform=o.transform,
+                                   return_is_synthetic=o.return_is_synthetic, cache=image_cache)
     return _as_torch_dataset(dataset)
 
 

@@ -56,6 +56,7 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
                 combined: Path | None, workers: int | None) -> None:
     """Fit the generator on DATA's training images and write the synthetic images to --out."""
     from ..augmenter import SyntheticAugmenter
+    from ..concepts import concepts_from
     from ..distributed import current_context
     from ..outdir import check_output_location, claim_output
     from ..plugins import get_generator
@@ -78,9 +79,10 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
     show = not quiet and not as_json
     with RichProgress(quiet=not show) as progress:
         augmenter = SyntheticAugmenter(gen, pol, out_dir=out, random_state=seed, overwrite=overwrite,
-                                       verify=verify, strict=strict, progress=progress, subgroups=subgroups,
-                                       max_subgroups=max_subgroups, min_group_size=min_group_size,
-                                       subgroup_features=subgroup_features, workers=workers)
+                                       verify=verify, strict=strict, progress=progress, workers=workers,
+                                       concepts=concepts_from(subgroups, max_subgroups=max_subgroups,
+                                                              min_group_size=min_group_size,
+                                                              features=subgroup_features))
         plan = augmenter.prepare(data)
         if combined is not None:
             check_output_location(combined, [data, out], option="--combined")

@@ -43,7 +43,6 @@ class ClassicGenerator(Generator):
     name = "classic"
     version = "1"
     description = "Seeded classical transforms (flips, rotations, crops, colour jitter) of the class's images."
-    needs_fit = False
     parallel_generation = True
     Options = ClassicOptions
 

@@ -106,11 +106,8 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         self._check_options()
         self._pipe: Any = None
         self._active: str | None = None
-
-    @property
-    def fit_scope(self) -> str:  # type: ignore[override]
-        """``"data"`` with ``parallel=data`` (every rank trains every concept together), else ``"concept"``."""
-        return "data" if getattr(self.options, "parallel", "concepts") == "data" else "concept"
+        # parallel=data: every rank trains every concept together; else one concept per rank
+        self.fit_scope = "data" if getattr(self.options, "parallel", "concepts") == "data" else "concept"
 
     def _check_options(self) -> None:
         o = self.options

@@ -270,12 +270,13 @@ class GeneratorFeatures:
     """A generator's own ``features(paths)`` (e.g. pooled VAE latents) as a feature space."""
 
     def __init__(self, generator: Any) -> None:
-        extract = getattr(generator, "features", None)
-        if not callable(extract):
+        from ..generator import has_features
+
+        if not has_features(generator):
             raise InvalidParameterError(
                 "features", "generator", f"a generator with a features(paths) method ({generator.name!r} has none)"
             )
-        self._extract: Callable[[Sequence[Path]], Any] = extract
+        self._extract: Callable[[Sequence[Path]], Any] = generator.features
         self.name = f"generator:{generator.name}"
 
     def extract(self, paths: Sequence[Path]) -> Any:
@@ -310,7 +311,9 @@ def resolve_feature_space(spec: str | FeatureSpace = "auto", *, generator: Any =
     if key == "inception":
         return InceptionFeatures(), "Inception-v3 pool features (torch-fidelity, local weights), as requested"
     if key == "generator":
-        if generator is not None and callable(getattr(generator, "features", None)):
+        from ..generator import has_features
+
+        if generator is not None and has_features(generator):
             return GeneratorFeatures(generator), f"features of generator {generator.name!r}"
         who = f"generator {generator.name!r}" if generator is not None else "no generator"
         return ColourTextureFeatures(), f"colour-texture statistics ({who} provides no features(paths))"

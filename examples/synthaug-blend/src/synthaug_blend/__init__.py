@@ -23,7 +23,6 @@ class BlendGenerator(synthaug.Generator):
     name = "blend"
     version = __version__
     description = "Within-class mixup: a random blend of two images of the class."
-    needs_fit = False
 
     class Options(synthaug.GeneratorOptions):
         min_alpha: float = Field(0.3, ge=0, le=0.5, description="Smallest weight of either image in the blend.")
@@ -38,7 +37,7 @@ class BlendGenerator(synthaug.Generator):
         import numpy as np
         from PIL import Image
 
-        from synthaug._imageio import load_image
+        from synthaug import load_image
 
         images = sorted(concept.images)
         size = (self.options.size, self.options.size)

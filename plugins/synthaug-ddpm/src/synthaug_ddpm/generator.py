@@ -39,7 +39,6 @@ class DdpmGenerator(Generator):
     name = "ddpm"
     version = "2"  # 2: trained by the diffusion engine's loop (checkpoints/, flipped copies, engine seeds)
     description = "Small class-conditional diffusion model trained from scratch on your images (offline; CPU or GPU)."
-    needs_fit = True
     fits_all_classes = True
     fit_scope = "all"  # one model for every concept: a multi-process run fits it once
     Options = DdpmOptions

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from synthaug._optional import require
+from synthaug import require
 from synthaug.diffusion.loading import resolve_device
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from synthaug._optional import require
+from synthaug import require
 from synthaug.errors import GenerationError
 from synthaug.generator import Concept
 from synthaug.progress import NULL_PROGRESS, Progress
@@ -78,7 +78,7 @@ def load_images(concepts: Sequence[Concept], resolution: int) -> tuple[Any, Any]
     import torch
     from PIL import Image, ImageOps
 
-    from synthaug._imageio import load_image  # the library's image reader (EXIF, colour modes)
+    from synthaug import load_image
 
     pixels, labels = [], []
     for index, concept in enumerate(concepts):

@@ -70,7 +70,7 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
 
         o = self.options
         if resolve_optimizer(o.optimizer, resolve_device(o.device)) == "adamw8bit":
-            from synthaug._optional import require
+            from synthaug import require
 
             require("bitsandbytes", purpose=f"generator {self.name!r} option optimizer={o.optimizer!r} (8-bit AdamW; "
                                             "or set optimizer=adamw)")
