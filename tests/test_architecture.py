@@ -24,7 +24,8 @@ UPPER = ("synthaug.augmenter", "synthaug.cli", "synthaug.evaluate")
 LAYERS = (
     "errors _optional _imageio _paths progress hookspecs _version",
     "dataset probe policy outdir store splitting splits generator options",
-    "plugins subgroups generation_pool distributed augmenter augmented combined testing adapters diffusion "
+    "plugins subgroups concepts inputs generation generation_pool distributed augmenter augmented combined "
+    "conformance testing adapters diffusion "
     "default_plugins quality.features",
     "quality evaluate html_report demo",
     "cli evaluate.cli html_report.cli report_cli __main__",
