@@ -23,7 +23,7 @@ UPPER = ("synthaug.augmenter", "synthaug.cli", "synthaug.evaluate")
 #: The layers of docs/architecture.md, bottom first; a module imports only from its layer or below.
 LAYERS = (
     "errors _optional _imageio _paths progress hookspecs _version",
-    "dataset probe policy outdir store splitting splits generator options",
+    "dataset hf_input probe policy outdir store splitting splits generator options",
     "plugins subgroups concepts inputs generation generation_pool distributed augmenter augmented combined "
     "conformance testing adapters diffusion "
     "default_plugins quality.features",

@@ -14,8 +14,6 @@ as in torchvision and Keras; hidden ``.`` folders are skipped).
 from __future__ import annotations
 
 import csv
-import hashlib
-import io
 import os
 import warnings
 from collections import Counter
@@ -309,34 +307,10 @@ class Dataset(Sequence[Sample]):
         shuffled dataset, or train and test splits sharing one ``cache_dir``, never reuse
         another row's image.
         """
-        features = getattr(hf_dataset, "features", {}) or {}
-        for column in (image_column, label_column):
-            if column not in features:
-                raise DatasetError(
-                    f"Hugging Face dataset has no column {column!r}; its columns are "
-                    f"{', '.join(features) or 'none'}"
-                )
-        names = getattr(features[label_column], "names", None)
-        cache_dir = Path(cache_dir)
-        paths, labels = [], []
-        for i, row in enumerate(hf_dataset):
-            raw = row[label_column]
-            label = names[raw] if names is not None and isinstance(raw, int) else raw
-            label = _validate_label(label, f"row {i} of the Hugging Face dataset")
-            image = row[image_column]
-            if isinstance(image, (str, os.PathLike)):
-                image = load_image(image)
-            buffer = io.BytesIO()
-            image.convert("RGB").save(buffer, format="PNG")
-            data = buffer.getvalue()
-            target = cache_dir / label / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, target)
-            paths.append(target)
-            labels.append(label)
+        from .hf_input import materialize_hf
+
+        rows = list(materialize_hf(hf_dataset, cache_dir, image_column, label_column, _validate_label))
+        paths, labels = [path for path, _ in rows], [label for _, label in rows]
         return cls.from_lists(paths, labels)
 
     @classmethod
