@@ -148,3 +148,36 @@ def test_store_reject_retires_indices(tiny_folder: Path, tmp_path: Path) -> None
     new = {r["index"] for r in records if r["class"] == "c"}
     assert not new & {v["index"] for v in victims}
     assert len(new) == 9
+
+
+def test_held_out_in_memory_is_leakage_checked_and_returned(tiny_folder: Path, tmp_path: Path) -> None:
+    """fit_resample(train, held_out=...) takes val/test samples in memory, with a split root's checks."""
+    import shutil
+
+    from synthaug import Dataset, LeakageError
+    from synthaug.errors import InvalidParameterError
+    from synthaug.testing import make_image_folder
+
+    held = Dataset.from_folder(make_image_folder(tmp_path / "held", {"a": 2, "b": 2}, size=16, seed=7))
+    held_out = {"val": held.filter(lambda s: s.path.stem.endswith("0")),
+                "test": held.filter(lambda s: s.path.stem.endswith("1"))}
+    before = tree_digest(tiny_folder)
+    result = SyntheticAugmenter("classic", MinorityUpsampling(), out_dir=tmp_path / "out",
+                                random_state=0).fit_resample(tiny_folder, held_out=held_out)
+    assert [s.path for s in result.val] == [s.path for s in held_out["val"]]
+    assert [s.path for s in result.test] == [s.path for s in held_out["test"]]
+    fitted_on = {r["source"] for r in (json.loads(line) for line in
+                                       (tmp_path / "out" / "manifest.jsonl").read_text().splitlines())}
+    assert fitted_on and not fitted_on & {str(s.path) for s in held}  # held-out images never reach the generator
+    assert tree_digest(tiny_folder) == before
+
+    train_copy = next(iter(Dataset.from_folder(tiny_folder)))  # a copy of a training image in the test split
+    leaked = tmp_path / "leaked.png"
+    shutil.copy(train_copy.path, leaked)
+    with pytest.raises(LeakageError, match="also in the test split"):
+        SyntheticAugmenter("classic", MinorityUpsampling(), out_dir=tmp_path / "out2").fit_resample(
+            tiny_folder, held_out={"test": Dataset.from_lists([leaked], [train_copy.label])})
+    assert not (tmp_path / "out2").exists()
+    with pytest.raises(InvalidParameterError, match="held_out"):
+        SyntheticAugmenter("classic", MinorityUpsampling(), out_dir=tmp_path / "out3").fit_resample(
+            tiny_folder, held_out={"train": held})

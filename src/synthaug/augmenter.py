@@ -19,7 +19,7 @@ from typing import Any
 
 from .augmented import AugmentedDataset, synthetic_samples
 from .concepts import ConceptStrategy, resolve_strategy
-from .dataset import Dataset
+from .dataset import Dataset, Sample
 from .errors import InvalidParameterError
 from .generation import fit_generator, generate_missing
 from .generator import Concept, Generator, GeneratorOptions
@@ -173,14 +173,13 @@ class SyntheticAugmenter:
             self._generator = resolve_generator(self.generator_spec, self.generator_options)
         return self._generator
 
-    def _splits(self, data: str | os.PathLike[str] | Dataset) -> tuple[Dataset, dict[str, Dataset]]:
-        """The training dataset and the held-out ones (read once per ``data``)."""
-        if isinstance(data, Dataset):
-            key: object = data
-        else:
-            key = os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
+    def _splits(self, data: str | os.PathLike[str] | Dataset,
+                held_out: Mapping[str, Sequence[Sample]] | None = None) -> tuple[Dataset, dict[str, Dataset]]:
+        """The training dataset and the held-out ones (read once per ``data`` and ``held_out``)."""
+        source = data if isinstance(data, Dataset) else os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
+        key = (source, id(held_out))
         if self._loaded is None or self._loaded[0] != key:
-            self._loaded = (key, read_inputs(data, strict=self.strict))
+            self._loaded = (key, read_inputs(data, strict=self.strict, held_out=held_out))
         return self._loaded[1]
 
     # -- planning ----------------------------------------------------------------------
@@ -233,27 +232,34 @@ class SyntheticAugmenter:
         roots = input_roots(data, [inputs.train, *inputs.held_out.values()])
         return open_run_folder(self.out_dir, inputs.run, inputs=roots, overwrite=self.overwrite)
 
-    def prepare(self, data: str | os.PathLike[str] | Dataset) -> Plan:
+    def prepare(self, data: str | os.PathLike[str] | Dataset, *,
+                held_out: Mapping[str, Sequence[Sample]] | None = None) -> Plan:
         """Validate the data, the generator options and the output folder; return the plan.
 
         Writes nothing and loads no model: the CLI calls it before showing the plan.
         """
-        inputs = self._run_inputs(data)
+        inputs = self._run_inputs(data, held_out)
         self._check_out_dir(data, inputs)
         return inputs.plan
 
-    def _run_inputs(self, data: str | os.PathLike[str] | Dataset) -> RunInputs:
+    def _run_inputs(self, data: str | os.PathLike[str] | Dataset,
+                    held_out: Mapping[str, Sequence[Sample]] | None = None) -> RunInputs:
         """Data -> plan -> concepts: training and held-out data, the plan, the concepts with
         their quotas, and the run description."""
-        train, held_out = self._splits(data)
+        train, held = self._splits(data, held_out)
         plan = self.policy.plan(train.counts())
         concepts, quotas = self.concepts(train, plan)
         check_layout(train.classes, [c.name for c in concepts])
-        return RunInputs(train, held_out, plan, concepts, quotas, self._run_description(plan, concepts, quotas))
+        return RunInputs(train, held, plan, concepts, quotas, self._run_description(plan, concepts, quotas))
 
     # -- the flow ------------------------------------------------------------------------
-    def fit_resample(self, data: str | os.PathLike[str] | Dataset) -> AugmentedDataset:
+    def fit_resample(self, data: str | os.PathLike[str] | Dataset, *,
+                     held_out: Mapping[str, Sequence[Sample]] | None = None) -> AugmentedDataset:
         """Plan, fit, generate what is missing, and return real + synthetic samples.
+
+        ``held_out`` gives real-only validation/test samples in memory (``{"val": ...,
+        "test": ...}``) beside training-only ``data``; they are leakage-checked as a split
+        root's are, never reach the generator, and come back as the result's val/test.
 
         Re-running with the same arguments generates nothing new; an interrupted run resumes.
         """
@@ -261,7 +267,7 @@ class SyntheticAugmenter:
 
         ctx = current_context()
         self.run_notices_ = []
-        inputs = self._run_inputs(data)
+        inputs = self._run_inputs(data, held_out)
         with contextlib.ExitStack() as claim:
             # every rank checks before any rank writes, so all see the same folder and error;
             # the main process holds the one-writer lock for the whole run

@@ -71,12 +71,20 @@ def check_no_leakage(train: Sequence[Sample], held_out: Mapping[str, Sequence[Sa
             )
 
 
-def read_inputs(data: str | os.PathLike[str] | Dataset, *, strict: bool = False) -> tuple[Dataset, dict[str, Dataset]]:
-    """The training dataset and the held-out ones of ``data`` (see the module docstring)."""
+def read_inputs(data: str | os.PathLike[str] | Dataset, *, strict: bool = False,
+                held_out: Mapping[str, Sequence[Sample]] | None = None) -> tuple[Dataset, dict[str, Dataset]]:
+    """The training dataset and the held-out ones of ``data`` (see the module docstring).
+
+    ``held_out`` gives the validation/test samples in memory (``{"val": ..., "test": ...}``)
+    when ``data`` holds the training samples only; they pass the same leakage check as a
+    split root's. It cannot be combined with a split root, which holds its own.
+    """
     if not isinstance(data, (Dataset, str, os.PathLike)):
         hint = ("wrap it with synthaug.Dataset.from_hf(ds, cache_dir=...) first"
                 if hasattr(data, "features") else "give a folder, a CSV file or a synthaug.Dataset")
         raise InvalidParameterError("data", type(data).__name__, "a path or a synthaug.Dataset", hint)
+    if held_out is not None:
+        return _with_held_out(data, held_out, strict)
     if isinstance(data, Dataset):
         held = {name: data.filter(lambda s, n=name: s.split == n) for name in ("val", "test")}
         held = {k: v for k, v in held.items() if len(v)}
@@ -92,3 +100,18 @@ def read_inputs(data: str | os.PathLike[str] | Dataset, *, strict: bool = False)
         check_no_leakage(splits["train"], held_out)
         return splits["train"], held_out
     return Dataset.load(data, strict=strict), {}
+
+
+def _with_held_out(data: str | os.PathLike[str] | Dataset, held_out: Mapping[str, Sequence[Sample]],
+                   strict: bool) -> tuple[Dataset, dict[str, Dataset]]:
+    unknown = sorted(set(held_out) - {"val", "test"})
+    if unknown:
+        raise InvalidParameterError("held_out", unknown, "a mapping with the keys 'val' and/or 'test'")
+    if not isinstance(data, Dataset) and is_split_root(data):
+        raise InvalidParameterError("held_out", sorted(held_out), "not with a split root",
+                                    f"{data} already holds its val/ and test/ splits")
+    train, _ = read_inputs(data, strict=strict)
+    held = {name: samples if isinstance(samples, Dataset) else Dataset(list(samples))
+            for name, samples in held_out.items()}
+    check_no_leakage(train, held)
+    return train, held
