@@ -23,6 +23,7 @@ from .options import (
     DiffusionOptions,
     DiffusionTrainingOptions,
     FlowMatchingOptions,
+    fill_preset,
 )
 
 __all__ = [
@@ -34,5 +35,6 @@ __all__ = [
     "DiffusionTrainingOptions",
     "FlowMatchingOptions",
     "adapter_digest",
+    "fill_preset",
     "library_versions",
 ]

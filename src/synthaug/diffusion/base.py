@@ -240,6 +240,20 @@ class DiffusionGeneratorBase(PerConceptGenerator):
                 "height": o.resolution, "width": o.resolution}
 
     # -- fit -----------------------------------------------------------------------------------
+    def fit(self, concepts: Sequence[Concept], work_dir: Path, *, progress: Progress = NULL_PROGRESS) -> None:
+        """Fit every concept (see :meth:`PerConceptGenerator.fit`); a missing bitsandbytes for
+        8-bit AdamW fails here, before any model is loaded."""
+        from .loading import resolve_device
+        from .training import resolve_optimizer
+
+        o = self.options
+        if resolve_optimizer(o.optimizer, resolve_device(o.device)) == "adamw8bit":
+            from .._optional import require
+
+            require("bitsandbytes", purpose=f"generator {self.name!r} option optimizer={o.optimizer!r} (8-bit AdamW; "
+                                            "or set optimizer=adamw)")
+        super().fit(concepts, work_dir, progress=progress)
+
     def fit_concept(self, concept: Concept, folder: Path, *, progress: Progress = NULL_PROGRESS) -> Mapping[str, Any]:
         """Train ``concept``'s adapter (resuming from checkpoints in ``folder``) and save it.
 

@@ -159,19 +159,6 @@ class FlowLoraGenerator(DiffusionGeneratorBase):
             return transformers.T5EncoderModel.from_pretrained(
                 _source(o.base_model), subfolder=self.t5_attribute, quantization_config=config, dtype=dtype)
 
-    def fit(self, concepts: Any, work_dir: Path, *, progress: Progress = NULL_PROGRESS) -> None:
-        """Fit every concept; a missing bitsandbytes for 8-bit AdamW fails before the model loads."""
-        from .loading import resolve_device
-        from .training import resolve_optimizer
-
-        o = self.options
-        if resolve_optimizer(o.optimizer, resolve_device(o.device)) == "adamw8bit":
-            from .._optional import require
-
-            require("bitsandbytes", purpose=f"generator {self.name!r} option optimizer={o.optimizer!r} (8-bit AdamW; "
-                                            "or set optimizer=adamw)")
-        super().fit(concepts, work_dir, progress=progress)
-
     # -- what is trained -----------------------------------------------------------------------
     def lora_config(self) -> Any:
         """The peft ``LoraConfig`` of the options (rank, alpha, target modules, dropout)."""

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ..options import fit_neutral_field
-from .options import DiffusionOptions, FlowMatchingOptions
+from .options import DiffusionOptions, FlowMatchingOptions, fill_preset
 
 __all__ = ["ATTENTION_LORA_TARGETS", "FLOW_PRESETS", "FlowLoraOptions"]
 
@@ -94,7 +94,5 @@ class FlowLoraOptions(DiffusionOptions, FlowMatchingOptions):
     @model_validator(mode="after")
     def _apply_preset(self) -> FlowLoraOptions:
         """Fill the preset's options that the user did not set (``model_fields_set``)."""
-        for key, value in FLOW_PRESETS.get(self.preset or "", {}).items():
-            if key not in self.model_fields_set:
-                object.__setattr__(self, key, value)  # the model is frozen; preset values are valid by construction
+        fill_preset(self, FLOW_PRESETS)
         return self

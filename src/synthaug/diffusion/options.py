@@ -19,7 +19,7 @@ from pydantic import Field
 from ..options import DeviceOptions, SamplingOptions, TrainingOptions, VocabularyOptions, fit_neutral_field
 from .casting import BaseWeights
 
-__all__ = ["DEFAULT_BASE_MODEL", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT_TEMPLATE", "DiffusionOptions",
+__all__ = ["DEFAULT_BASE_MODEL", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT_TEMPLATE", "DiffusionOptions", "fill_preset",
            "DiffusionTrainingOptions", "FlowMatchingOptions"]
 
 #: The SD1.5 weights on the Hugging Face hub (the community mirror of runwayml/stable-diffusion-v1-5).
@@ -138,3 +138,11 @@ class FlowMatchingOptions(VocabularyOptions):
         return {"timestep_sampling": self.timestep_sampling, "logit_mean": self.logit_mean,
                 "logit_std": self.logit_std, "mode_scale": self.mode_scale, "shift": self.flow_shift,
                 "loss_weighting": self.loss_weighting}
+
+
+def fill_preset(options: Any, presets: dict[str, dict[str, Any]]) -> None:
+    """Give the options of ``presets[options.preset]`` that the user did not set
+    (``model_fields_set``) the preset's values; call it from an ``after`` model validator."""
+    for key, value in presets.get(getattr(options, "preset", None) or "", {}).items():
+        if key not in options.model_fields_set:
+            object.__setattr__(options, key, value)  # the model is frozen; preset values are valid by construction

@@ -10,14 +10,13 @@ on CUDA, and export in the diffusers and (optionally) kohya-ss layouts.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from synthaug.diffusion import DiffusionGeneratorBase
 from synthaug.errors import GenerationError, InvalidOptionsError
 from synthaug.generator import Concept
-from synthaug.progress import NULL_PROGRESS, Progress
 
 from .options import LoraSDXLOptions
 
@@ -62,19 +61,6 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
             kwargs["vae"] = load_vae(self.options.vae, dtype=resolve_dtype(self.options.dtype,
                                                                             resolve_device(self.options.device)))
         return kwargs
-
-    def fit(self, concepts: Sequence[Concept], work_dir: Path, *, progress: Progress = NULL_PROGRESS) -> None:
-        """Fit every concept (see :meth:`PerConceptGenerator.fit`); a missing bitsandbytes fails before loading."""
-        from synthaug.diffusion.loading import resolve_device
-        from synthaug.diffusion.training import resolve_optimizer
-
-        o = self.options
-        if resolve_optimizer(o.optimizer, resolve_device(o.device)) == "adamw8bit":
-            from synthaug import require
-
-            require("bitsandbytes", purpose=f"generator {self.name!r} option optimizer={o.optimizer!r} (8-bit AdamW; "
-                                            "or set optimizer=adamw)")
-        super().fit(concepts, work_dir, progress=progress)
 
     # -- what is trained -----------------------------------------------------------------------
     def _lora_config(self) -> Any:

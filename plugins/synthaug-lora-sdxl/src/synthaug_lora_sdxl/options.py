@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from synthaug.diffusion import DiffusionOptions
+from synthaug.diffusion import DiffusionOptions, fill_preset
 from synthaug.options import fit_neutral_field
 
 __all__ = ["DEFAULT_SDXL_MODEL", "FP16_FIX_VAE", "PRESETS", "LoraSDXLOptions"]
@@ -83,7 +83,5 @@ class LoraSDXLOptions(DiffusionOptions):
     @model_validator(mode="after")
     def _apply_preset(self) -> LoraSDXLOptions:
         """Fill the preset's options that the user did not set (``model_fields_set``)."""
-        for key, value in PRESETS.get(self.preset or "", {}).items():
-            if key not in self.model_fields_set:
-                object.__setattr__(self, key, value)  # the model is frozen; preset values are valid by construction
+        fill_preset(self, PRESETS)
         return self
