@@ -181,3 +181,36 @@ def test_held_out_in_memory_is_leakage_checked_and_returned(tiny_folder: Path, t
     with pytest.raises(InvalidParameterError, match="held_out"):
         SyntheticAugmenter("classic", MinorityUpsampling(), out_dir=tmp_path / "out3").fit_resample(
             tiny_folder, held_out={"train": held})
+
+
+def test_no_op_rerun_parses_the_manifest_once(tiny_folder: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import synthaug.store as store_module
+
+    out = tmp_path / "out"
+    SyntheticAugmenter("classic", out_dir=out).fit_resample(tiny_folder)
+    parsed: list[int] = []
+    real_parse = store_module._parse_jsonl
+
+    def counting_parse(lines):  # type: ignore[no-untyped-def]
+        records, damaged = real_parse(lines)
+        parsed.append(len(records))
+        return records, damaged
+
+    monkeypatch.setattr(store_module, "_parse_jsonl", counting_parse)
+    result = SyntheticAugmenter("classic", out_dir=out).fit_resample(tiny_folder)
+    n_records = len((out / "manifest.jsonl").read_text().splitlines())
+    assert len(result.synthetic) == n_records > 0
+    assert parsed == [n_records]  # recover, verify, missing_indices and the result share one parse
+
+
+def test_store_sees_a_manifest_changed_by_another_store(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    reader, writer = Store(out), Store(out)
+    writer.add(Image.new("RGB", (4, 4), "red"), {"id": "a", "class": "x", "concept": "x", "index": 0})
+    assert [r["id"] for r in reader.records()] == ["a"]
+    writer.add(Image.new("RGB", (4, 4), "blue"), {"id": "b", "class": "x", "concept": "x", "index": 1})
+    assert [r["id"] for r in reader.records()] == ["a", "b"]
+    kept = reader.records()
+    kept.clear()  # a caller's list is its own: the kept parse is not changed
+    assert [r["id"] for r in reader.records()] == ["a", "b"]

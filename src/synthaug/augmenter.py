@@ -154,6 +154,7 @@ class SyntheticAugmenter:
         #: longer matched the manifest and were generated again), as sentences.
         self.run_notices_: list[str] = []
         self._loaded: tuple[object, tuple[Dataset, dict[str, Dataset]]] | None = None
+        self._roots: tuple[object, list[Dataset], set[str]] | None = None
 
     @property
     def subgroups(self) -> SubgroupSetting:
@@ -229,8 +230,16 @@ class SyntheticAugmenter:
         (see :func:`~synthaug.outdir.open_run_folder`)."""
         if self.out_dir is None:
             raise InvalidParameterError("out_dir", None, "a folder to write synthetic images to")
-        roots = input_roots(data, [inputs.train, *inputs.held_out.values()])
-        return open_run_folder(self.out_dir, inputs.run, inputs=roots, overwrite=self.overwrite)
+        return open_run_folder(self.out_dir, inputs.run, inputs=self._input_roots(data, inputs), overwrite=self.overwrite)
+
+    def _input_roots(self, data: object, inputs: RunInputs) -> set[str]:
+        """:func:`~synthaug.outdir.input_roots` of this run, found once for the same datasets."""
+        datasets = [inputs.train, *inputs.held_out.values()]
+        cached = self._roots
+        if (cached is None or not (cached[0] is data or cached[0] == data) or len(cached[1]) != len(datasets)
+                or any(a is not b for a, b in zip(cached[1], datasets))):
+            cached = self._roots = (data, datasets, input_roots(data, datasets))
+        return cached[2]
 
     def prepare(self, data: str | os.PathLike[str] | Dataset, *,
                 held_out: Mapping[str, Sequence[Sample]] | None = None) -> Plan:

@@ -106,6 +106,26 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, sort_keys=False, default=str) + "\n").encode())
 
 
+def _parse_jsonl(lines: Iterable[bytes]) -> tuple[list[dict[str, Any]], bool]:
+    """The JSON objects of ``lines``, one per complete line, and whether a line was damaged
+    (not JSON, not an object, or a last line without its newline)."""
+    records, damaged = [], False
+    for raw in lines:
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            damaged = True
+            continue
+        if raw.endswith(b"\n") and isinstance(record, dict):
+            records.append(record)
+        else:
+            damaged = True
+    return records, damaged
+
+
 class Store:
     """Reads and writes one output folder. Not safe for two writers on the same manifest."""
 
@@ -120,6 +140,7 @@ class Store:
         self.manifest_path = self.root / (MANIFEST if part is None else f"manifest.part-{part}.jsonl")
         self.plan_path = self.root / PLAN
         self.rejected_path = self.root / REJECTED
+        self._parsed: dict[Path, tuple[tuple[int, int, int], list[dict[str, Any]], bool]] = {}
 
     @property
     def sidecar(self) -> Path:
@@ -149,27 +170,23 @@ class Store:
         atomic_write_json(self.plan_path, dict(data))
 
     # -- manifest ------------------------------------------------------------------------
-    @staticmethod
-    def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
-        """Records of a JSON-lines file, and whether a damaged (partial) line was dropped."""
-        if not path.is_file():
+    def _read_jsonl(self, path: Path) -> tuple[list[dict[str, Any]], bool]:
+        """Records of a JSON-lines file, and whether a damaged (partial) line was dropped.
+
+        Parsed once per run: the result is kept while the file's inode, size and mtime stay
+        the same, and dropped whenever this store rewrites or appends to it.
+        """
+        try:
+            st = os.stat(path)
+        except OSError:
             return [], False
-        records, damaged = [], False
-        with open(path, "rb") as fh:
-            for raw in fh:
-                line = raw.strip()
-                if not line:
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    damaged = True
-                    continue
-                if raw.endswith(b"\n") and isinstance(record, dict):
-                    records.append(record)
-                else:
-                    damaged = True
-        return records, damaged
+        signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._parsed.get(path)
+        if cached is None or cached[0] != signature:
+            with open(path, "rb") as fh:
+                cached = (signature, *_parse_jsonl(fh))
+            self._parsed[path] = cached
+        return list(cached[1]), cached[2]
 
     def records(self) -> list[dict[str, Any]]:
         """Every complete record of ``manifest.jsonl`` (a partial last line is ignored)."""
@@ -219,7 +236,7 @@ class Store:
         valid, seen = [], set()
         for r in records:
             file = r.get("file")
-            if not file or file in seen or not (self.root / file).is_file():
+            if not file or file in seen or not os.path.isfile(os.path.join(self.root, file)):
                 damaged = True
                 continue
             seen.add(file)
@@ -246,9 +263,10 @@ class Store:
         return bad
 
     def _mismatch(self, record: Mapping[str, Any], full: bool) -> str | None:
-        path = self.root / record["file"]
+        path = os.path.join(self.root, record["file"])
         try:
-            data = path.read_bytes()
+            with open(path, "rb") as fh:
+                data = fh.read()
         except OSError as exc:
             return f"unreadable: {exc.strerror or exc}"
         if "bytes" in record and len(data) != int(record["bytes"]):
@@ -265,10 +283,12 @@ class Store:
         return None
 
     def _rewrite(self, path: Path, records: Iterable[Mapping[str, Any]]) -> None:
+        self._parsed.pop(path, None)
         data = "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records)
         atomic_write_bytes(path, data.encode())
 
     def _append(self, path: Path, record: Mapping[str, Any]) -> None:
+        self._parsed.pop(path, None)
         line = json.dumps(record, sort_keys=True, default=str) + "\n"
         with open(path, "ab") as fh:
             fh.write(line.encode())
@@ -360,6 +380,7 @@ class Store:
                 path.unlink()
                 removed += 1
         for path in (self.main_manifest_path, self.plan_path, self.rejected_path):
+            self._parsed.pop(path, None)
             if path.exists():
                 path.unlink()
         if self.root.is_dir():
