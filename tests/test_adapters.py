@@ -67,6 +67,42 @@ def test_torch_loader_batches_every_item_once_per_epoch(augmented):
     assert sorted(again.tolist()) == sorted(labels.tolist()) and again.tolist() != labels.tolist()
 
 
+def test_torch_loader_batches_equal_the_dataset_items(augmented):
+    """The loader collates uint8 pixels and converts each batch to float: the same values,
+    labels, weights and flags as the dataset's own items, with and without worker processes."""
+    options = dict(image_size=(12, 16), synthetic_weight=0.5, return_is_synthetic=True)
+    ds = augmented.to_torch(**options)
+    expected = [ds[i] for i in range(len(ds))]
+    for workers in (0, 2):
+        loader = augmented.to_torch_loader(batch_size=4, shuffle=False, num_workers=workers, **options)
+        batches = list(loader)
+        images, labels, weights = (torch.cat([b[k] for b in batches]) for k in range(3))
+        flags = [f for b in batches for f in b[3]]
+        assert images.dtype == torch.float32 and images.shape == (len(ds), 3, 12, 16)
+        assert torch.equal(images, torch.stack([e[0] for e in expected]))
+        assert labels.tolist() == [e[1] for e in expected]
+        assert weights.tolist() == [float(e[2]) for e in expected]
+        assert [bool(f) for f in flags] == [e[3] for e in expected]
+
+
+@pytest.mark.parametrize("size", [(40, 56), (9, 7)], ids=["upscale", "downscale"])
+def test_torch_resize_is_pillow_bilinear_within_two_levels(tmp_path, size):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    smooth = np.kron(rng.integers(0, 256, (6, 8, 3)), np.ones((4, 4, 1))).astype(np.uint8)
+    Image.fromarray(smooth).save(data / "a" / "x.png")  # 24 x 32, lossless
+    item = AugmentedDataset(Dataset.from_folder(data)).to_torch(image_size=size)[0][0]
+    ours = (item * 255).round().to(torch.uint8).permute(1, 2, 0).numpy().astype(int)
+    pillow = np.asarray(Image.fromarray(smooth).resize(size[::-1], Image.Resampling.BILINEAR)).astype(int)
+    assert ours.shape == pillow.shape
+    assert np.abs(ours - pillow).max() <= 2
+    assert (ours == pillow).mean() > 0.9
+
+
 def test_tf_dataset_matches_torch_mapping_and_counts(augmented):
     pytest.importorskip("tensorflow")
     ds = augmented.to_tf(image_size=8, batch_size=4, shuffle=True, seed=1, return_is_synthetic=True)

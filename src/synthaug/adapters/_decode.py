@@ -10,28 +10,42 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._imageio import _open, to_rgb
 
-__all__ = ["ImageCache", "decode_resized"]
+__all__ = ["ImageCache", "decode_for_size", "decode_resized"]
+
+T = TypeVar("T")
 
 
-def decode_resized(path: str | os.PathLike[str], size: tuple[int, int] | None):  # -> PIL.Image.Image
-    """Decode ``path`` as RGB, resized (bilinear) to ``size`` = (height, width) when given."""
-    from PIL import Image
-
+def decode_for_size(path: str | os.PathLike[str], size: tuple[int, int] | None,
+                    finish: Callable[[Any], T] | None = None) -> T:
+    """Decode ``path`` as RGB, a JPEG at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps it
+    at least ``size`` = (height, width), and return ``finish(rgb)``, called before the file is
+    closed (it must copy what it keeps; the default returns a copy of the PIL image)."""
     with _open(Path(path)) as image:
         if size is not None and image.format == "JPEG":
             image.draft("RGB", (size[1], size[0]))
         image.load()
         rgb = to_rgb(image)
+        if finish is None:
+            return image.copy() if rgb is image else rgb  # type: ignore[return-value]
+        return finish(rgb)
+
+
+def decode_resized(path: str | os.PathLike[str], size: tuple[int, int] | None):  # -> PIL.Image.Image
+    """Decode ``path`` as RGB, resized (Pillow's bilinear) to ``size`` = (height, width) when given."""
+    from PIL import Image
+
+    def finish(rgb: Any) -> Any:
         if size is not None and rgb.size != (size[1], size[0]):
-            rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-        elif rgb is image:
-            rgb = image.copy()
-    return rgb
+            return rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        return rgb.copy()
+
+    return decode_for_size(path, size, finish)
 
 
 class ImageCache:
