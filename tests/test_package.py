@@ -26,6 +26,11 @@ def test_flat_namespace_exports_resolve() -> None:
     assert issubclass(synthaug.UsageError, synthaug.SynthaugError)
     assert issubclass(synthaug.InvalidParameterError, ValueError)
     assert issubclass(synthaug.MissingDependencyError, ImportError)
+    import synthaug.errors as errors
+
+    exceptions = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, Exception)
+                  and v.__module__ == errors.__name__}
+    assert exceptions <= set(synthaug.__all__), sorted(exceptions - set(synthaug.__all__))  # the whole tree
 
 
 def test_missing_dependency_message_names_pip_command() -> None:
