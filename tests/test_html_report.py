@@ -207,3 +207,12 @@ def test_evaluation_page_renders_in_chromium(evaluation_dir: Path, chromium: str
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == []
     assert len(widths) >= 3 and all(w > 0 for w in widths), widths
     _assert_not_blank(shot)
+
+
+def test_classifier_line_shows_alpha_only_for_mobilenet_and_whole_epochs() -> None:
+    from synthaug.html_report.context import classifier_summary
+
+    small = {"backend": "torch", "model": "small-cnn", "alpha": 0.25, "image_size": 64, "epochs": 30.0}
+    assert classifier_summary(small) == "backend torch, model small-cnn, image_size 64, epochs 30"
+    mobile = {**small, "model": "mobilenet", "epochs": 2.5}
+    assert classifier_summary(mobile) == "backend torch, model mobilenet, alpha 0.25, image_size 64, epochs 2.5"

@@ -146,6 +146,21 @@ def _evaluation_charts(exps: Mapping[str, Any], classes: list[str]) -> list[Any]
     return [c for c in charts if c is not None]
 
 
+def classifier_summary(train: Mapping[str, Any]) -> str:
+    """The harness classifier in one line: ``alpha`` only for MobileNet (the only model it
+    changes), whole numbers of epochs without a decimal point."""
+    shown = ("backend", "model", "alpha", "weights", "image_size", "batch_size", "epochs", "steps")
+    parts = []
+    for key in shown:
+        value = train.get(key)
+        if value is None or (key == "alpha" and train.get("model") != "mobilenet"):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
 def evaluation_context(report: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
     """Template context of an evaluation ``report.json``."""
     exps: Mapping[str, Any] = report.get("experiments") or {}
@@ -154,8 +169,7 @@ def evaluation_context(report: Mapping[str, Any], out_dir: Path) -> dict[str, An
     facts = [("data", f"{data.get('path', '?')}: {data.get('n_images', '?')} images, {len(classes)} classes"),
              ("splits", f"{splits.get('method', '?')}, {splits.get('n', '?')} split(s); validation and test "
                         "images are real only"),
-             ("classifier", ", ".join(f"{k} {v}" for k, v in train.items() if v is not None and k in (
-                 "backend", "model", "alpha", "weights", "image_size", "batch_size", "epochs", "steps")))]
+             ("classifier", classifier_summary(train))]
     stats = report.get("statistics")
     if isinstance(stats, Mapping):
         facts.append(("statistics", "; ".join(f"{k.replace('_', ' ')}: {fmt(v)}" for k, v in stats.items())))
