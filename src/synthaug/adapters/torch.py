@@ -188,8 +188,12 @@ def _collate_uint8(batch: list[tuple[Any, ...]]) -> list[Any]:
     """``default_collate``, then the uint8 image batch to float32 in [0, 1] in one operation:
     the same values as converting each image, with a quarter of the bytes stacked (and sent
     from worker processes) and one conversion per batch."""
-    collated = list(_torch().utils.data.default_collate(batch))
-    collated[0] = collated[0].float().div_(255.0)
+    torch = _torch()
+    collated = list(torch.utils.data.default_collate(batch))
+    images = torch.empty(collated[0].shape, dtype=torch.float32)
+    if torch.utils.data.get_worker_info() is not None:
+        images.share_memory_()  # in a worker process: written once, sent to the loader without a copy
+    collated[0] = images.copy_(collated[0]).div_(255.0)
     return collated
 
 

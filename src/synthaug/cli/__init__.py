@@ -88,11 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not STATE["debug"]:  # library chatter (e.g. "requires torchvision") would bury our own lines
         for variable in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(variable, "error")
-    with warnings.catch_warnings():
-        warnings.showwarning = show_warning
-        for category in _NOTICE_WARNINGS():  # printed from data (notices), not through warnings
-            warnings.filterwarnings("ignore", category=category)
-        return _run(args)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            for category in _NOTICE_WARNINGS():  # printed from data (notices), not through warnings
+                warnings.filterwarnings("ignore", category=category)
+            return _run(args)
+    finally:
+        STATE["argv"] = None  # a later library call in this process is not this command
 
 
 def _NOTICE_WARNINGS() -> tuple[type[Warning], ...]:  # noqa: N802 - a constant, computed lazily

@@ -16,11 +16,20 @@ import click
 
 from ..errors import InvalidParameterError
 
-__all__ = ["STATE", "RichProgress", "make_console", "parse_option_pairs", "plan_table", "policy_from_flags",
+__all__ = ["STATE", "RichProgress", "command_line", "make_console", "parse_option_pairs", "plan_table", "policy_from_flags",
            "policy_options", "show_notices", "show_warning"]
 
-STATE: dict[str, Any] = {"debug": False, "quiet": False, "argv": []}
-"""Process-wide flags of the running command (``--debug``, the argument list for relaunches)."""
+STATE: dict[str, Any] = {"debug": False, "quiet": False, "argv": None}
+"""Process-wide flags of the running command (``--debug``; ``argv``, the argument list of the
+command :func:`synthaug.cli.main` is running, for relaunches and reports; ``None`` outside it)."""
+
+
+def command_line() -> str | None:
+    """The ``synthaug ...`` command line being run, for reports (``None`` outside the CLI)."""
+    import shlex
+
+    argv = STATE.get("argv")
+    return None if argv is None else "synthaug " + shlex.join(argv)
 
 
 # -- output helpers --------------------------------------------------------------------

@@ -17,7 +17,7 @@ import click
 from ..errors import InvalidParameterError
 from ..hookspecs import hookimpl
 from ..html_report import write_html_report
-from .common import RichProgress, make_console
+from .common import RichProgress, command_line, make_console
 
 __all__ = ["filter_cmd", "register_commands", "report_cmd"]
 
@@ -118,7 +118,7 @@ def report_cmd(real: Path, synthetic: Path, out: Path, features: str, copy_thres
     """Measure SYNTHETIC images against the REAL training images: near-copies, diversity, FD/KID, defects."""
     options = _kwargs(features, copy_threshold, outlier_factor, seed, max_memory)
     result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, do_filter, _reasons(filter_on))
-    write_html_report(out)  # report.html beside report.json (synthaug.html_report)
+    write_html_report(out, command=command_line())  # report.html beside report.json (synthaug.html_report)
     _show(result, f"quality of {synthetic}", synthetic, quiet, as_json, report)
 
 @click.command("filter")

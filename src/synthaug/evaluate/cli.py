@@ -7,13 +7,11 @@ calls :func:`register` to add the command to its group.
 from __future__ import annotations
 
 import json
-import os
-import shlex
-import sys
 from pathlib import Path
 
 import click
 
+from ..cli.common import command_line
 from ..errors import InvalidParameterError
 from ..html_report import write_html_report
 from .config import DEFAULT_EPOCHS, SELECT_METRICS
@@ -39,13 +37,6 @@ def _floats(text: str | None, option: str) -> list[float]:
 
 def _names(values: tuple[str, ...]) -> list[str]:
     return [n.strip() for v in values for n in v.split(",") if n.strip()]
-
-
-def _command_line() -> str | None:
-    name = os.path.basename(sys.argv[0]) if sys.argv else ""
-    if name in ("synthaug", "__main__.py") or name.startswith("synthaug"):
-        return "synthaug " + shlex.join(sys.argv[1:])
-    return None
 
 
 @click.command("evaluate")
@@ -126,7 +117,7 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, up
         experiments=_names(experiments), shares=_floats(shares, "--shares"), proportion_mode=proportion_mode,
         upsample=upsample, generator=generator, generator_options=generator_options, synthetic=list(synthetic),
         splits=n_splits, repeats=repeats, folds=folds, splits_file=splits_file, val=val, test=test, groups=groups,
-        train=config, seed=seed, strict=strict, plots=not no_plots, jobs=jobs, command=_command_line(),
+        train=config, seed=seed, strict=strict, plots=not no_plots, jobs=jobs, command=command_line(),
     )
     show = not quiet and not as_json
     with RichProgress(quiet=not show) as progress:

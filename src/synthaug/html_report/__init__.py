@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Mapping
 from importlib import metadata
@@ -59,16 +58,6 @@ def _report_versions(report: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in versions.items() if v is not None]
 
 
-def _command_line() -> str | None:
-    """The ``synthaug ...`` command line of this process, when it is the CLI."""
-    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
-    if script.name.startswith("synthaug") or (script.name == "__main__.py" and script.parent.name == "synthaug"):
-        import shlex
-
-        return "synthaug " + shlex.join(sys.argv[1:])
-    return None
-
-
 def render_html_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str], *, images: bool = False,
                        command: str | None = None) -> str:
     """The HTML page of ``report`` (a ``report.json`` dict) whose plot files are in ``out_dir``."""
@@ -90,7 +79,8 @@ def render_html_report(report: Mapping[str, Any], out_dir: str | os.PathLike[str
 def write_html_report(out_dir: str | os.PathLike[str], *, images: bool = False, command: str | None = None) -> Path:
     """Render ``out_dir/report.json`` into ``out_dir/report.html`` (atomically); return its path.
 
-    ``command`` defaults to the report's own ``command`` or this process's ``synthaug`` command line.
+    The page shows the report's own ``command`` if it recorded one, else ``command`` (the CLI
+    passes the command line it runs).
     """
     from ..store import atomic_write_bytes
 
@@ -103,7 +93,7 @@ def write_html_report(out_dir: str | os.PathLike[str], *, images: bool = False, 
         report = json.loads(source.read_text())
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{str(source)!r} is not valid JSON ({exc}); rerun the command that wrote it") from None
-    html = render_html_report(report, out, images=images, command=command or _command_line())
+    html = render_html_report(report, out, images=images, command=command)
     target = out / "report.html"
     atomic_write_bytes(target, html.encode("utf-8"))
     return target
