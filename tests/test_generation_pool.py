@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -120,3 +121,30 @@ def test_cli_rejects_zero_workers(tmp_path: Path) -> None:
                            "--workers", "0"], capture_output=True, text=True)
     assert done.returncode == 2 and "--workers" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_large_concept_is_sent_to_the_workers_once_not_with_every_chunk(tmp_path: Path) -> None:
+    """Cost per image must not grow with the class size: tasks carry a file name, not the
+    concept's list of training images, and the shared folder is gone after the pool."""
+    import pickle
+
+    from synthaug.default_plugins.classic import ClassicGenerator
+    from synthaug.generation_pool import GenerationPool
+    from synthaug.generator import Concept
+
+    data = make_image_folder(tmp_path / "data", {"a": 4}, size=16)
+    big = Concept("a", "a", tuple(sorted((data / "a").iterdir())) * 2500)  # 10,000 training paths
+    out = tmp_path / "out"
+    sent: list[bytes] = []
+    with GenerationPool(ClassicGenerator(), 2, out) as pool:
+        submit = pool._executor.submit
+        pool._executor.submit = lambda fn, *args: (sent.append(pickle.dumps(args)), submit(fn, *args))[1]
+        written = list(pool.generate(big, list(range(40)), [f"a-{i}" for i in range(40)]))
+        shared = Path(pool._shared.name)
+        assert shared.is_dir()
+    assert len(written) == 40 and len(sent) == 5
+    assert max(len(s) for s in sent) < 2000 < len(pickle.dumps(big))
+    assert not shared.exists()
+    for seed, item in enumerate(written):
+        assert item.seed == seed
+        assert hashlib.sha256((out / item.image.file).read_bytes()).hexdigest() == item.image.sha256

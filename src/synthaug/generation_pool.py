@@ -8,7 +8,10 @@ the chunks in submission order and appends their records (:meth:`Store.add_recor
 exactly as a one-process run does. So the images, the manifest and its order are the same
 whatever the number of workers, and an interruption leaves what a one-process run leaves
 at worst (images without a manifest line, written again with the same bytes on resume).
-At most a few chunks per worker are in flight, so memory does not grow with the run.
+At most a few chunks per worker are in flight, so memory does not grow with the run. A
+concept (with its list of training images: 30,000 paths for a large class) is pickled once
+into a private temporary folder and loaded once per worker, not sent with every chunk, so the
+cost per image does not grow with the class size.
 
 Workers are forked on Linux (:func:`pool_context`): start-up costs milliseconds and a
 script that calls synthaug without an ``if __name__ == "__main__":`` guard still works. The
@@ -20,6 +23,8 @@ script needs the guard). The pool is only used when there is enough work.
 from __future__ import annotations
 
 import os
+import pickle
+import tempfile
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -42,6 +47,7 @@ MIN_IMAGES = 4 * CHUNK
 
 _worker_generator: Generator | None = None
 _worker_store: Any = None
+_worker_concept: tuple[str, Concept] | None = None
 
 
 def default_workers() -> int:
@@ -109,9 +115,20 @@ def _start_worker(cls: type[Generator], options: dict[str, Any], work_dir: str |
         _worker_generator.work_dir = Path(work_dir)
 
 
-def _generate_chunk(concept: Concept, seeds: Sequence[int], ids: Sequence[str]) -> list[tuple[WrittenImage, dict]]:
-    """Generate and write image ``ids[i]`` from ``seeds[i]`` (runs in a worker); their metadata."""
+def _load_concept(path: str) -> Concept:
+    """The concept pickled at ``path`` (read once per worker while it stays the current one)."""
+    global _worker_concept
+    if _worker_concept is None or _worker_concept[0] != path:
+        with open(path, "rb") as fh:
+            _worker_concept = (path, pickle.load(fh))
+    return _worker_concept[1]
+
+
+def _generate_chunk(concept_file: str, seeds: Sequence[int], ids: Sequence[str]) -> list[tuple[WrittenImage, dict]]:
+    """Generate and write image ``ids[i]`` from ``seeds[i]`` of the concept pickled at
+    ``concept_file`` (runs in a worker); their metadata."""
     assert _worker_generator is not None and _worker_store is not None, "worker not initialised"
+    concept = _load_concept(concept_file)
     out = []
     for ident, item in zip(ids, _worker_generator.generate(concept, seeds)):
         image = item.image if isinstance(item, GeneratedImage) else item
@@ -138,23 +155,40 @@ class GenerationPool:
             initargs=(type(generator), options, os.fspath(work_dir) if work_dir is not None else None, os.fspath(out_dir),
                       os.getpid()),
         )
+        self._shared = tempfile.TemporaryDirectory(prefix="synthaug-pool-")
+        self._concept_files: dict[str, tuple[Concept, str]] = {}
 
     def __enter__(self) -> GenerationPool:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        try:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        finally:
+            self._shared.cleanup()
+
+    def _concept_file(self, concept: Concept) -> str:
+        """The file ``concept`` is pickled in for the workers (written once per concept)."""
+        known = self._concept_files.get(concept.name)
+        if known is not None and (known[0] is concept or known[0] == concept):
+            return known[1]
+        path = os.path.join(self._shared.name, f"concept-{len(self._concept_files)}.pickle")
+        with open(path, "wb") as fh:
+            pickle.dump(concept, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        self._concept_files[concept.name] = (concept, path)
+        return path
 
     def generate(self, concept: Concept, seeds: Sequence[int], ids: Sequence[str]) -> Iterator[GeneratedImage]:
         """Write image ``ids[i]`` from ``seeds[i]``; yield a :class:`GeneratedImage` holding a
         :class:`WrittenImage` per seed, in order."""
+        concept_file = self._concept_file(concept)
         chunks = [(list(seeds[i : i + CHUNK]), list(ids[i : i + CHUNK])) for i in range(0, len(seeds), CHUNK)]
         pending: deque[Future] = deque()
         window = 3 * self.workers
         next_chunk = 0
         while next_chunk < len(chunks) or pending:
             while next_chunk < len(chunks) and len(pending) < window:
-                pending.append(self._executor.submit(_generate_chunk, concept, *chunks[next_chunk]))
+                pending.append(self._executor.submit(_generate_chunk, concept_file, *chunks[next_chunk]))
                 next_chunk += 1
             chunk_seeds = chunks[next_chunk - len(pending)][0]
             for seed, (written, metadata) in zip(chunk_seeds, pending.popleft().result()):

@@ -56,6 +56,7 @@ class ClassicGenerator(Generator):
                 f"generator 'classic': option crop_scale={self.options.crop_scale!r}: needs 0 < low <= high <= 1"
             )
         self._cache: dict[Path, object] = {}
+        self._ordered: tuple[Concept, list[Path]] | None = None
 
     def fit(self, concepts: Sequence[Concept], work_dir: Path, *, progress: Progress = NULL_PROGRESS) -> None:
         """Nothing to train: the concept's images are read when generating."""
@@ -83,10 +84,18 @@ class ClassicGenerator(Generator):
                 ) from exc
         return image
 
+    def _ordered_images(self, concept: Concept) -> list[Path]:
+        """``concept``'s training images in sorted order (the source draw's domain), sorted once
+        per concept: a worker process generates a large class in many small chunks."""
+        cached = self._ordered
+        if cached is None or cached[0] is not concept:
+            cached = self._ordered = (concept, sorted(concept.images))
+        return cached[1]
+
     def generate(self, concept: Concept, seeds: Sequence[int]) -> Iterator[GeneratedImage]:
         import numpy as np
 
-        images = sorted(concept.images)
+        images = self._ordered_images(concept)
         for seed in seeds:
             rng = np.random.default_rng(int(seed))
             source_index = int(rng.integers(len(images)))
