@@ -25,10 +25,10 @@ LAYERS = (
     "errors _optional _imageio _paths progress hookspecs _version",
     "dataset hf_input probe policy outdir store splitting splits generator options",
     "plugins subgroups concepts inputs generation generation_pool distributed augmenter augmented combined "
-    "conformance testing adapters diffusion "
+    "conformance adapters diffusion "
     "default_plugins quality.features",
     "quality evaluate html_report demo",
-    "cli evaluate.cli html_report.cli report_cli __main__",
+    "cli evaluate.cli html_report.cli report_cli __main__ testing",
 )
 
 

@@ -214,3 +214,19 @@ def test_store_sees_a_manifest_changed_by_another_store(tmp_path: Path) -> None:
     kept = reader.records()
     kept.clear()  # a caller's list is its own: the kept parse is not changed
     assert [r["id"] for r in reader.records()] == ["a", "b"]
+
+
+def test_parsed_records_share_equal_nested_values_but_keep_json_types() -> None:
+    from synthaug.store import _parse_jsonl
+
+    lines = [json.dumps(r).encode() + b"\n" for r in (
+        {"file": "a", "options": {"x": 1.0, "y": [1, 2]}},
+        {"file": "b", "options": {"x": 1.0, "y": [1, 2]}},
+        {"file": "c", "options": {"x": 1, "y": [1, 2]}},
+        {"file": "d", "options": {"x": True, "y": [1, 2]}},
+        {"file": "e", "options": {"x": -0.0, "y": [1, 2]}},
+    )]
+    records, damaged = _parse_jsonl(lines)
+    assert not damaged and [json.dumps(r) for r in records] == [line.decode().strip() for line in lines]
+    assert records[0]["options"] is records[1]["options"]  # one object for a run's repeated options
+    assert len({id(r["options"]) for r in records}) == 4  # 1 vs 1.0 vs true vs -0.0: never merged

@@ -35,13 +35,16 @@ def _positional_options(values: Sequence[Any], names: Sequence[str], options: Ma
 
 
 def synthetic_samples(out_dir: str | os.PathLike[str], records: Sequence[Mapping[str, Any]] | None = None) -> list[Sample]:
-    """Samples for the images recorded in ``out_dir/manifest.jsonl`` (in manifest order)."""
+    """Samples for the images recorded in ``out_dir/manifest.jsonl`` (in manifest order).
+
+    Each sample's ``provenance`` is its record itself (``records``, or the parsed manifest), not
+    a copy: a large run keeps one copy of its records in memory."""
     store = Store(out_dir)
     if records is None:
         if not store.manifest_path.is_file():
             raise DatasetError(f"{str(out_dir)!r} has no manifest.jsonl; is it a synthaug output folder?")
         records = store.records()
-    return [Sample(store.root / r["file"], r["class"], split="train", provenance=dict(r)) for r in records]
+    return [Sample(store.root / r["file"], r["class"], split="train", provenance=r) for r in records]
 
 
 class AugmentedDataset(Sequence[Sample]):

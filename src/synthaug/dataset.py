@@ -50,7 +50,8 @@ class Sample:
 
     ``group`` keeps related images together when splitting (e.g. a lesion id).
     ``split`` is ``"train"``, ``"val"``, ``"test"`` or ``None`` when unknown.
-    ``provenance`` is the manifest record of a synthetic image (``None`` for real ones).
+    ``provenance`` is the manifest record of a synthetic image (``None`` for real ones); treat it
+    as read-only (the records of one run share their nested values, e.g. the generator options).
     """
 
     path: Path

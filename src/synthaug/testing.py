@@ -12,20 +12,32 @@
   (:class:`InterruptAfter` interrupts a fit).
 - Tiny Stable Diffusion pipelines (SD1.5, SDXL, SD3.5, FLUX.1) written to disk (no download) live in
   :mod:`synthaug.diffusion.testing` and are re-exported here when diffusers is installed.
+- :func:`diffusion_plugin_fixtures`: the session fixtures a diffusion plugin's tests share (a
+  tiny model, quick options, small concepts, a fitted generator), for its ``conftest.py``.
+- :func:`check_balance_cli`: ``synthaug balance`` with a generator, end to end, in this process,
+  checked against its plan; returns the manifest records for the plugin's own checks.
+
+This module is a test-support facade over the whole package (it may use the command line);
+nothing in synthaug imports it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+import json
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from .conformance import *  # noqa: F403 - the checks and the test data builders, re-exported
 from .conformance import __all__ as _conformance_names
+from .conformance import make_concepts
 
 from .generator import Concept, Generator
 
-__all__ = [*_conformance_names, "InterruptAfter", "check_resume", "tiny_flux", "tiny_sd3", "tiny_sd15", "tiny_sdxl"]
+__all__ = [*_conformance_names, "InterruptAfter", "check_balance_cli", "check_resume", "diffusion_plugin_fixtures",
+           "tiny_flux", "tiny_sd3", "tiny_sd15", "tiny_sdxl"]
 
 
 def tiny_sd15(path: str | Path, **kwargs: Any) -> Path:
@@ -112,3 +124,92 @@ def check_resume(
     assert resumed.artifact(concept)["adapter_sha256"] == straight.artifact(concept)["adapter_sha256"], (
         f"{generator_cls.name}: the resumed fit differs from the uninterrupted one"
     )
+
+
+#: Options of :func:`diffusion_plugin_fixtures`'s ``quick``: a fast CPU run on a tiny model.
+QUICK_OPTIONS: dict[str, Any] = {"resolution": 32, "max_train_steps": 4, "learning_rate": 3e-2, "num_inference_steps": 3,
+                                 "validation_images": 0, "checkpoint_every": 0}
+
+
+def diffusion_plugin_fixtures(generator: str, tiny_model: Callable[[Path], Path], *,
+                              fitted_options: Mapping[str, Any] | None = None, **quick_options: Any) -> tuple[Any, ...]:
+    """The session fixtures shared by a diffusion generator plugin's tests, for its ``conftest.py``::
+
+        tiny_model, quick, concepts, fitted = diffusion_plugin_fixtures(
+            "synthaug_lora_sd3:LoraSD3Generator", tiny_sd3, dtype="float32", max_sequence_length=16)
+
+    - ``tiny_model``: the folder ``tiny_model(path)`` writes, once (the tests skip without diffusers);
+    - ``quick``: ``quick(**extra)``, generator options for a fast CPU run on it:
+      :data:`QUICK_OPTIONS`, then ``quick_options``, then ``extra``;
+    - ``concepts``: two concepts of three 40 px images (:func:`make_concepts`);
+    - ``fitted``: the generator (``"module:Class"``) fitted on the first concept for 30 steps
+      with ``fitted_options``, closed at the end of the session.
+    """
+    import pytest
+
+    @pytest.fixture(scope="session", name="tiny_model")
+    def tiny_model_fixture(tmp_path_factory: Any) -> Path:
+        pytest.importorskip("diffusers")
+        import torch
+
+        torch.set_num_threads(1)
+        return tiny_model(tmp_path_factory.mktemp("models") / "model")
+
+    @pytest.fixture(scope="session", name="quick")
+    def quick_fixture(tiny_model: Path) -> Callable[..., dict[str, Any]]:
+        def options(**extra: Any) -> dict[str, Any]:
+            return {"base_model": str(tiny_model), **QUICK_OPTIONS, **quick_options, **extra}
+
+        return options
+
+    @pytest.fixture(scope="session", name="concepts")
+    def concepts_fixture(tmp_path_factory: Any) -> list[Concept]:
+        return make_concepts(tmp_path_factory.mktemp("data"), n_concepts=2, n_images=3, size=40)
+
+    @pytest.fixture(scope="session", name="fitted")
+    def fitted_fixture(quick: Callable[..., dict[str, Any]], concepts: list[Concept],
+                       tmp_path_factory: Any) -> Iterator[Generator]:
+        module, _, name = generator.partition(":")
+        cls = getattr(importlib.import_module(module), name)
+        gen = cls(quick(max_train_steps=30, **(fitted_options or {})))
+        gen.fit(concepts[:1], tmp_path_factory.mktemp("work"))
+        yield gen
+        gen.close()
+
+    return tiny_model_fixture, quick_fixture, concepts_fixture, fitted_fixture
+
+
+def check_balance_cli(data: str | Path, out: str | Path, generator: str, options: Mapping[str, Any],
+                      targets: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Run ``synthaug balance DATA --out OUT --generator NAME -o KEY=VALUE… --target CLASS=N…``
+    in this process and check it against its own plan: exit code 0, exactly the planned number
+    of images for each class ``targets`` raises (and none for any other), and every manifest
+    record names the generator, an integer seed, an existing image and the ``base_model`` of
+    ``options`` (when given). Returns the manifest records for the plugin's own checks.
+    """
+    from .cli import main
+
+    argv = ["balance", str(data), "--out", str(out), "--generator", generator]
+    for key, value in options.items():
+        argv += ["-o", f"{key}={value}"]
+    for label, count in targets.items():
+        argv += ["--target", f"{label}={count}"]
+    shown = warnings.showwarning
+    try:
+        code = main(argv)
+    finally:
+        warnings.showwarning = shown  # main() routes warnings to its console
+    assert code == 0, f"synthaug {' '.join(argv)} exited {code}"
+    out = Path(out)
+    plan = json.loads((out / "plan.json").read_text())
+    planned = {label: c["synthetic"] for label, c in plan["classes"].items() if c["synthetic"]}
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(planned) == sorted(targets), (planned, targets)
+    written = {label: sum(r["class"] == label for r in records) for label in planned}
+    assert planned == written and sum(planned.values()) == len(records) > 0, (planned, written)
+    for record in records:
+        assert record["generator"] == generator and isinstance(record["seed"], int), record
+        assert (out / record["file"]).is_file(), record["file"]
+        if "base_model" in options:
+            assert record["base_model"] == str(options["base_model"]), record
+    return records

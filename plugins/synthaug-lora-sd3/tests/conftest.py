@@ -1,48 +1,8 @@
-"""Fixtures of the lora-sd3 tests: the tiny SD3.5 model, small concepts, one fitted generator."""
+"""Fixtures of the lora-sd3 tests: the tiny SD3.5 model, quick options, small concepts, one fitted generator."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from synthaug.testing import diffusion_plugin_fixtures, tiny_sd3
 
-import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    pytest.importorskip("diffusers")
-    import torch
-
-    from synthaug.testing import tiny_sd3
-
-    torch.set_num_threads(1)
-    return tiny_sd3(tmp_path_factory.mktemp("models") / "sd3")
-
-
-@pytest.fixture(scope="session")
-def quick(tiny_model):
-    """``quick(**extra)``: options for a fast CPU run on the tiny SD3 model (32 px, float32, few steps)."""
-
-    def options(**extra) -> dict:
-        return {"base_model": str(tiny_model), "resolution": 32, "dtype": "float32", "max_train_steps": 4,
-                "learning_rate": 3e-2, "num_inference_steps": 3, "max_sequence_length": 16, "validation_images": 0,
-                "checkpoint_every": 0, **extra}
-
-    return options
-
-
-@pytest.fixture(scope="session")
-def concepts(tmp_path_factory):
-    from synthaug.testing import make_concepts
-
-    return make_concepts(tmp_path_factory.mktemp("data"), n_concepts=2, n_images=3, size=40)
-
-
-@pytest.fixture(scope="session")
-def fitted(quick, concepts, tmp_path_factory):
-    """lora-sd3 fitted for 30 steps on the first concept."""
-    from synthaug_lora_sd3 import LoraSD3Generator
-
-    gen = LoraSD3Generator(quick(max_train_steps=30))
-    gen.fit(concepts[:1], tmp_path_factory.mktemp("work"))
-    yield gen
-    gen.close()
+tiny_model, quick, concepts, fitted = diffusion_plugin_fixtures(
+    "synthaug_lora_sd3:LoraSD3Generator", tiny_sd3, dtype="float32", max_sequence_length=16)

@@ -1,47 +1,9 @@
-"""Fixtures of the lora-sdxl tests: the tiny SDXL model, small concepts, one fitted generator."""
+"""Fixtures of the lora-sdxl tests: the tiny SDXL model, quick options, small concepts, and one
+generator fitted with rank 8, alpha 4 and exported in both layouts."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from synthaug.testing import diffusion_plugin_fixtures, tiny_sdxl
 
-import pytest
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    pytest.importorskip("diffusers")
-    import torch
-
-    from synthaug.testing import tiny_sdxl
-
-    torch.set_num_threads(1)
-    return tiny_sdxl(tmp_path_factory.mktemp("models") / "sdxl")
-
-
-@pytest.fixture(scope="session")
-def quick(tiny_model):
-    """``quick(**extra)``: options for a fast run on the tiny SDXL model (32 px, few steps, no grids)."""
-
-    def options(**extra) -> dict:
-        return {"base_model": str(tiny_model), "resolution": 32, "max_train_steps": 4, "learning_rate": 3e-2,
-                "num_inference_steps": 3, "validation_images": 0, "checkpoint_every": 0, **extra}
-
-    return options
-
-
-@pytest.fixture(scope="session")
-def concepts(tmp_path_factory):
-    from synthaug.testing import make_concepts
-
-    return make_concepts(tmp_path_factory.mktemp("data"), n_concepts=2, n_images=3, size=40)
-
-
-@pytest.fixture(scope="session")
-def fitted(quick, concepts, tmp_path_factory):
-    """lora-sdxl fitted for 30 steps on the first concept (rank 8, alpha 4), exported in both layouts."""
-    from synthaug_lora_sdxl import LoraSDXLGenerator
-
-    gen = LoraSDXLGenerator(quick(max_train_steps=30, export_format="kohya", alpha=4.0))
-    gen.fit(concepts[:1], tmp_path_factory.mktemp("work"))
-    yield gen
-    gen.close()
+tiny_model, quick, concepts, fitted = diffusion_plugin_fixtures(
+    "synthaug_lora_sdxl:LoraSDXLGenerator", tiny_sdxl, fitted_options={"export_format": "kohya", "alpha": 4.0})

@@ -2,7 +2,9 @@
 
 JPEG files are decoded with Pillow's ``draft`` mode: the decoder itself downscales by 1/2,
 1/4 or 1/8 (DCT scaling) as long as the result stays at least as large as the target, which
-makes small training sizes several times cheaper. Colour handling is the core's
+makes small training sizes several times cheaper (:func:`decode_for_size`). The rest of the
+way is Pillow's bilinear resize (:func:`decode_resized`), or torch's equivalent filter in the
+torch adapter (``adapters/torch.py``). Colour handling is the core's
 (:func:`synthaug._imageio.to_rgb`): every image becomes 8-bit RGB.
 """
 
