@@ -181,9 +181,12 @@ def test_plugins_and_examples_use_only_public_synthaug_names() -> None:
 
 
 def test_cli_modules_never_import_the_cli_package(graph: dict[str, set[str]]) -> None:
-    """Command modules get their helpers from synthaug.cli.common, never back from synthaug.cli."""
+    """Command modules get their helpers from synthaug.cli.common, never back from synthaug.cli;
+    only the callers of its entry point ``main`` (``__main__``, and ``testing``'s end-to-end
+    check) import the package."""
+    callers = {"synthaug.__main__", "synthaug.testing"}
     bad = sorted(m for m, targets in graph.items() if m.startswith("synthaug.") and m != "synthaug.cli"
-                 and "synthaug.cli" in targets and m != "synthaug.__main__")
+                 and "synthaug.cli" in targets and m not in callers)
     assert bad == []
 
 
