@@ -205,7 +205,7 @@ def plot(all_results: dict[int, dict[str, dict[str, float]]], path: Path) -> Non
     left.set_ylim(bottom=0)
     right.set_ylim(bottom=0)
     right.legend(fontsize=8)
-    fig.suptitle("synthaug cost vs dataset size (2-core shared CPU, no GPU)")
+    fig.suptitle("synthaug cost vs dataset size (2-core CPU, otherwise idle, no GPU)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
