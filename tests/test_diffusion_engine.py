@@ -284,3 +284,19 @@ def test_a_checkpoint_resumes_only_under_the_same_training_options(models, conce
         gen = BiasTuner({**options, **changed})  # a generation-only change keeps the checkpoint usable
         gen.fit(concepts, tmp_path / work)
         assert gen.artifact(concepts[0])["training"]["resumed_from_step"] == resumed_from, work
+
+
+def test_every_lora_generator_shares_one_lora_vocabulary() -> None:
+    """rank, alpha, target_modules and lora_dropout mean the same in every LoRA generator
+    (one definition, synthaug.diffusion.LoraOptions); only defaults may differ."""
+    import synthaug
+    from synthaug.diffusion import LoraOptions
+
+    lora = [name for name in synthaug.list_generators() if name.startswith("lora-")]
+    assert {"lora-sd15", "lora-sdxl"} <= set(lora)
+    for name in lora:
+        options = synthaug.get_generator(name).Options
+        assert issubclass(options, LoraOptions), name
+        for field in ("rank", "alpha", "lora_dropout"):
+            assert options.model_fields[field].description == LoraOptions.model_fields[field].description, (name, field)
+            assert options.model_fields[field].metadata == LoraOptions.model_fields[field].metadata, (name, field)

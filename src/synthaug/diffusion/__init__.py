@@ -2,7 +2,8 @@
 
 - :class:`DiffusionGeneratorBase`: subclass it, implement the adapter hooks, done.
 - :class:`DiffusionOptions`: the options every SD plugin shares (extend it in your ``Options``);
-  :class:`DiffusionTrainingOptions` (the training loop's options) and :class:`FlowMatchingOptions`.
+  :class:`DiffusionTrainingOptions` (the training loop's options), :class:`FlowMatchingOptions`
+  and :class:`LoraOptions` (rank, alpha, target modules, dropout of every LoRA generator).
 - :mod:`~synthaug.diffusion.parts`: the engine's parts — denoiser (UNet or transformer),
   conditioning (prompts through 1-3 text encoders, class labels, none), data source.
 - :mod:`~synthaug.diffusion.targets`: target rules — epsilon, v-prediction, flow matching.
@@ -23,6 +24,7 @@ from .options import (
     DiffusionOptions,
     DiffusionTrainingOptions,
     FlowMatchingOptions,
+    LoraOptions,
     fill_preset,
 )
 
@@ -34,6 +36,7 @@ __all__ = [
     "DiffusionOptions",
     "DiffusionTrainingOptions",
     "FlowMatchingOptions",
+    "LoraOptions",
     "adapter_digest",
     "fill_preset",
     "library_versions",

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ..options import fit_neutral_field
-from .options import DiffusionOptions, FlowMatchingOptions, fill_preset
+from .options import DiffusionOptions, FlowMatchingOptions, LoraOptions, fill_preset
 
 __all__ = ["ATTENTION_LORA_TARGETS", "FLOW_PRESETS", "FlowLoraOptions"]
 
@@ -47,7 +47,7 @@ FLOW_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class FlowLoraOptions(DiffusionOptions, FlowMatchingOptions):
+class FlowLoraOptions(LoraOptions, DiffusionOptions, FlowMatchingOptions):
     """Options of a LoRA generator on a flow-matching transformer (plus every shared diffusion option)."""
 
     preset: Literal["16gb"] | None = Field(
@@ -83,13 +83,11 @@ class FlowLoraOptions(DiffusionOptions, FlowMatchingOptions):
         256, ge=8, le=512, description="T5 tokens of the prompt (training and generation); longer prompts are cut."
     )
     rank: int = Field(16, ge=1, description="LoRA rank (r).")
-    alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank); default: the rank.")
     target_modules: list[str] = Field(
         list(ATTENTION_LORA_TARGETS), min_length=1,
         description="Transformer module names that get LoRA layers (default: the attention projections of the image "
                     "and text streams).",
     )
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA branch while training.")
 
     @model_validator(mode="after")
     def _apply_preset(self) -> FlowLoraOptions:

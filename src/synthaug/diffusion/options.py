@@ -8,6 +8,9 @@
   data, the shared :class:`~synthaug.options.SamplingOptions`); plugins subclass and extend it.
 - :class:`FlowMatchingOptions`: mix-in for flow-matching models (SD3, FLUX): timestep sampling
   and loss weighting of :class:`~synthaug.diffusion.targets.FlowMatchingRule`.
+- :class:`LoraOptions`: mix-in with the LoRA vocabulary (``rank``, ``alpha``, ``target_modules``,
+  ``lora_dropout``) of every LoRA generator; a generator redeclares a field to change its
+  default (``rank`` 16 and the transformer's module names for SD3/FLUX).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from ..options import DeviceOptions, SamplingOptions, TrainingOptions, Vocabular
 from .casting import BaseWeights
 
 __all__ = ["DEFAULT_BASE_MODEL", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT_TEMPLATE", "DiffusionOptions", "fill_preset",
-           "DiffusionTrainingOptions", "FlowMatchingOptions"]
+           "DiffusionTrainingOptions", "FlowMatchingOptions", "LoraOptions"]
 
 #: The SD1.5 weights on the Hugging Face hub (the community mirror of runwayml/stable-diffusion-v1-5).
 DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -138,6 +141,17 @@ class FlowMatchingOptions(VocabularyOptions):
         return {"timestep_sampling": self.timestep_sampling, "logit_mean": self.logit_mean,
                 "logit_std": self.logit_std, "mode_scale": self.mode_scale, "shift": self.flow_shift,
                 "loss_weighting": self.loss_weighting}
+
+
+class LoraOptions(VocabularyOptions):
+    """Mix-in: the LoRA vocabulary shared by every LoRA generator (one meaning, defaults per model)."""
+
+    rank: int = Field(8, ge=1, description="LoRA rank (r).")
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank); default: the rank.")
+    target_modules: list[str] = Field(
+        ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet module names that get LoRA layers."
+    )
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA branch while training.")
 
 
 def fill_preset(options: Any, presets: dict[str, dict[str, Any]]) -> None:

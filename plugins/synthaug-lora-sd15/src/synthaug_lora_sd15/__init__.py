@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from synthaug import hookimpl
-from synthaug.diffusion import DiffusionGeneratorBase, DiffusionOptions
+from synthaug.diffusion import DiffusionGeneratorBase, DiffusionOptions, LoraOptions
 from synthaug.diffusion.kohya import KOHYA_SD15_METADATA, require_kohya_names, save_kohya_lora
 from synthaug.diffusion.lora import add_lora, check_lora_loaded, lora_config, lora_parameters, lora_state_dict
 from synthaug.errors import SynthaugError
@@ -35,15 +35,9 @@ def kohya_file_name(concept: Concept) -> str:
     return f"{concept.slug}.safetensors"
 
 
-class LoraSD15Options(DiffusionOptions):
-    """Options of ``lora-sd15`` (plus every shared diffusion option)."""
+class LoraSD15Options(LoraOptions, DiffusionOptions):
+    """Options of ``lora-sd15`` (plus every shared diffusion and LoRA option)."""
 
-    rank: int = Field(8, ge=1, description="LoRA rank (r).")
-    alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank); default: the rank.")
-    target_modules: list[str] = Field(
-        ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet module names that get LoRA layers."
-    )
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA branch while training.")
     train_text_encoder: bool = Field(False, description="Also train a LoRA on the text encoder's attention.")
     text_encoder_target_modules: list[str] = Field(
         ["q_proj", "k_proj", "v_proj", "out_proj"], min_length=1,

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from synthaug.diffusion import DiffusionOptions, fill_preset
+from synthaug.diffusion import DiffusionOptions, LoraOptions, fill_preset
 from synthaug.options import fit_neutral_field
 
 __all__ = ["DEFAULT_SDXL_MODEL", "FP16_FIX_VAE", "PRESETS", "LoraSDXLOptions"]
@@ -37,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class LoraSDXLOptions(DiffusionOptions):
+class LoraSDXLOptions(LoraOptions, DiffusionOptions):
     """Options of ``lora-sdxl`` (plus every shared diffusion option)."""
 
     preset: Literal["t4"] | None = Field(
@@ -68,12 +68,6 @@ class LoraSDXLOptions(DiffusionOptions):
         description="Encode the prompt once, then move both text encoders (and the VAE, with cache_latents) off the "
                     "GPU while the UNet trains. Gives the same training as encoding every step.",
     )
-    rank: int = Field(8, ge=1, description="LoRA rank (r).")
-    alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank); default: the rank.")
-    target_modules: list[str] = Field(
-        ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet module names that get LoRA layers."
-    )
-    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA branch while training.")
     export_format: Literal["diffusers", "kohya"] = Field(
         "diffusers",
         description="diffusers: pytorch_lora_weights.safetensors (StableDiffusionXLPipeline.load_lora_weights); "
