@@ -288,9 +288,10 @@ def test_a_checkpoint_resumes_only_under_the_same_training_options(models, conce
 
 def test_every_lora_generator_shares_one_lora_vocabulary() -> None:
     """rank, alpha, target_modules and lora_dropout mean the same in every LoRA generator
-    (one definition, synthaug.diffusion.LoraOptions); only defaults may differ."""
+    (one definition, synthaug.diffusion.LoraOptions; only defaults may differ), and the large
+    models share optimizer/cache_text_embeddings (LargeModelOptions)."""
     import synthaug
-    from synthaug.diffusion import LoraOptions
+    from synthaug.diffusion import LargeModelOptions, LoraOptions
 
     lora = [name for name in synthaug.list_generators() if name.startswith("lora-")]
     assert {"lora-sd15", "lora-sdxl"} <= set(lora)
@@ -300,3 +301,9 @@ def test_every_lora_generator_shares_one_lora_vocabulary() -> None:
         for field in ("rank", "alpha", "lora_dropout"):
             assert options.model_fields[field].description == LoraOptions.model_fields[field].description, (name, field)
             assert options.model_fields[field].metadata == LoraOptions.model_fields[field].metadata, (name, field)
+    for name in {"lora-sdxl", "lora-sd3", "lora-flux"} & set(lora):  # the large models: one memory vocabulary
+        options = synthaug.get_generator(name).Options
+        assert issubclass(options, LargeModelOptions) and options().optimizer == "auto", name
+        ours, shared = options.model_fields["cache_text_embeddings"], LargeModelOptions.model_fields["cache_text_embeddings"]
+        assert (ours.default, ours.description, ours.json_schema_extra) == (shared.default, shared.description,
+                                                                             shared.json_schema_extra), name

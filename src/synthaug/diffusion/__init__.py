@@ -3,7 +3,8 @@
 - :class:`DiffusionGeneratorBase`: subclass it, implement the adapter hooks, done.
 - :class:`DiffusionOptions`: the options every SD plugin shares (extend it in your ``Options``);
   :class:`DiffusionTrainingOptions` (the training loop's options), :class:`FlowMatchingOptions`
-  and :class:`LoraOptions` (rank, alpha, target modules, dropout of every LoRA generator).
+  :class:`LoraOptions` (rank, alpha, target modules, dropout of every LoRA generator) and
+  :class:`LargeModelOptions` (SDXL, SD3, FLUX: 8-bit AdamW on CUDA, cached prompt embeddings).
 - :mod:`~synthaug.diffusion.parts`: the engine's parts — denoiser (UNet or transformer),
   conditioning (prompts through 1-3 text encoders, class labels, none), data source.
 - :mod:`~synthaug.diffusion.targets`: target rules — epsilon, v-prediction, flow matching.
@@ -24,6 +25,7 @@ from .options import (
     DiffusionOptions,
     DiffusionTrainingOptions,
     FlowMatchingOptions,
+    LargeModelOptions,
     LoraOptions,
     fill_preset,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "DiffusionOptions",
     "DiffusionTrainingOptions",
     "FlowMatchingOptions",
+    "LargeModelOptions",
     "LoraOptions",
     "adapter_digest",
     "fill_preset",

@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..options import fit_neutral_field
-from .options import DiffusionOptions, FlowMatchingOptions, LoraOptions, fill_preset
+from .options import DiffusionOptions, FlowMatchingOptions, LargeModelOptions, LoraOptions, fill_preset
 
 __all__ = ["ATTENTION_LORA_TARGETS", "FLOW_PRESETS", "FlowLoraOptions"]
 
@@ -47,7 +46,7 @@ FLOW_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class FlowLoraOptions(LoraOptions, DiffusionOptions, FlowMatchingOptions):
+class FlowLoraOptions(LoraOptions, LargeModelOptions, DiffusionOptions, FlowMatchingOptions):
     """Options of a LoRA generator on a flow-matching transformer (plus every shared diffusion option)."""
 
     preset: Literal["16gb"] | None = Field(
@@ -71,14 +70,6 @@ class FlowLoraOptions(LoraOptions, DiffusionOptions, FlowMatchingOptions):
                                 "float16 on GPU, float32 on CPU; float32 for CPU tests.",
     )
     resolution: int = Field(1024, ge=16, description="Training and generation side length in pixels (multiple of 16).")
-    optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
-        "auto", description="auto: 8-bit AdamW (bitsandbytes) on CUDA, AdamW elsewhere; or adamw / adamw8bit."
-    )
-    cache_text_embeddings: bool = fit_neutral_field(
-        True,
-        description="Encode the prompt once, then move the text encoders (and the VAE, with cache_latents) off the "
-                    "GPU while the transformer trains. Gives the same training as encoding every step.",
-    )
     max_sequence_length: int = Field(
         256, ge=8, le=512, description="T5 tokens of the prompt (training and generation); longer prompts are cut."
     )

@@ -11,6 +11,8 @@
 - :class:`LoraOptions`: mix-in with the LoRA vocabulary (``rank``, ``alpha``, ``target_modules``,
   ``lora_dropout``) of every LoRA generator; a generator redeclares a field to change its
   default (``rank`` 16 and the transformer's module names for SD3/FLUX).
+- :class:`LargeModelOptions`: mix-in for SDXL, SD3 and FLUX (8-bit AdamW on CUDA by default,
+  prompt embeddings cached with the text encoders off the GPU).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..options import DeviceOptions, SamplingOptions, TrainingOptions, Vocabular
 from .casting import BaseWeights
 
 __all__ = ["DEFAULT_BASE_MODEL", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT_TEMPLATE", "DiffusionOptions", "fill_preset",
-           "DiffusionTrainingOptions", "FlowMatchingOptions", "LoraOptions"]
+           "DiffusionTrainingOptions", "FlowMatchingOptions", "LargeModelOptions", "LoraOptions"]
 
 #: The SD1.5 weights on the Hugging Face hub (the community mirror of runwayml/stable-diffusion-v1-5).
 DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -152,6 +154,20 @@ class LoraOptions(VocabularyOptions):
         ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet module names that get LoRA layers."
     )
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA branch while training.")
+
+
+class LargeModelOptions(VocabularyOptions):
+    """Mix-in for base models that need care to fit one GPU (SDXL, SD3, FLUX): 8-bit AdamW on
+    CUDA by default, and the prompt encoded once with the text encoders moved off the GPU."""
+
+    optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
+        "auto", description="auto: 8-bit AdamW (bitsandbytes) on CUDA, AdamW elsewhere; or adamw / adamw8bit."
+    )
+    cache_text_embeddings: bool = fit_neutral_field(
+        True,
+        description="Encode the prompt once, then move the text encoders (and the VAE, with cache_latents) off the "
+                    "GPU while the denoiser trains. Gives the same training as encoding every step.",
+    )
 
 
 def fill_preset(options: Any, presets: dict[str, dict[str, Any]]) -> None:

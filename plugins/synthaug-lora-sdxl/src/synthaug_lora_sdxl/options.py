@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from synthaug.diffusion import DiffusionOptions, LoraOptions, fill_preset
+from synthaug.diffusion import DiffusionOptions, LargeModelOptions, LoraOptions, fill_preset
 from synthaug.options import fit_neutral_field
 
 __all__ = ["DEFAULT_SDXL_MODEL", "FP16_FIX_VAE", "PRESETS", "LoraSDXLOptions"]
@@ -37,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class LoraSDXLOptions(LoraOptions, DiffusionOptions):
+class LoraSDXLOptions(LoraOptions, LargeModelOptions, DiffusionOptions):
     """Options of ``lora-sdxl`` (plus every shared diffusion option)."""
 
     preset: Literal["t4"] | None = Field(
@@ -60,14 +60,6 @@ class LoraSDXLOptions(LoraOptions, DiffusionOptions):
                     "without NaNs; default: the base model's VAE (run in float32 when its config asks to upcast).",
     )
     resolution: int = Field(1024, ge=8, description="Training and generation side length in pixels (multiple of 8).")
-    optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
-        "auto", description="auto: 8-bit AdamW (bitsandbytes) on CUDA, AdamW elsewhere; or adamw / adamw8bit."
-    )
-    cache_text_embeddings: bool = fit_neutral_field(
-        True,
-        description="Encode the prompt once, then move both text encoders (and the VAE, with cache_latents) off the "
-                    "GPU while the UNet trains. Gives the same training as encoding every step.",
-    )
     export_format: Literal["diffusers", "kohya"] = Field(
         "diffusers",
         description="diffusers: pytorch_lora_weights.safetensors (StableDiffusionXLPipeline.load_lora_weights); "
