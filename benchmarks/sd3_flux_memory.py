@@ -34,8 +34,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from activations import activation_bytes as shared_activation_bytes  # noqa: E402  (a sibling script module)
 
 GIB = 2**30
 RESOLUTION = 1024
@@ -155,43 +159,11 @@ def model_inputs(name: str, transformer: Any, batch: int) -> dict[str, Any]:
 
 
 def activation_bytes(name: str, transformer: Any, batch: int) -> dict[str, float]:
-    """Activation bytes of one bfloat16 training step, with and without gradient checkpointing (meta forward)."""
-    import torch
-
+    """Activation bytes of one bfloat16 training step (``activations.activation_bytes``); the
+    checkpointed units are the transformer's blocks (its ``_no_split_modules``)."""
     unit_names = set(transformer._no_split_modules)
     units = [m for m in transformer.modules() if type(m).__name__ in unit_names]
-    inside = {id(leaf): i for i, unit in enumerate(units) for leaf in unit.modules()}
-    unit_inputs, unit_leaves, outside = [0] * len(units), [0] * len(units), [0]
-
-    def nbytes(value: Any) -> int:
-        if isinstance(value, torch.Tensor):
-            return value.numel() * value.element_size()
-        if isinstance(value, (tuple, list)):
-            return sum(nbytes(v) for v in value)
-        return 0
-
-    def on_unit(index: int):
-        def hook(module: Any, args: tuple, kwargs: dict, output: Any) -> None:
-            unit_inputs[index] += nbytes(args) + nbytes(list(kwargs.values()))
-        return hook
-
-    def on_leaf(module: Any, args: tuple, output: Any) -> None:
-        if id(module) in inside:
-            unit_leaves[inside[id(module)]] += nbytes(output)
-        else:
-            outside[0] += nbytes(output)
-
-    hooks = [u.register_forward_hook(on_unit(i), with_kwargs=True) for i, u in enumerate(units)]
-    hooks += [m.register_forward_hook(on_leaf) for m in transformer.modules() if not list(m.children())]
-    with torch.no_grad():
-        transformer(**model_inputs(name, transformer, batch))
-    for h in hooks:
-        h.remove()
-    largest = max(range(len(units)), key=lambda i: unit_leaves[i])
-    return {
-        "checkpointed": float(sum(unit_inputs) + outside[0] + unit_leaves[largest] + 2 * unit_inputs[largest]),
-        "without_checkpointing": float(sum(unit_leaves) + outside[0]),
-    }
+    return shared_activation_bytes(transformer, units, lambda: transformer(**model_inputs(name, transformer, batch)))
 
 
 def lora_parameters(name: str, transformer: Any, rank: int) -> tuple[int, int]:

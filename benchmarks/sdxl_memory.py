@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_models import SD15_VAE  # noqa: E402  (a sibling script module)
+from activations import activation_bytes as shared_activation_bytes  # noqa: E402  (sibling script modules)
+from real_models import SD15_VAE  # noqa: E402
 
 GIB = 2**30
 RESOLUTION = 1024
@@ -101,52 +102,23 @@ def count(module: Any) -> int:
 
 # -- the analytic estimate --------------------------------------------------------------------
 def activation_bytes(unet: Any, batch: int) -> dict[str, float]:
-    """Activation bytes of one float16 training step under gradient checkpointing, from a meta forward.
-
-    Checkpointed units are what diffusers checkpoints: every ResnetBlock2D and BasicTransformerBlock.
-    Stored: the input of each unit, and the outputs of leaf modules outside any unit. Recomputed
-    in backward: one unit's leaf outputs at a time (the largest counts) plus its input/output grads.
-    """
+    """Activation bytes of one float16 training step (``activations.activation_bytes``); the
+    checkpointed units are what diffusers checkpoints: every ResnetBlock2D and BasicTransformerBlock."""
     import torch
     from diffusers.models.attention import BasicTransformerBlock
     from diffusers.models.resnet import ResnetBlock2D
 
     units = [m for m in unet.modules() if isinstance(m, (ResnetBlock2D, BasicTransformerBlock))]
-    inside = {id(leaf): i for i, unit in enumerate(units) for leaf in unit.modules()}
-    unit_inputs, unit_leaves, outside = [0] * len(units), [0] * len(units), [0]
-
-    def nbytes(x: Any) -> int:
-        return x.numel() * x.element_size() if isinstance(x, torch.Tensor) else 0
-
-    def on_unit(index: int):
-        def hook(module: Any, args: tuple, output: Any) -> None:
-            unit_inputs[index] += nbytes(args[0]) if args else 0
-        return hook
-
-    def on_leaf(module: Any, args: tuple, output: Any) -> None:
-        if id(module) in inside:
-            unit_leaves[inside[id(module)]] += nbytes(output)
-        else:
-            outside[0] += nbytes(output)
-
-    hooks = [u.register_forward_hook(on_unit(i)) for i, u in enumerate(units)]
-    hooks += [m.register_forward_hook(on_leaf) for m in unet.modules() if not list(m.children())]
     meta = {"device": "meta", "dtype": torch.float16}
     side = RESOLUTION // 8
-    with torch.no_grad():
-        unet(torch.zeros(batch, 4, side, side, **meta), torch.zeros(batch, device="meta", dtype=torch.long),
-             encoder_hidden_states=torch.zeros(batch, TEXT_TOKENS, 2048, **meta),
-             added_cond_kwargs={"text_embeds": torch.zeros(batch, 1280, **meta),
-                                "time_ids": torch.zeros(batch, 6, **meta)})
-    for h in hooks:
-        h.remove()
-    largest = max(range(len(units)), key=lambda i: unit_leaves[i])
-    return {
-        "checkpoint_inputs": float(sum(unit_inputs)),
-        "outside_units": float(outside[0]),
-        "largest_unit_recompute": float(unit_leaves[largest] + 2 * unit_inputs[largest]),
-        "without_checkpointing": float(sum(unit_leaves) + outside[0]),
-    }
+
+    def forward() -> Any:
+        return unet(torch.zeros(batch, 4, side, side, **meta), torch.zeros(batch, device="meta", dtype=torch.long),
+                    encoder_hidden_states=torch.zeros(batch, TEXT_TOKENS, 2048, **meta),
+                    added_cond_kwargs={"text_embeds": torch.zeros(batch, 1280, **meta),
+                                       "time_ids": torch.zeros(batch, 6, **meta)})
+
+    return shared_activation_bytes(unet, units, forward)
 
 
 def float8_upcast_bytes(unet: Any) -> float:

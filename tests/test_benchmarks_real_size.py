@@ -79,3 +79,36 @@ def test_sdxl_memory_estimate_float8_halves_the_unet_weights() -> None:
     assert fp16["training_gib"]["float8_upcast_copies_fp16"] == 0
     assert 0 < fp8["training_gib"]["float8_upcast_copies_fp16"] < 0.1 * weights16
     assert fp8["estimated_peak_gib"] <= 8 < fp16["estimated_peak_gib"]
+
+
+def test_activation_estimate_counts_a_tensor_shared_by_blocks_once() -> None:
+    import torch
+    from torch import nn
+
+    activations = _load("activations")
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor, shared: torch.Tensor) -> torch.Tensor:
+            return self.lin(x) + shared
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first, self.second, self.head = Block(), Block(), nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            shared = torch.ones(2, 8, device=x.device)  # handed to both blocks, like rotary embeddings
+            return self.head(self.second(self.first(x, shared), shared=shared))
+
+    with torch.device("meta"):
+        model = Model()
+    x = torch.zeros(2, 8, device="meta")  # every (2, 8) float32 tensor is 64 bytes
+    result = activations.activation_bytes(model, [model.first, model.second], lambda: model(x))
+    assert result["checkpoint_inputs"] == 3 * 64  # x, shared (once), the first block's output
+    assert result["outside_units"] == 32  # the head's (2, 4) output
+    assert result["largest_unit_recompute"] == 64 + 2 * 128  # its leaf output, its inputs and their gradients
+    assert result["checkpointed"] == 192 + 32 + 320 and result["without_checkpointing"] == 64 + 64 + 32
