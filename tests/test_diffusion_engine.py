@@ -16,7 +16,7 @@ from synthaug.diffusion import DiffusionGeneratorBase, DiffusionOptions  # noqa:
 from synthaug.diffusion.generation import generate_images, image_defect, retry_seed  # noqa: E402
 from synthaug.diffusion.loading import autocast_dtype, load_pipeline, resolve_device, resolve_dtype  # noqa: E402
 from synthaug.errors import InvalidOptionsError  # noqa: E402
-from synthaug.testing import make_concepts, tiny_sd15, tiny_sdxl  # noqa: E402
+from synthaug.testing import InterruptAfter, make_concepts, tiny_sd15, tiny_sdxl  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -252,35 +252,11 @@ def test_latents_encode_in_float32_but_the_vae_keeps_its_dtype(models) -> None:
         assert vae.dtype == torch.bfloat16  # the pipeline still decodes in its own dtype
 
 
-class _StopAfter:
-    """A Progress whose task raises KeyboardInterrupt after ``n`` steps (a killed run)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def task(self, description, total=None, *, completed=0):  # noqa: ANN001, ANN201
-        outer = self
-
-        class Task:
-            def advance(self, n=1, *, metrics=None) -> None:  # noqa: ANN001
-                outer.n -= n
-                if outer.n <= 0:
-                    raise KeyboardInterrupt
-
-            def close(self) -> None:
-                pass
-
-        return Task()
-
-    def log(self, message: str) -> None:
-        pass
-
-
 def test_a_checkpoint_resumes_only_under_the_same_training_options(models, concepts, tmp_path) -> None:
     options = quick(models["sd15"], max_train_steps=4, checkpoint_every=2)
     for work, changed, resumed_from in [("same", {"generation_batch_size": 2}, 2), ("other", {"learning_rate": 5e-3}, 0)]:
         with pytest.raises(KeyboardInterrupt):
-            BiasTuner(options).fit(concepts, tmp_path / work, progress=_StopAfter(3))
+            BiasTuner(options).fit(concepts, tmp_path / work, progress=InterruptAfter(3))
         gen = BiasTuner({**options, **changed})  # a generation-only change keeps the checkpoint usable
         gen.fit(concepts, tmp_path / work)
         assert gen.artifact(concepts[0])["training"]["resumed_from_step"] == resumed_from, work

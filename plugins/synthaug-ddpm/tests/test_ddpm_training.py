@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from synthaug.generator import Concept  # noqa: E402
-from synthaug.testing import make_image_folder  # noqa: E402
+from synthaug.testing import InterruptAfter, make_image_folder  # noqa: E402
 from synthaug_ddpm import DdpmGenerator  # noqa: E402
 
 torch.set_num_threads(1)
@@ -135,30 +135,6 @@ def test_refit_with_other_concepts_trains_a_new_model(trained: DdpmGenerator, to
     assert info["training"]["steps"] == 3 and info["training"]["resumed_from_step"] is None
 
 
-class _StopAfter:
-    """A Progress whose task raises KeyboardInterrupt after ``n`` steps (a killed run)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def task(self, description: str, total: int | None = None, *, completed: int = 0):  # noqa: ANN201
-        outer = self
-
-        class Task:
-            def advance(self, n: int = 1, *, metrics=None) -> None:  # noqa: ANN001
-                outer.n -= n
-                if outer.n <= 0:
-                    raise KeyboardInterrupt
-
-            def close(self) -> None:
-                pass
-
-        return Task()
-
-    def log(self, message: str) -> None:
-        pass
-
-
 def _unet_weights(work: Path) -> dict:
     from safetensors.torch import load_file
 
@@ -173,7 +149,7 @@ def test_resume_continues_the_step_count_and_matches_an_uninterrupted_run(toy_co
 
     work = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
-        DdpmGenerator(options).fit(toy_concepts, work, progress=_StopAfter(6))
+        DdpmGenerator(options).fit(toy_concepts, work, progress=InterruptAfter(6))
     assert not (work / "artifact.json").exists()
     assert json.loads((work / "checkpoints" / "step-000004" / "state.json").read_text())["step"] == 4
     resumed = DdpmGenerator(options)
