@@ -148,3 +148,21 @@ def test_a_large_concept_is_sent_to_the_workers_once_not_with_every_chunk(tmp_pa
     for seed, item in enumerate(written):
         assert item.seed == seed
         assert hashlib.sha256((out / item.image.file).read_bytes()).hexdigest() == item.image.sha256
+
+
+def test_every_concept_object_gets_its_own_file(tmp_path: Path) -> None:
+    """Two concepts with one name (a changed image list) and a third never share a file, so a
+    worker's loaded concept is never taken for another."""
+    import pickle
+
+    from synthaug.default_plugins.classic import ClassicGenerator
+    from synthaug.generation_pool import GenerationPool
+    from synthaug.generator import Concept
+
+    first, changed, other = Concept("a", "a", ("x.png",)), Concept("a", "a", ("y.png",)), Concept("b", "b", ("z.png",))
+    with GenerationPool(ClassicGenerator(), 2, tmp_path / "out") as pool:
+        paths = [pool._concept_file(c) for c in (first, changed, other, first)]
+        assert len(set(paths[:3])) == 3 and paths[3] == paths[0]
+        for concept, path in zip((first, changed, other), paths):
+            with open(path, "rb") as fh:
+                assert pickle.load(fh) == concept

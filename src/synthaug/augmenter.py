@@ -154,7 +154,7 @@ class SyntheticAugmenter:
         #: longer matched the manifest and were generated again), as sentences.
         self.run_notices_: list[str] = []
         self._loaded: tuple[object, tuple[Dataset, dict[str, Dataset]]] | None = None
-        self._roots: tuple[object, list[Dataset], set[str]] | None = None
+        self._roots: tuple[object, set[str]] | None = None  # (the _loaded entry they belong to, roots)
 
     @property
     def subgroups(self) -> SubgroupSetting:
@@ -233,13 +233,11 @@ class SyntheticAugmenter:
         return open_run_folder(self.out_dir, inputs.run, inputs=self._input_roots(data, inputs), overwrite=self.overwrite)
 
     def _input_roots(self, data: object, inputs: RunInputs) -> set[str]:
-        """:func:`~synthaug.outdir.input_roots` of this run, found once for the same datasets."""
-        datasets = [inputs.train, *inputs.held_out.values()]
-        cached = self._roots
-        if (cached is None or not (cached[0] is data or cached[0] == data) or len(cached[1]) != len(datasets)
-                or any(a is not b for a, b in zip(cached[1], datasets))):
-            cached = self._roots = (data, datasets, input_roots(data, datasets))
-        return cached[2]
+        """:func:`~synthaug.outdir.input_roots` of this run's inputs (the datasets :meth:`_splits`
+        last read), found once per read."""
+        if self._roots is None or self._roots[0] is not self._loaded:
+            self._roots = (self._loaded, input_roots(data, [inputs.train, *inputs.held_out.values()]))
+        return self._roots[1]
 
     def prepare(self, data: str | os.PathLike[str] | Dataset, *,
                 held_out: Mapping[str, Sequence[Sample]] | None = None) -> Plan:

@@ -156,7 +156,7 @@ class GenerationPool:
                       os.getpid()),
         )
         self._shared = tempfile.TemporaryDirectory(prefix="synthaug-pool-")
-        self._concept_files: dict[str, tuple[Concept, str]] = {}
+        self._concept_files: dict[int, tuple[Concept, str]] = {}  # id(concept) -> (concept, its file)
 
     def __enter__(self) -> GenerationPool:
         return self
@@ -168,15 +168,15 @@ class GenerationPool:
             self._shared.cleanup()
 
     def _concept_file(self, concept: Concept) -> str:
-        """The file ``concept`` is pickled in for the workers (written once per concept)."""
-        known = self._concept_files.get(concept.name)
-        if known is not None and (known[0] is concept or known[0] == concept):
-            return known[1]
-        path = os.path.join(self._shared.name, f"concept-{len(self._concept_files)}.pickle")
-        with open(path, "wb") as fh:
-            pickle.dump(concept, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        self._concept_files[concept.name] = (concept, path)
-        return path
+        """The file ``concept`` is pickled in for the workers (written once per concept object;
+        each file has its own name, so a worker never mistakes one concept for another)."""
+        known = self._concept_files.get(id(concept))
+        if known is None:
+            path = os.path.join(self._shared.name, f"concept-{len(self._concept_files)}.pickle")
+            with open(path, "wb") as fh:
+                pickle.dump(concept, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            known = self._concept_files[id(concept)] = (concept, path)  # the concept kept: its id stays unique
+        return known[1]
 
     def generate(self, concept: Concept, seeds: Sequence[int], ids: Sequence[str]) -> Iterator[GeneratedImage]:
         """Write image ``ids[i]`` from ``seeds[i]``; yield a :class:`GeneratedImage` holding a

@@ -23,19 +23,15 @@ __all__ = ["ImageCache", "decode_for_size", "decode_resized"]
 T = TypeVar("T")
 
 
-def decode_for_size(path: str | os.PathLike[str], size: tuple[int, int] | None,
-                    finish: Callable[[Any], T] | None = None) -> T:
+def decode_for_size(path: str | os.PathLike[str], size: tuple[int, int] | None, finish: Callable[[Any], T]) -> T:
     """Decode ``path`` as RGB, a JPEG at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps it
     at least ``size`` = (height, width), and return ``finish(rgb)``, called before the file is
-    closed (it must copy what it keeps; the default returns a copy of the PIL image)."""
+    closed (it must copy what it keeps)."""
     with _open(Path(path)) as image:
         if size is not None and image.format == "JPEG":
             image.draft("RGB", (size[1], size[0]))
         image.load()
-        rgb = to_rgb(image)
-        if finish is None:
-            return image.copy() if rgb is image else rgb  # type: ignore[return-value]
-        return finish(rgb)
+        return finish(to_rgb(image))
 
 
 def decode_resized(path: str | os.PathLike[str], size: tuple[int, int] | None):  # -> PIL.Image.Image

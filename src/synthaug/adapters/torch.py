@@ -186,8 +186,9 @@ class _EpochSampler:
 
 def _collate_uint8(batch: list[tuple[Any, ...]]) -> list[Any]:
     """``default_collate``, then the uint8 image batch to float32 in [0, 1] in one operation:
-    the same values as converting each image, with a quarter of the bytes stacked (and sent
-    from worker processes) and one conversion per batch."""
+    the same values as converting each image, with a quarter of the bytes stacked and one
+    conversion per batch; in a worker process the float batch is written straight into shared
+    memory, so sending it to the loader copies nothing."""
     torch = _torch()
     collated = list(torch.utils.data.default_collate(batch))
     images = torch.empty(collated[0].shape, dtype=torch.float32)
