@@ -9,7 +9,7 @@ DEMO_OUT ?= demo-output
 # `make dist` writes the wheel and sdist of the core and of every plugin here.
 DIST_DIR ?= dist
 
-.PHONY: demo test install dev dist clean-venv
+.PHONY: demo test lint install dev dist clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,13 @@ dev: $(VENV)/.dev-stamp
 demo: $(VENV)/.demo-stamp
 	$(VENV)/bin/synthaug demo --out $(DEMO_OUT)
 
-test: $(VENV)/.dev-stamp
+# ruff (lint + import order; rules in pyproject.toml) first: a lint error fails `make test` too.
+LINT_PATHS := src plugins tests examples benchmarks conftest.py
+
+lint: $(VENV)/.dev-stamp
+	$(PY) -m ruff check $(LINT_PATHS)
+
+test: $(VENV)/.dev-stamp lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
 		TF_CPP_MIN_LOG_LEVEL=2 HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 

@@ -47,7 +47,7 @@ def main() -> None:
     import io
 
     import synthaug
-    from synthaug.default_plugins.classic import ClassicGenerator
+    from synthaug._default_plugins.classic import ClassicGenerator
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

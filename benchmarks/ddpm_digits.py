@@ -1,7 +1,7 @@
 """Benchmark: should ``make demo`` use ``ddpm`` instead of ``classic``? (the demo's digits data)
 
 The demo balances an imbalanced copy of scikit-learn's digits (0-6 complete, 36 sevens, 18
-eights, 9 nines; 32x32 PNGs, see :mod:`synthaug.demo`). This runs the evaluation harness
+eights, 9 nines; 32x32 PNGs, see :mod:`synthaug._demo`). This runs the evaluation harness
 over 3 random splits on exactly that folder, twice with the same splits and classifier:
 
 1. generator ``classic`` with the demo's digit-safe options (no flips, small rotations):
@@ -61,12 +61,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--classifier-steps", type=int, default=None, help="classifier steps (quick runs only)")
     parser.add_argument("--classifier", choices=("mobilenet", "small-cnn"), default="mobilenet",
-                        help="the harness classifier (synthaug.evaluate.TrainConfig.model)")
+                        help="the harness classifier (synthaug._evaluate.TrainConfig.model)")
     parser.add_argument("--epochs", type=float, default=10.0, help="classifier epochs of the baseline")
     args = parser.parse_args()
 
-    from synthaug.demo import DEMO_OPTIONS, make_digits_folder
-    from synthaug.evaluate import TrainConfig, run_evaluation
+    from synthaug._demo import DEMO_OPTIONS, make_digits_folder
+    from synthaug._evaluate import TrainConfig, run_evaluation
 
     data = make_digits_folder(RESULTS / "digits")
     config = TrainConfig(model=args.classifier, image_size=32, threads=1, steps=args.classifier_steps,

@@ -10,13 +10,13 @@ Two parts (run both, or one with ``--part``):
     ``--max-per-class``, default 20, with the held-out set capped the same way). ``classic`` generates
     the same counts from the same training images. Reported: the Fréchet distance (FD) of each
     synthetic set to the held-out real images in the download-free colour-texture feature
-    space of :mod:`synthaug.quality` (standardised by the real images), next to the FD of an
+    space of :mod:`synthaug._quality` (standardised by the real images), next to the FD of an
     equally sized set of real *training* images (the floor a perfect generator would reach),
     and the share of synthetic images whose nearest real class centroid is their own class.
     Every set is centre-cropped to a square and resized to 64 px first, as ddpm sees it.
 
 ``harness``
-    :func:`synthaug.evaluate.run_evaluation` over 3 random lesion-grouped splits with the
+    :func:`synthaug._evaluate.run_evaluation` over 3 random lesion-grouped splits with the
     experiments baseline, oversample, classic (upsample with classic) and upsample (with
     ddpm, fitted on each split's own training images). To fit three trainings and ~4,000
     generated images into the time of a CPU benchmark, this part uses 32 px throughout
@@ -114,16 +114,14 @@ def _fit_within(concepts, work_dir: Path, budget_s: float, clock: str, seed: int
 
 
 def part_fd(budget_s: float, seed: int, max_per_class: int | None = None, clock: str = "cpu") -> dict:
-    import numpy as np
     import torch
 
-    from synthaug.dataset import Dataset
-    from synthaug.default_plugins.classic import ClassicGenerator
-    from synthaug.generator import Concept, derive_seed
-    from synthaug.quality import ColourTextureFeatures, frechet_distance
-    from synthaug.quality.metrics import Standardizer
-    from synthaug.splitting import read_groups, split_dataset
-    from synthaug_ddpm import DdpmGenerator
+    from synthaug._dataset import Dataset
+    from synthaug._default_plugins.classic import ClassicGenerator
+    from synthaug._generator import Concept, derive_seed
+    from synthaug._quality import ColourTextureFeatures, frechet_distance
+    from synthaug._quality.metrics import Standardizer
+    from synthaug._splitting import read_groups, split_dataset
 
     torch.set_num_threads(1)
     work = RESULTS / "fd"
@@ -211,7 +209,7 @@ def part_fd(budget_s: float, seed: int, max_per_class: int | None = None, clock:
 
 def part_harness(budget_s: float, seed: int, classifier_steps: int | None = None, classifier: str = "mobilenet",
                  epochs: float = 10.0) -> dict:
-    from synthaug.evaluate import TrainConfig, run_evaluation
+    from synthaug._evaluate import TrainConfig, run_evaluation
 
     started = time.perf_counter()
     report = run_evaluation(
@@ -267,7 +265,7 @@ def main() -> None:
                         help="fd: at most this many held-out and generated images per class (default 20)")
     parser.add_argument("--classifier-steps", type=int, default=None, help="harness: classifier steps (quick runs)")
     parser.add_argument("--classifier", choices=("mobilenet", "small-cnn"), default="mobilenet",
-                        help="harness: the classifier (synthaug.evaluate.TrainConfig.model)")
+                        help="harness: the classifier (synthaug._evaluate.TrainConfig.model)")
     parser.add_argument("--epochs", type=float, default=10.0, help="harness: classifier epochs of the baseline")
     args = parser.parse_args()
     DATA, RESULTS = args.data or DATA, args.results or RESULTS

@@ -38,9 +38,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-
     from real_size import Clock, generation_phase
-    from synthaug.diffusion.training import Trainer
+
+    from synthaug.diffusion._training import Trainer
     from synthaug.testing import make_concepts, tiny_sd15
     from synthaug_lora_sd15 import LoraSD15Generator
 

@@ -27,7 +27,7 @@ def _numbers(report: dict) -> dict:
 
 
 def main() -> None:
-    from synthaug.evaluate import EvaluationConfig, TrainConfig, run_evaluation
+    from synthaug._evaluate import EvaluationConfig, TrainConfig, run_evaluation
     from synthaug.testing import make_image_folder
 
     steps = int(sys.argv[1]) if len(sys.argv) > 1 else 150

@@ -69,8 +69,8 @@ def sd15_folder(cache: Path = DEFAULT_CACHE, *, seed: int = 0) -> Path:
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from synthaug.diffusion.loading import quiet_libraries
-    from synthaug.diffusion.testing import tiny_clip_tokenizer
+    from synthaug.diffusion._loading import quiet_libraries
+    from synthaug.diffusion._testing import tiny_clip_tokenizer
 
     folder = Path(cache) / "sd15-random"
     if _complete(folder):

@@ -114,7 +114,7 @@ class ReferenceLoop:
         from diffusers import DDPMScheduler
         from diffusers.optimization import get_scheduler
 
-        from synthaug.diffusion.lora import add_lora, lora_config
+        from synthaug.diffusion._lora import add_lora, lora_config
 
         self.pipe, self.device, self.autocast = pipe, device, autocast
         self.weight_dtype = pipe.unet.dtype
@@ -163,7 +163,7 @@ class ReferenceLoop:
 
 # -- phases -----------------------------------------------------------------------------------
 def make_trainer(gen: Any, concept: Any, folder: Path, **overrides: Any) -> Any:
-    from synthaug.diffusion.training import Trainer
+    from synthaug.diffusion._training import Trainer
 
     options = gen.options.model_copy(update=overrides)
     trainer = Trainer(gen, gen.pipeline, concept, prompt=gen.prompt_for(concept), folder=folder, options=options)
@@ -173,7 +173,7 @@ def make_trainer(gen: Any, concept: Any, folder: Path, **overrides: Any) -> Any:
 
 def training_phase(gen: Any, concept: Any, work: Path, args: argparse.Namespace, clock: Clock) -> dict[str, Any]:
     """synthaug cached / uncached vs the reference loop, interleaved; VAE time at this resolution."""
-    from synthaug.diffusion.data import LatentSource
+    from synthaug.diffusion._data import LatentSource
 
     pipe = gen.pipeline
     trainer = make_trainer(gen, concept, work / "train")
@@ -213,7 +213,7 @@ def vae_seconds(pipe: Any, source: Any, batch: int, clock: Clock, repeats: int) 
     """Median time of one VAE encode of ``batch`` training images (what an uncached step adds)."""
     import torch
 
-    from synthaug.diffusion.data import LatentSource
+    from synthaug.diffusion._data import LatentSource
 
     encoder = LatentSource(pipe.vae, source.pixels, False, source.device, source.dtype)
     indices = torch.arange(batch) % len(encoder)
@@ -241,7 +241,7 @@ def generation_phase(gen: Any, concept: Any, args: argparse.Namespace, clock: Cl
     import numpy as np
     import torch
 
-    from synthaug.diffusion.generation import cpu_generators, generate_images
+    from synthaug.diffusion._generation import cpu_generators, generate_images
 
     seeds = list(range(1000, 1000 + args.seeds))
     next(iter(gen.generate(concept, seeds[:1])))  # loads the LoRA; warm-up
@@ -305,7 +305,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import torch
 
-    from synthaug.diffusion.loading import quiet_libraries
+    from synthaug.diffusion._loading import quiet_libraries
     from synthaug.testing import make_concepts
     from synthaug_lora_sd15 import LoraSD15Generator
 

@@ -171,7 +171,7 @@ def lora_parameters(name: str, transformer: Any, rank: int) -> tuple[int, int]:
     import torch
     from peft import LoraConfig
 
-    from synthaug.diffusion.flow_options import ATTENTION_LORA_TARGETS
+    from synthaug.diffusion._flow_options import ATTENTION_LORA_TARGETS
 
     with torch.device("meta"):
         transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(ATTENTION_LORA_TARGETS)))
@@ -247,7 +247,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
 
-    from synthaug.diffusion.loading import quiet_libraries
+    from synthaug.diffusion._loading import quiet_libraries
 
     rows = []
     with quiet_libraries():

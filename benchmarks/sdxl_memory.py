@@ -76,9 +76,8 @@ SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.0
 
 
 def build_unet(device: str) -> Any:
-    from diffusers import UNet2DConditionModel
-
     import torch
+    from diffusers import UNet2DConditionModel
 
     with torch.device(device):
         return UNet2DConditionModel(**SDXL_UNET)
@@ -146,8 +145,8 @@ def estimate(rank: int, batch: int, base_weights: str = "dtype") -> dict[str, An
     import torch
     from diffusers import AutoencoderKL
 
-    from synthaug.diffusion.casting import store_base_weights
-    from synthaug.diffusion.lora import add_lora, lora_config
+    from synthaug.diffusion._casting import store_base_weights
+    from synthaug.diffusion._lora import add_lora, lora_config
     from synthaug_lora_sdxl import LoraSDXLOptions
 
     options = LoraSDXLOptions(preset="t4", rank=rank, base_weights=base_weights)
@@ -207,7 +206,7 @@ def build_pipeline(folder: Path) -> Path:
         return folder
     from diffusers import AutoencoderKL, DDPMScheduler, StableDiffusionXLPipeline
 
-    from synthaug.diffusion.testing import tiny_clip_tokenizer
+    from synthaug.diffusion._testing import tiny_clip_tokenizer
 
     tokenizer, tokenizer_2 = tiny_clip_tokenizer(), tiny_clip_tokenizer(pad_token="!")
     torch.manual_seed(0)
@@ -237,7 +236,7 @@ def measure(steps: int, rank: int, batch: int | None, work: Path, base_weights: 
     import torch
     from PIL import Image
 
-    from synthaug.generator import Concept
+    from synthaug._generator import Concept
     from synthaug_lora_sdxl import LoraSDXLGenerator
 
     model = build_pipeline((model_cache or work) / "sdxl-random")
@@ -300,7 +299,7 @@ def main() -> None:
 
     import torch
 
-    from synthaug.diffusion.loading import quiet_libraries
+    from synthaug.diffusion._loading import quiet_libraries
 
     with quiet_libraries():
         result: dict[str, Any] = {"estimate": estimate(args.rank, args.batch_size or 1, args.base_weights)}

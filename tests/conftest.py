@@ -9,7 +9,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _private_cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Probe caches (synthaug.probe) go to a per-test folder, not the user's ~/.cache."""
+    """Probe caches (synthaug._probe) go to a per-test folder, not the user's ~/.cache."""
     monkeypatch.setenv("SYNTHAUG_CACHE_DIR", str(tmp_path_factory.mktemp("synthaug-cache")))
 
 

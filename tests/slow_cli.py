@@ -14,9 +14,9 @@ from pathlib import Path
 
 SCRIPT = '''
 import os, sys, time, types
-from synthaug.default_plugins.classic import ClassicGenerator
-from synthaug.hookspecs import hookimpl
-from synthaug.plugins import register_module
+from synthaug._default_plugins.classic import ClassicGenerator
+from synthaug._hookspecs import hookimpl
+from synthaug._plugins import register_module
 
 class SlowClassic(ClassicGenerator):
     name = "slow-classic"
@@ -28,7 +28,7 @@ class SlowClassic(ClassicGenerator):
 plugin = types.ModuleType("slow_plugin")
 plugin.register_generators = hookimpl(lambda register: register(SlowClassic))
 register_module(plugin)
-from synthaug.cli import main
+from synthaug._cli import main
 sys.exit(main(sys.argv[1:]))
 '''
 

@@ -12,8 +12,8 @@ import pytest
 
 import synthaug
 from synthaug import AugmentedDataset, Dataset, LeakageError, MissingDependencyError, SyntheticAugmenter
-from synthaug.errors import InvalidParameterError
-from synthaug.splitting import split_dataset, write_split
+from synthaug._errors import InvalidParameterError
+from synthaug._splitting import split_dataset, write_split
 from synthaug.testing import make_image_folder
 
 torch = pytest.importorskip("torch")
@@ -212,7 +212,7 @@ def test_missing_framework_names_the_pip_command(augmented, monkeypatch):
 
 def test_importing_the_adapters_imports_no_framework():
     code = (
-        "import sys, synthaug.adapters, synthaug.adapters.torch, synthaug.adapters.keras, synthaug.augmented;"
+        "import sys, synthaug._adapters, synthaug._adapters.torch, synthaug._adapters.keras, synthaug._augmented;"
         "bad = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]; assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -276,7 +276,7 @@ def test_adapter_keywords_have_one_definition(augmented):
     """to_torch/to_tf/mixed_samples take the fields of the options dataclasses, and only those."""
     from dataclasses import fields
 
-    from synthaug.adapters import MixingOptions, TfOptions, TorchOptions
+    from synthaug._adapters import MixingOptions, TfOptions, TorchOptions
 
     mixing = {f.name for f in fields(MixingOptions)}
     assert mixing <= {f.name for f in fields(TorchOptions)} and mixing <= {f.name for f in fields(TfOptions)}

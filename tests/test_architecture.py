@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import graphlib
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,18 +17,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
-LOWER = ("synthaug.store", "synthaug.policy", "synthaug.dataset", "synthaug.outdir")
-UPPER = ("synthaug.augmenter", "synthaug.cli", "synthaug.evaluate")
+LOWER = ("synthaug._store", "synthaug._policy", "synthaug._dataset", "synthaug._outdir")
+UPPER = ("synthaug._augmenter", "synthaug._cli", "synthaug._evaluate")
 #: The layers of docs/architecture.md, bottom first; a module imports only from its layer or below.
 LAYERS = (
-    "errors _optional _imageio _paths progress hookspecs _version",
-    "dataset hf_input probe policy outdir store splitting splits generator options",
-    "plugins subgroups concepts inputs generation generation_pool distributed augmenter augmented combined "
-    "conformance adapters diffusion "
-    "default_plugins quality.features",
-    "quality evaluate html_report demo",
-    "cli evaluate.cli html_report.cli report_cli __main__ testing",
+    "_errors _optional _imageio _paths _progress _hookspecs _version _atomic",
+    "_dataset _hf_input _probe _policy _outdir _store _splitting _generator _options",
+    "_plugins _features _subgroups _concepts _inputs _generation _generation_pool _distributed _augmenter "
+    "_augmented _combined _conformance _adapters diffusion _default_plugins",
+    "_quality _evaluate _html_report _demo",
+    "_cli __main__ testing",
 )
+#: The public faces: plugins, examples and plugin tests import these modules of synthaug only.
+FACES = ("synthaug", "synthaug.diffusion", "synthaug.testing")
 
 
 def layer_of(module: str) -> int | None:
@@ -85,7 +85,7 @@ def imported_modules(path: Path, name: str, known: set[str]) -> set[str]:
             sub = f"{base}.{alias.name}"
             found.add(sub if sub in known else base)
     resolved = set()
-    for target in found:  # "synthaug.quality.metrics.x" -> the deepest known module
+    for target in found:  # "synthaug._quality.metrics.x" -> the deepest known module
         while target and target not in known:
             target = target.rpartition(".")[0]
         if target and target != name:
@@ -110,9 +110,9 @@ def _parents(module: str) -> set[str]:
 
 
 def test_the_graph_sees_lazy_and_relative_imports(graph: dict[str, set[str]]) -> None:
-    assert "synthaug.cli.common" in graph["synthaug.cli.balance"]  # from .common import ...
-    assert "synthaug.augmenter" in graph["synthaug.cli.balance"]  # from ..augmenter import ... inside a function
-    assert "synthaug.policy" in graph["synthaug.cli.common"]
+    assert "synthaug._cli.common" in graph["synthaug._cli.balance"]  # from .common import ...
+    assert "synthaug._augmenter" in graph["synthaug._cli.balance"]  # from ..augmenter import ... inside a function
+    assert "synthaug._policy" in graph["synthaug._cli.common"]
 
 
 def test_no_import_cycle(graph: dict[str, set[str]]) -> None:
@@ -150,62 +150,75 @@ def test_layers_hold(graph: dict[str, set[str]]) -> None:
     assert upward == []
 
 
-def _private_imports(roots: list[Path]) -> dict[str, list[str]]:
-    """``{file: [private synthaug names it imports]}`` for the Python files under ``roots``."""
+def _non_face_imports(roots: list[Path]) -> dict[str, list[str]]:
+    """``{file: [synthaug modules other than the public faces it imports]}`` under ``roots``."""
     out: dict[str, list[str]] = {}
     for root in roots:
         for path in sorted(root.rglob("*.py")):
-            tree = ast.parse(path.read_text(encoding="utf-8"))
-            names = []
-            for node in _import_nodes(tree):
-                modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [
-                    f"{node.module}.{a.name}" for a in node.names] if node.module and not node.level else []
-                names += [m for m in modules if m.startswith("synthaug.") and
-                          any(part.startswith("_") for part in m.split(".")[1:-1] + [m.split(".")[1]])]
+            names = set()
+            for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    modules = [a.name for a in node.names]
+                elif node.module and not node.level:
+                    # ``from synthaug import x``: x is a name of the face, or a submodule
+                    modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names
+                                               if node.module in ("synthaug", "synthaug.diffusion")
+                                               and a.name.islower() and a.name in _SUBMODULES]
+                else:
+                    modules = []
+                names.update(m for m in modules if m.split(".")[0] == "synthaug" and m not in FACES)
             if names:
-                out[path.relative_to(root).as_posix()] = sorted(set(names))
+                out[path.relative_to(root).as_posix()] = sorted(names)
     return out
 
 
-def test_private_import_finder_finds_them(tmp_path: Path) -> None:
-    (tmp_path / "plug.py").write_text("import synthaug\nfrom synthaug.diffusion import x\n"
+_SUBMODULES = {p.stem for p in (SRC / "synthaug").iterdir()} | {p.stem for p in (SRC / "synthaug" / "diffusion").iterdir()}
+
+
+def test_the_face_finder_finds_other_modules(tmp_path: Path) -> None:
+    (tmp_path / "plug.py").write_text("import synthaug\nfrom synthaug.diffusion import add_lora\n"
                                       "def f():\n    from synthaug._optional import require\n"
-                                      "    import synthaug._imageio\n")
-    (tmp_path / "clean.py").write_text("import synthaug\nfrom synthaug import hookimpl\n")
-    assert _private_imports([tmp_path]) == {"plug.py": ["synthaug._imageio", "synthaug._optional.require"]}
+                                      "    import synthaug._imageio\n    from synthaug import _store\n"
+                                      "    from synthaug.diffusion._lora import add_lora\n")
+    (tmp_path / "clean.py").write_text("import synthaug\nfrom synthaug import hookimpl\n"
+                                       "from synthaug.testing import make_concepts\n")
+    assert _non_face_imports([tmp_path]) == {"plug.py": ["synthaug._imageio", "synthaug._optional", "synthaug._store",
+                                                         "synthaug.diffusion._lora"]}
 
 
-def test_plugins_and_examples_use_only_public_synthaug_names() -> None:
-    roots = sorted([*REPO.glob("plugins/*/src"), *REPO.glob("examples/*/src")])
-    assert roots and _private_imports(roots) == {}
+def test_plugins_and_examples_use_only_the_three_faces() -> None:
+    """Plugins (their code and their tests) and examples import ``synthaug``,
+    ``synthaug.diffusion`` and ``synthaug.testing`` only: every other module is private."""
+    roots = sorted([*REPO.glob("plugins/*/src"), *REPO.glob("plugins/*/tests"), *REPO.glob("examples/*/src")])
+    assert roots and _non_face_imports(roots) == {}
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_every_name_of_a_face_imports(face: str) -> None:
+    """``docs/api.md``'s claim: every name in ``__all__`` of the three faces imports."""
+    import importlib
+
+    module = importlib.import_module(face)
+    missing = [name for name in module.__all__ if getattr(module, name, None) is None]
+    assert module.__all__ and missing == []
+
+
+def test_every_other_module_is_private() -> None:
+    """httpx-style: besides the faces (and ``__main__``), every module and package is ``_name``."""
+    public = sorted(p.relative_to(SRC).as_posix() for p in (SRC / "synthaug").rglob("*.py")
+                    if "__pycache__" not in p.parts and not any(part.startswith("_") for part in
+                                                                 p.relative_to(SRC / "synthaug").with_suffix("").parts))
+    assert public == ["synthaug/testing.py"]
 
 
 def test_cli_modules_never_import_the_cli_package(graph: dict[str, set[str]]) -> None:
-    """Command modules get their helpers from synthaug.cli.common, never back from synthaug.cli;
+    """Command modules get their helpers from synthaug._cli.common, never back from synthaug._cli;
     only the callers of its entry point ``main`` (``__main__``, and ``testing``'s end-to-end
     check) import the package."""
     callers = {"synthaug.__main__", "synthaug.testing"}
-    bad = sorted(m for m, targets in graph.items() if m.startswith("synthaug.") and m != "synthaug.cli"
-                 and "synthaug.cli" in targets and m not in callers)
+    bad = sorted(m for m, targets in graph.items() if m.startswith("synthaug.") and m != "synthaug._cli"
+                 and "synthaug._cli" in targets and m not in callers)
     assert bad == []
-
-
-def test_old_module_paths_still_work_with_a_warning() -> None:
-    import importlib
-    import sys
-
-    import synthaug
-
-    for old, new, name in (("synthaug.splits", "synthaug.splitting", "split_dataset"),
-                           ("synthaug.quality.report", "synthaug.quality.assessment", "quality_report"),
-                           ("synthaug.report_cli", "synthaug.cli.quality", "report_cmd")):
-        sys.modules.pop(old, None)
-        with pytest.warns(DeprecationWarning, match=old.replace(".", r"\.")):
-            module = importlib.import_module(old)
-        assert getattr(module, name) is getattr(importlib.import_module(new), name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert synthaug.split_dataset is importlib.import_module("synthaug.splitting").split_dataset
 
 
 def test_a_policy_is_one_file(tiny_folder: Path, tmp_path: Path) -> None:
@@ -226,8 +239,3 @@ def test_a_policy_is_one_file(tiny_folder: Path, tmp_path: Path) -> None:
     result = synthaug.SyntheticAugmenter("classic", DoubleRarest(), out_dir=tmp_path / "out").fit_resample(tiny_folder)
     assert {k: v["synthetic"] for k, v in result.counts().items()} == {"a": 0, "b": 0, "c": 3}
     assert len(list((tmp_path / "out" / "c").glob("*.png"))) == 3
-
-
-def test_no_module_imports_a_deprecated_path(graph: dict[str, set[str]]) -> None:
-    deprecated = {"synthaug.splits", "synthaug.quality.report", "synthaug.report_cli"}
-    assert {m: sorted(t & deprecated) for m, t in graph.items() if t & deprecated} == {}

@@ -16,7 +16,7 @@ from synthaug import (
     SyntheticAugmenter,
     upsample,
 )
-from synthaug.store import Store
+from synthaug._store import Store
 
 from .test_splits import tree_digest
 
@@ -155,7 +155,7 @@ def test_held_out_in_memory_is_leakage_checked_and_returned(tiny_folder: Path, t
     import shutil
 
     from synthaug import Dataset, LeakageError
-    from synthaug.errors import InvalidParameterError
+    from synthaug._errors import InvalidParameterError
     from synthaug.testing import make_image_folder
 
     held = Dataset.from_folder(make_image_folder(tmp_path / "held", {"a": 2, "b": 2}, size=16, seed=7))
@@ -185,19 +185,19 @@ def test_held_out_in_memory_is_leakage_checked_and_returned(tiny_folder: Path, t
 
 def test_no_op_rerun_parses_the_manifest_once(tiny_folder: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import synthaug.store as store_module
+    import synthaug._store as store_module
 
     out = tmp_path / "out"
     SyntheticAugmenter("classic", out_dir=out).fit_resample(tiny_folder)
     parsed: list[int] = []
-    real_parse = store_module._parse_jsonl
+    real_parse = store_module.parse_jsonl
 
     def counting_parse(lines):  # type: ignore[no-untyped-def]
         records, damaged = real_parse(lines)
         parsed.append(len(records))
         return records, damaged
 
-    monkeypatch.setattr(store_module, "_parse_jsonl", counting_parse)
+    monkeypatch.setattr(store_module, "parse_jsonl", counting_parse)
     result = SyntheticAugmenter("classic", out_dir=out).fit_resample(tiny_folder)
     n_records = len((out / "manifest.jsonl").read_text().splitlines())
     assert len(result.synthetic) == n_records > 0
@@ -217,7 +217,7 @@ def test_store_sees_a_manifest_changed_by_another_store(tmp_path: Path) -> None:
 
 
 def test_parsed_records_share_equal_nested_values_but_keep_json_types() -> None:
-    from synthaug.store import _parse_jsonl
+    from synthaug._atomic import parse_jsonl as _parse_jsonl
 
     lines = [json.dumps(r).encode() + b"\n" for r in (
         {"file": "a", "options": {"x": 1.0, "y": [1, 2]}},

@@ -1,6 +1,6 @@
 """A catalogue of bad inputs, each run the way a user would run it.
 
-Every case asserts four things: the exit code (CLI, run in-process through ``synthaug.cli.main``)
+Every case asserts four things: the exit code (CLI, run in-process through ``synthaug._cli.main``)
 or the exception type (Python API); a substring of the message; that the input tree's hash
 is unchanged; and that every file OUT held before is still there, byte for byte (unless the
 case overwrites on purpose: ``keeps_out=False``, with its own check). Signals (SIGINT,
@@ -149,7 +149,7 @@ class Ctx:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def cli(self, *args: str) -> int:
-        from synthaug.cli import main
+        from synthaug._cli import main
 
         return main([a.format(data=self.data, out=self.out, tmp=self.tmp) for a in args])
 
@@ -194,7 +194,7 @@ def expect_counts(real: dict[str, int]) -> Callable[[Ctx, str], None]:
 
 # A test plugin (the built-in classic generator under another name, or misbehaving).
 def _plugin_module(cls: type) -> types.ModuleType:
-    from synthaug.hookspecs import hookimpl
+    from synthaug._hookspecs import hookimpl
 
     module = types.ModuleType(f"plugin_{cls.name}")
     module.register_generators = hookimpl(lambda register: register(cls))
@@ -208,7 +208,7 @@ def _entry_point(name: str, load: Callable[[], Any]) -> Any:
 
 def with_entry_points(*eps: Any) -> Callable[[Ctx], None]:
     def before(ctx: Ctx) -> None:
-        from synthaug import plugins
+        from synthaug import _plugins as plugins
 
         ctx.monkeypatch.setattr(plugins, "_entry_points", lambda: list(eps))
         plugins.reset_plugins()
@@ -220,7 +220,7 @@ def _broken() -> Any:
 
 
 def _shadowing_classic() -> Any:
-    from synthaug.default_plugins.classic import ClassicGenerator
+    from synthaug._default_plugins.classic import ClassicGenerator
 
     class Impostor(ClassicGenerator):
         name = "classic"
@@ -235,7 +235,7 @@ def _shadowing_classic() -> Any:
 def run_generator(ctx: Ctx, generate: Callable[..., Any]) -> Any:
     """Balance the standard data with a generator whose ``generate`` is ``generate``."""
     from synthaug import SyntheticAugmenter
-    from synthaug.default_plugins.classic import ClassicGenerator
+    from synthaug._default_plugins.classic import ClassicGenerator
 
     class Odd(ClassicGenerator):
         name = "odd"
@@ -318,7 +318,7 @@ def check_junk_kept(ctx: Ctx, message: str) -> None:
 def fail_writes(code: int, suffix: str = "") -> Callable[[Ctx], None]:
     """Make every atomic write (of files ending in ``suffix``) fail with OSError ``code``."""
     def before(ctx: Ctx) -> None:
-        from synthaug import store
+        from synthaug import _store as store
 
         real = store.atomic_write_bytes
 
@@ -337,7 +337,7 @@ def partial_run_then(patch: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
         assert ctx.cli(*BAL) == 0
         for path in sorted(ctx.out.rglob("*.png"))[:2]:
             path.unlink()
-        from synthaug.store import Store
+        from synthaug._store import Store
 
         Store(ctx.out).recover()  # the manifest drops them now, so OUT is consistent before the case
         patch(ctx)
@@ -345,7 +345,7 @@ def partial_run_then(patch: Callable[[Ctx], None]) -> Callable[[Ctx], None]:
 
 
 def hold_lock(ctx: Ctx) -> None:
-    code = "import sys, time\nfrom synthaug.outdir import claim_output\nwith claim_output(sys.argv[1]):\n" \
+    code = "import sys, time\nfrom synthaug._outdir import claim_output\nwith claim_output(sys.argv[1]):\n" \
            "    print('held', flush=True)\n    time.sleep(60)\n"
     env = {k: v for k, v in os.environ.items() if k != "SYNTHAUG_CLAIMED_OUTPUTS"}
     proc = subprocess.Popen([sys.executable, "-c", code, str(ctx.out)], stdout=subprocess.PIPE, text=True, env=env)
@@ -562,7 +562,7 @@ def test_catalogue_is_large_enough() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_plugins():
-    from synthaug.plugins import reset_plugins
+    from synthaug._plugins import reset_plugins
 
     reset_plugins()
     yield
@@ -649,7 +649,7 @@ def test_lora_classes_that_slugify_alike_get_their_own_model(tiny_sd15_model: Pa
                                                              capsys: pytest.CaptureFixture) -> None:
     """Defect 1, the issue's repro: ``"a b"`` and ``a-b`` once shared one fitted LoRA."""
     pytest.importorskip("synthaug_lora_sd15")
-    from synthaug.cli import main
+    from synthaug._cli import main
 
     data = std(tmp_path, {"a b": 2, "a-b": 3, "nevus": 5})
     before = tree_hash(data)

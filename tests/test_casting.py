@@ -23,7 +23,7 @@ LOSS_RTOL = 0.02
 def _trainer(model: Path, images: list, folder: Path, base_weights: str):
     import torch
 
-    from synthaug.diffusion.training import Trainer
+    from synthaug.diffusion._training import Trainer
     from synthaug_lora_sd15 import LoraSD15Generator
 
     torch.set_num_threads(1)
@@ -92,7 +92,7 @@ def test_float8_storage_fits_and_generates(tiny_sd15_model: Path, tmp_path: Path
 
 
 def test_base_weights_rejects_unknown_value() -> None:
-    from synthaug.errors import SynthaugError
+    from synthaug._errors import SynthaugError
     from synthaug_lora_sd15 import LoraSD15Generator
 
     with pytest.raises((SynthaugError, ValueError), match="base_weights"):

@@ -143,7 +143,7 @@ def _tree_state(folder: Path) -> dict[str, tuple[int, int]]:
 def test_balance_then_upsample_reuses_the_run(tiny_folder: Path, tmp_path: Path) -> None:
     """One policy factory and one default: the API reuses what the CLI wrote with its defaults, and back."""
     import synthaug
-    from synthaug.cli import main
+    from synthaug._cli import main
 
     out = tmp_path / "out"
     assert main(["balance", str(tiny_folder), "--out", str(out), "--quiet", "--workers", "1"]) == 0
@@ -152,7 +152,7 @@ def test_balance_then_upsample_reuses_the_run(tiny_folder: Path, tmp_path: Path)
     result = synthaug.upsample(tiny_folder, out)  # raised OutputConflictError (differs in: policy) before
     assert result.counts()["c"]["synthetic"] == 9
     assert _tree_state(out) == before  # nothing regenerated or rewritten
-    from synthaug.policy import make_policy
+    from synthaug._policy import make_policy
 
     assert make_policy().describe() == make_policy("upsample", strategy="auto").describe()
     assert main(["balance", str(tiny_folder), "--out", str(out), "--quiet", "--strategy", "auto"]) == 0

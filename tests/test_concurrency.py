@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from synthaug.augmented import AugmentedDataset
-from synthaug.errors import OutputLockedError
-from synthaug.outdir import CLAIM_ENV, LOCK_INFO_FILE, claim_output
+from synthaug._augmented import AugmentedDataset
+from synthaug._errors import OutputLockedError
+from synthaug._outdir import CLAIM_ENV, LOCK_INFO_FILE, claim_output
 
 from . import slow_cli
 
 HOLD = """
 import sys, time
-from synthaug.outdir import claim_output
+from synthaug._outdir import claim_output
 with claim_output(sys.argv[1]):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))

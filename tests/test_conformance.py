@@ -129,9 +129,8 @@ def test_features_is_declared_and_detected_by_override() -> None:
 def test_diffusion_generator_sets_its_fit_scope_from_parallel() -> None:
     """The scope of a diffusion generator follows ``parallel=`` per instance (no property override)."""
     pytest.importorskip("diffusers")
-    from synthaug_lora_sd15 import LoraSD15Generator
-
     from synthaug.diffusion import DiffusionGeneratorBase
+    from synthaug_lora_sd15 import LoraSD15Generator
 
     assert LoraSD15Generator.fit_scope == "concept"
     assert LoraSD15Generator(base_model="unused").fit_scope == "concept"

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from synthaug import Dataset, DatasetError, UnreadableImageError
+from synthaug._dataset import EmptyClassWarning, UnreadableImagesWarning
 from synthaug._imageio import load_image
-from synthaug.dataset import EmptyClassWarning, UnreadableImagesWarning
 
 
 def _rgb(path: Path, color=(200, 30, 40), size=(16, 12)) -> Path:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from synthaug.cli import main  # noqa: E402
+from synthaug._cli import main  # noqa: E402
+from synthaug._plugins import list_generators  # noqa: E402
 from synthaug.diffusion import adapter_digest  # noqa: E402
-from synthaug.plugins import list_generators  # noqa: E402
 
 torch.set_num_threads(1)
 

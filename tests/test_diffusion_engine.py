@@ -12,10 +12,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from synthaug._errors import InvalidOptionsError  # noqa: E402
 from synthaug.diffusion import DiffusionGeneratorBase, DiffusionOptions  # noqa: E402
-from synthaug.diffusion.generation import generate_images, image_defect, retry_seed  # noqa: E402
-from synthaug.diffusion.loading import autocast_dtype, load_pipeline, resolve_device, resolve_dtype  # noqa: E402
-from synthaug.errors import InvalidOptionsError  # noqa: E402
+from synthaug.diffusion._generation import generate_images, image_defect, retry_seed  # noqa: E402
+from synthaug.diffusion._loading import autocast_dtype, load_pipeline, resolve_device, resolve_dtype  # noqa: E402
 from synthaug.testing import InterruptAfter, make_concepts, tiny_sd15, tiny_sdxl  # noqa: E402
 
 torch.set_num_threads(1)
@@ -218,22 +218,17 @@ def test_shared_options_are_described_and_generation_only_options_do_not_refit()
     assert per.prompt_for(make_concept()) == "a close-up photo of basal cell carcinoma on skin"
 
 
-def test_renamed_options_still_work_for_a_release_with_a_warning() -> None:
-    from synthaug.options import OptionDeprecationWarning
-
-    with pytest.warns(DeprecationWarning, match="'batch_size' is deprecated.*use 'generation_batch_size'") as seen:
-        old = BiasTuner(batch_size=4)
-    assert seen[0].category is OptionDeprecationWarning and seen[0].filename == __file__
-    assert old.options.generation_batch_size == 4 and old.options == BiasTuner(generation_batch_size=4).options
-    with pytest.raises(InvalidOptionsError, match="deprecated name of 'generation_batch_size'"):
-        BiasTuner(batch_size=4, generation_batch_size=2)
+def test_old_option_names_are_unknown_options() -> None:
+    """Pre-release names were removed, not aliased: an old name is an unknown option."""
+    with pytest.raises(InvalidOptionsError, match="batch_size"):
+        BiasTuner(batch_size=4)
     assert BiasTuner(device=None).options.device == "auto"
     with pytest.raises(InvalidOptionsError, match="device='gpu'"):
         BiasTuner(device="gpu")
 
 
 def make_concept():
-    from synthaug.generator import Concept
+    from synthaug._generator import Concept
 
     return Concept("basal_cell_carcinoma", "basal_cell_carcinoma", ())
 
@@ -241,7 +236,7 @@ def make_concept():
 def test_latents_encode_in_float32_but_the_vae_keeps_its_dtype(models) -> None:
     from diffusers import AutoencoderKL
 
-    from synthaug.diffusion.data import LatentSource
+    from synthaug.diffusion._data import LatentSource
 
     vae = AutoencoderKL.from_pretrained(str(models["sd15"]), subfolder="vae", dtype=torch.bfloat16)
     pixels = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8)

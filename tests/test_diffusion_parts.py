@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from synthaug.diffusion.parts import (  # noqa: E402
+from synthaug.diffusion._parts import (  # noqa: E402
     ClassConditioning,
     PromptConditioning,
     TransformerDenoiser,
@@ -64,11 +64,11 @@ def test_class_conditioning_drops_labels_only_in_random_batches() -> None:
 
 
 def test_the_loop_trains_a_transformer_with_flow_matching_and_resumes_exactly(tmp_path) -> None:
-    from synthaug.diffusion.data import PixelSource
-    from synthaug.diffusion.loop import TrainingLoop
-    from synthaug.diffusion.options import DiffusionTrainingOptions
-    from synthaug.diffusion.parts import TrainingParts
-    from synthaug.diffusion.targets import FlowMatchingRule
+    from synthaug.diffusion._data import PixelSource
+    from synthaug.diffusion._loop import TrainingLoop
+    from synthaug.diffusion._options import DiffusionTrainingOptions
+    from synthaug.diffusion._parts import TrainingParts
+    from synthaug.diffusion._targets import FlowMatchingRule
 
     pixels = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
     pixels[:, 1, 2:6, 2:6] = 200

@@ -8,19 +8,20 @@ UNet with each rule, with no pipeline at all.
 from __future__ import annotations
 
 import math
+
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from synthaug.diffusion.targets import (  # noqa: E402
+from synthaug._errors import InvalidOptionsError  # noqa: E402
+from synthaug.diffusion._targets import (  # noqa: E402
     DdpmRule,
     FlowMatchingRule,
     is_flow_matching,
     shift_sigmas,
     target_rule_for,
 )
-from synthaug.errors import InvalidOptionsError  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -120,10 +121,10 @@ def _loop(tmp_path, rule, **extra):
     """The engine's loop on a tiny pixel-space class-conditional UNet: no pipeline, no text encoder."""
     from diffusers import UNet2DModel
 
-    from synthaug.diffusion.data import PixelSource
-    from synthaug.diffusion.loop import TrainingLoop
-    from synthaug.diffusion.options import DiffusionTrainingOptions
-    from synthaug.diffusion.parts import ClassConditioning, TrainingParts, UNetDenoiser
+    from synthaug.diffusion._data import PixelSource
+    from synthaug.diffusion._loop import TrainingLoop
+    from synthaug.diffusion._options import DiffusionTrainingOptions
+    from synthaug.diffusion._parts import ClassConditioning, TrainingParts, UNetDenoiser
 
     pixels = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
     pixels[:2, 0], pixels[2:, 2] = 220, 220  # class 0 red, class 1 blue

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from synthaug.distributed import shard
-from synthaug.store import Store
+from synthaug._distributed import shard
+from synthaug._store import Store
 
 from .test_augmenter import check_output
 from .test_plugins import fake_distribution
@@ -80,7 +80,7 @@ def test_killed_two_process_run_resumes_to_the_plan(skin_lesions: Path, tmp_path
 FAILING = """
     import os
     import synthaug
-    from synthaug.default_plugins.classic import ClassicGenerator
+    from synthaug._default_plugins.classic import ClassicGenerator
 
     class FailsOnRankOne(ClassicGenerator):
         name = "fails-on-rank-one"
@@ -121,7 +121,7 @@ def test_merge_parts_orders_and_drops_missing_files(tiny_folder: Path, tmp_path:
 def test_two_processes_fit_and_generate_tiny_sd15_like_one(skin_lesions: Path, tiny_sd15_model: Path,
                                                            tmp_path: Path) -> None:
     """accelerate (2 ranks, gloo on the CPU) on the tiny SD1.5 model: same adapters, same images."""
-    from synthaug.plugins import list_generators
+    from synthaug._plugins import list_generators
 
     if "lora-sd15" not in list_generators():
         pytest.skip("the lora-sd15 plugin is not installed (pip install -e plugins/synthaug-lora-sd15)")

@@ -28,7 +28,7 @@ TINY = {"resolution": 32, "num_inference_steps": 2, "validation_images": 0, "lea
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from synthaug.plugins import list_generators
+    from synthaug._plugins import list_generators
     from synthaug.testing import tiny_sd15
 
     if "lora-sd15" not in list_generators():
@@ -65,7 +65,7 @@ def _free_port() -> int:
 
 
 def _trainer(generator, concept, folder: Path):
-    from synthaug.diffusion.training import Trainer
+    from synthaug.diffusion._training import Trainer
 
     pipe = generator.pipeline
     return Trainer(generator, pipe, concept, prompt=generator.prompt_for(concept), folder=folder,
@@ -84,8 +84,8 @@ def _rank_worker(rank: int, world: int, port: int, model: str, images: list[str]
     from safetensors.torch import save_file
 
     torch.set_num_threads(1)
-    from synthaug.distributed import current_context
-    from synthaug.generator import Concept
+    from synthaug._distributed import current_context
+    from synthaug._generator import Concept
     from synthaug_lora_sd15 import LoraSD15Generator
 
     ctx = current_context()
@@ -148,7 +148,7 @@ def test_ranks_hold_identical_weights_after_every_step(two_rank_results) -> None
 def test_a_data_parallel_step_is_a_step_on_the_concatenated_batch(two_rank_results, tiny_model: Path) -> None:
     import torch
 
-    from synthaug.generator import Concept, derive_seed
+    from synthaug._generator import Concept, derive_seed
     from synthaug_lora_sd15 import LoraSD15Generator
 
     torch.set_num_threads(1)

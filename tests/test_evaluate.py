@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from synthaug import Dataset, LeakageError, SyntheticAugmenter
-from synthaug.errors import DatasetError, InvalidParameterError
-from synthaug.evaluate import (
+from synthaug._errors import DatasetError, InvalidParameterError
+from synthaug._evaluate import (
     TrainConfig,
     build_training_set,
     classification_metrics,
@@ -22,8 +22,8 @@ from synthaug.evaluate import (
     random_splits,
     splits_to_json,
 )
-from synthaug.evaluate.experiments import balanced_class_weights
-from synthaug.splitting import split_dataset, write_split
+from synthaug._evaluate.experiments import balanced_class_weights
+from synthaug._splitting import split_dataset, write_split
 from synthaug.testing import make_image_folder
 
 torch = pytest.importorskip("torch")
@@ -167,7 +167,7 @@ def test_budget_is_the_same_for_every_experiment():
 
 
 def test_torch_backend_weights(tmp_path):
-    from synthaug.evaluate.torch_backend import build_model
+    from synthaug._evaluate.torch_backend import build_model
 
     cfg = TrainConfig(model="small-cnn", image_size=16)
     model = build_model(cfg, 3)
@@ -182,7 +182,7 @@ def test_torch_backend_weights(tmp_path):
 
 def test_keras_imagenet_download_failure_is_a_clear_error(monkeypatch):
     keras = pytest.importorskip("keras")
-    from synthaug.evaluate.keras_backend import build_keras_model
+    from synthaug._evaluate.keras_backend import build_keras_model
 
     def offline(*args, **kwargs):
         raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -2]")
@@ -199,7 +199,7 @@ TINY = ["--steps", "2", "--eval-every", "1", "--image-size", "32", "--model", "s
 
 @pytest.fixture(scope="module")
 def evaluated(folder, tmp_path_factory) -> Path:
-    from synthaug.cli import main
+    from synthaug._cli import main
 
     out = tmp_path_factory.mktemp("evaluated") / "run"
     code = main([
@@ -223,7 +223,7 @@ def test_evaluate_writes_every_documented_file_and_key(evaluated):
     assert report["classes"] == CLASSES
     assert list(report["experiments"]) == ["baseline", "upsample", "proportion-50", "oversample", "class-weights",
                                            "classic"]
-    for name, e in report["experiments"].items():
+    for e in report["experiments"].values():
         assert {"name", "kind", "source", "synthetic_share", "per_split", "test", "val", "vs_baseline"} <= set(e)
         assert len(e["per_split"]) == 2
         for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
@@ -266,7 +266,7 @@ def test_evaluate_splits_json_is_real_only_and_reusable(evaluated, folder):
 
 
 def test_evaluate_resumes_finished_results(evaluated, folder):
-    from synthaug.cli import main
+    from synthaug._cli import main
 
     before = {p: p.stat().st_mtime_ns for p in (evaluated / "work").glob("split-*/results/*.json")}
     assert len(before) == 12
@@ -279,7 +279,7 @@ def test_evaluate_resumes_finished_results(evaluated, folder):
 
 def test_evaluate_keras_backend_on_a_split_root(folder, tmp_path):
     pytest.importorskip("tensorflow")
-    from synthaug.cli import main
+    from synthaug._cli import main
 
     root = write_split(split_dataset(Dataset.from_folder(folder), val=0.2, test=0.2, seed=0), tmp_path / "split")
     out = tmp_path / "keras"
@@ -293,7 +293,7 @@ def test_evaluate_keras_backend_on_a_split_root(folder, tmp_path):
 
 
 def test_synthetic_folder_made_from_test_images_is_refused(folder, tmp_path):
-    from synthaug.evaluate import run_evaluation
+    from synthaug._evaluate import run_evaluation
 
     root = write_split(split_dataset(Dataset.from_folder(folder), val=0.2, test=0.2, seed=0), tmp_path / "split")
     everything = tmp_path / "all-synthetic"
@@ -304,7 +304,7 @@ def test_synthetic_folder_made_from_test_images_is_refused(folder, tmp_path):
 
 
 def test_evaluate_input_errors(folder, tmp_path):
-    from synthaug.evaluate import run_evaluation
+    from synthaug._evaluate import run_evaluation
 
     cfg = TrainConfig(steps=1, image_size=16, model="small-cnn")
     with pytest.raises(InvalidParameterError, match="needs synthetic images"):
@@ -320,7 +320,7 @@ def test_evaluate_input_errors(folder, tmp_path):
 
 
 def test_upsample_spec_chooses_the_classes_to_fill():
-    from synthaug.evaluate.experiments import upsample_strategy
+    from synthaug._evaluate.experiments import upsample_strategy
 
     counts = {"a": 12, "b": 6, "c": 5}
     assert upsample_strategy("rarest:1", counts) == {"c": 12}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from synthaug.errors import InvalidParameterError
-from synthaug.evaluate import TrainConfig, run_evaluation
+from synthaug._errors import InvalidParameterError
+from synthaug._evaluate import TrainConfig, run_evaluation
 from synthaug.testing import make_image_folder
 
 torch = pytest.importorskip("torch")
@@ -64,7 +64,7 @@ def _results(report: dict) -> dict:
 
 @pytest.mark.slow
 def test_jobs_2_gives_the_results_of_jobs_1_with_a_factory_model(folder, factories, tmp_path):
-    from synthaug.cli import main
+    from synthaug._cli import main
 
     common = [str(folder), "--splits", "2", "--val", "0.2", "--test", "0.2", "-e", "oversample,class-weights",
               "--model", f"{factories}:tiny", "--steps", "3", "--eval-every", "1", "--image-size", "16",
@@ -84,7 +84,7 @@ def test_jobs_2_gives_the_results_of_jobs_1_with_a_factory_model(folder, factori
 
 
 def test_factory_weights_file_is_loaded(factories, tmp_path):
-    from synthaug.evaluate.torch_backend import build_model
+    from synthaug._evaluate.torch_backend import build_model
 
     module = __import__(factories)
     saved = module.tiny(3)
@@ -101,7 +101,7 @@ def test_factory_weights_file_is_loaded(factories, tmp_path):
 
 
 def test_factory_errors_name_the_option(factories, folder, tmp_path):
-    from synthaug.evaluate.torch_backend import build_model
+    from synthaug._evaluate.torch_backend import build_model
 
     with pytest.raises(InvalidParameterError, match="--model.*has no attribute 'nope'"):
         TrainConfig(model=f"{factories}:nope")
@@ -120,7 +120,7 @@ def test_factory_errors_name_the_option(factories, folder, tmp_path):
 def test_keras_factory_model_gets_the_harness_inputs(factories):
     keras = pytest.importorskip("keras")
     pytest.importorskip("tensorflow")
-    from synthaug.evaluate.keras_backend import build_keras_model
+    from synthaug._evaluate.keras_backend import build_keras_model
 
     model = build_keras_model(TrainConfig(backend="keras", model=f"{factories}:tiny_keras", image_size=16), 3)
     assert model.output_shape == (None, 3) and model.input_shape == (None, 16, 16, 3)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import pytest
 
 from synthaug import Dataset
-from synthaug.dataset import Sample
-from synthaug.errors import InvalidParameterError
-from synthaug.evaluate import (
+from synthaug._dataset import Sample
+from synthaug._errors import InvalidParameterError
+from synthaug._evaluate import (
     EvaluationConfig,
     Experiment,
     Source,
@@ -19,10 +19,8 @@ from synthaug.evaluate import (
     TrainingSet,
     experiment_kinds,
     parse_experiments,
-    register_experiment,
     run_evaluation,
 )
-from synthaug.evaluate.experiments import EXPERIMENTS
 from synthaug.testing import make_image_folder
 
 pytest.importorskip("torch")
@@ -46,9 +44,19 @@ class Undersample(Experiment):
 
 @pytest.fixture
 def undersample():
-    register_experiment(Undersample)
+    """The kind arrives through the ``register_experiments`` hook, like a plugin's."""
+    import types
+
+    import synthaug
+    from synthaug._plugins import register_module, reset_plugins
+
+    plugin = types.ModuleType("undersample_plugin")
+    plugin.register_experiments = synthaug.hookimpl(lambda register: register(Undersample))
+    reset_plugins()
+    register_module(plugin)
     yield Undersample
-    EXPERIMENTS.pop("undersample")
+    reset_plugins()
+    assert "undersample" not in experiment_kinds()
 
 
 def test_a_new_experiment_kind_is_one_class(undersample, tmp_path):

@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from synthaug.evaluate import TrainConfig, classification_metrics, compare, corrected_interval, verdict, wilcoxon_p
-from synthaug.evaluate import training as training_module
-from synthaug.evaluate.summary import holdout_ratio, summarize_experiment
-from synthaug.evaluate.training import TrainingTask, best_checkpoint, is_late, run_training
+from synthaug._evaluate import TrainConfig, classification_metrics, compare, corrected_interval, verdict, wilcoxon_p
+from synthaug._evaluate import training as training_module
+from synthaug._evaluate.summary import holdout_ratio, summarize_experiment
+from synthaug._evaluate.training import TrainingTask, best_checkpoint, is_late, run_training
 
 stats = pytest.importorskip("scipy.stats")
 
@@ -127,7 +127,7 @@ def _run(late: bool, correct: int) -> dict:
 
 
 def test_under_trained_and_near_chance_experiments_are_flagged():
-    from synthaug.evaluate.report import _warning_lines
+    from synthaug._evaluate.report import _warning_lines
 
     assert is_late(37, 40) and not is_late(36, 40)
     baseline = [_run(False, 6), _run(False, 5), _run(False, 6)]

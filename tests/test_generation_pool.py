@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from synthaug import SyntheticAugmenter
-from synthaug.errors import InvalidParameterError
-from synthaug.generation_pool import MIN_IMAGES, default_workers, use_pool
-from synthaug.store import MANIFEST
+from synthaug._errors import InvalidParameterError
+from synthaug._generation_pool import MIN_IMAGES, default_workers, use_pool
+from synthaug._store import MANIFEST
 from synthaug.testing import make_image_folder
 
 
@@ -30,7 +30,7 @@ def _balance(data: Path, out: Path, workers: int) -> None:
 
 
 def test_two_workers_write_the_same_bytes_as_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from synthaug.generation_pool import GenerationPool
+    from synthaug._generation_pool import GenerationPool
 
     data = make_image_folder(tmp_path / "data", {"a": 48, "b": 6, "c": 10}, size=24)
     _balance(data, tmp_path / "one", 1)
@@ -61,8 +61,8 @@ def test_resume_with_workers_completes_the_same_run(tmp_path: Path) -> None:
 
 
 def test_pool_only_for_parallel_generators_with_enough_work() -> None:
-    from synthaug.default_plugins.classic import ClassicGenerator
-    from synthaug.generator import Generator
+    from synthaug._default_plugins.classic import ClassicGenerator
+    from synthaug._generator import Generator
 
     assert use_pool(ClassicGenerator(), 2, MIN_IMAGES)
     assert not use_pool(ClassicGenerator(), 1, 10_000)
@@ -128,9 +128,9 @@ def test_a_large_concept_is_sent_to_the_workers_once_not_with_every_chunk(tmp_pa
     concept's list of training images, and the shared folder is gone after the pool."""
     import pickle
 
-    from synthaug.default_plugins.classic import ClassicGenerator
-    from synthaug.generation_pool import GenerationPool
-    from synthaug.generator import Concept
+    from synthaug._default_plugins.classic import ClassicGenerator
+    from synthaug._generation_pool import GenerationPool
+    from synthaug._generator import Concept
 
     data = make_image_folder(tmp_path / "data", {"a": 4}, size=16)
     big = Concept("a", "a", tuple(sorted((data / "a").iterdir())) * 2500)  # 10,000 training paths
@@ -155,9 +155,9 @@ def test_every_concept_object_gets_its_own_file(tmp_path: Path) -> None:
     worker's loaded concept is never taken for another."""
     import pickle
 
-    from synthaug.default_plugins.classic import ClassicGenerator
-    from synthaug.generation_pool import GenerationPool
-    from synthaug.generator import Concept
+    from synthaug._default_plugins.classic import ClassicGenerator
+    from synthaug._generation_pool import GenerationPool
+    from synthaug._generator import Concept
 
     first, changed, other = Concept("a", "a", ("x.png",)), Concept("a", "a", ("y.png",)), Concept("b", "b", ("z.png",))
     with GenerationPool(ClassicGenerator(), 2, tmp_path / "out") as pool:

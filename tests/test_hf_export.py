@@ -10,7 +10,7 @@ import pytest
 
 import synthaug
 from synthaug import AugmentedDataset, Dataset
-from synthaug.errors import InvalidParameterError
+from synthaug._errors import InvalidParameterError
 
 datasets = pytest.importorskip("datasets")
 

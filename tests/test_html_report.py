@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from synthaug.cli import main
+from synthaug._cli import main
 from synthaug.testing import make_image_folder
 
 CHROMIUM = "/usr/bin/chromium"
@@ -75,7 +75,7 @@ def test_quality_page_has_tables_charts_and_no_image_of_the_data_by_default(qual
 def test_the_page_shows_the_command_line(tmp_path: Path) -> None:
     """The CLI passes the command it runs (also in-process, as here); a later library call in
     the same process shows none."""
-    from synthaug.html_report import write_html_report
+    from synthaug._html_report import write_html_report
 
     data = make_image_folder(tmp_path / "data dir", {"a": 6, "b": 3})
     assert main(["balance", str(data), "--out", str(tmp_path / "synthetic"), "-q"]) == 0
@@ -114,7 +114,7 @@ def test_evaluation_page_has_every_experiment_plot_and_the_command(evaluation_di
 
 
 def test_missing_keys_a_verdict_table_and_recorded_versions_render(tmp_path: Path) -> None:
-    from synthaug.html_report import render_html_report
+    from synthaug._html_report import render_html_report
 
     report = {"experiments": {"baseline": {}, "upsample": {"test": {"accuracy": {"mean": 0.5}}}},
               "versions": {"synthaug": "9.9.9", "torch": "1.2.3"},
@@ -132,8 +132,8 @@ def test_missing_keys_a_verdict_table_and_recorded_versions_render(tmp_path: Pat
 
 
 def test_a_folder_without_report_json_is_a_clear_error(tmp_path: Path) -> None:
-    from synthaug.errors import DatasetError
-    from synthaug.html_report import write_html_report
+    from synthaug._errors import DatasetError
+    from synthaug._html_report import write_html_report
 
     with pytest.raises(DatasetError, match="report.json"):
         write_html_report(tmp_path)
@@ -215,7 +215,7 @@ def test_evaluation_page_renders_in_chromium(evaluation_dir: Path, chromium: str
 
 
 def test_classifier_line_shows_alpha_only_for_mobilenet_and_whole_epochs() -> None:
-    from synthaug.html_report.context import classifier_summary
+    from synthaug._html_report.context import classifier_summary
 
     small = {"backend": "torch", "model": "small-cnn", "alpha": 0.25, "image_size": 64, "epochs": 30.0}
     assert classifier_summary(small) == "backend torch, model small-cnn, image_size 64, epochs 30"

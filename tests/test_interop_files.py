@@ -6,8 +6,6 @@ Each written key set is checked against the loading rules of ComfyUI and kohya-s
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -17,8 +15,8 @@ pytest.importorskip("peft")
 from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from synthaug.diffusion.kohya import lora_to_kohya  # noqa: E402
-from synthaug.diffusion.lora import TARGET_MODULE_SETS, lora_config  # noqa: E402
+from synthaug.diffusion._kohya import lora_to_kohya  # noqa: E402
+from synthaug.diffusion._lora import TARGET_MODULE_SETS, lora_config  # noqa: E402
 
 from .interop_rules import (  # noqa: E402
     a1111_embedding,
@@ -120,7 +118,7 @@ def test_sd15_text_encoder_lora_gets_lora_te_keys_both_tools_recognise(tiny_sd15
 
 
 def test_sd15_plugin_writes_text_encoder_keys_when_the_text_encoder_is_trained(tiny_sd15_model, concepts, tmp_path):
-    from synthaug.errors import MissingDependencyError
+    from synthaug._errors import MissingDependencyError
     from synthaug_lora_sd15 import LoraSD15Generator, kohya_file_name
 
     gen = LoraSD15Generator(quick_options(tiny_sd15_model, export_format="kohya", train_text_encoder=True))

@@ -21,8 +21,8 @@ pytest.importorskip("peft")
 
 from safetensors.torch import load_file, save_file  # noqa: E402
 
-from synthaug.diffusion.lora import TARGET_MODULE_SETS, check_lora_loaded, injected_lora_modules  # noqa: E402
-from synthaug.errors import GenerationError  # noqa: E402
+from synthaug._errors import GenerationError  # noqa: E402
+from synthaug.diffusion._lora import TARGET_MODULE_SETS, check_lora_loaded, injected_lora_modules  # noqa: E402
 from synthaug.testing import make_concepts  # noqa: E402
 
 torch.set_num_threads(1)
@@ -209,7 +209,7 @@ def test_real_sdxl_architecture_loads_every_module_of_the_written_layout(tmp_pat
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict
 
-    from synthaug.diffusion.lora import lora_config
+    from synthaug.diffusion._lora import lora_config
 
     config = _sdxl_unet_config()
     with torch.device("meta"):

@@ -26,7 +26,7 @@ def test_flat_namespace_exports_resolve() -> None:
     assert issubclass(synthaug.UsageError, synthaug.SynthaugError)
     assert issubclass(synthaug.InvalidParameterError, ValueError)
     assert issubclass(synthaug.MissingDependencyError, ImportError)
-    import synthaug.errors as errors
+    import synthaug._errors as errors
 
     exceptions = {n for n, v in vars(errors).items() if isinstance(v, type) and issubclass(v, Exception)
                   and v.__module__ == errors.__name__}
@@ -49,7 +49,7 @@ def test_missing_dependency_message_names_pip_command() -> None:
 
 
 def test_demo_balances_digits(tmp_path: Path) -> None:
-    from synthaug.demo import DEMO_KEEP, run_demo
+    from synthaug._demo import DEMO_KEEP, run_demo
 
     plan, result, grid = run_demo(tmp_path / "demo")
     counts = result.counts()

@@ -13,7 +13,7 @@ import pytest
 
 import synthaug
 from synthaug import DuplicateGeneratorError, UnknownGeneratorError
-from synthaug.plugins import PluginLoadWarning, get_registry, reset_plugins
+from synthaug._plugins import PluginLoadWarning, get_registry, reset_plugins
 from synthaug.testing import check_generator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,7 +182,7 @@ HIJACK = """
 
 @pytest.fixture()
 def fresh_cli(isolated_plugins):
-    from synthaug.cli import cli
+    from synthaug._cli import cli
 
     cli.forget_plugin_commands()
     yield isolated_plugins
@@ -201,8 +201,8 @@ def test_undecorated_hook_function_does_not_register(tmp_path: Path, isolated_pl
 
 
 def test_builtin_commands_arrive_through_the_hook(fresh_cli) -> None:
-    from synthaug.cli import BUILTIN_COMMANDS, cli
-    from synthaug.plugins import get_plugin_manager
+    from synthaug._cli import BUILTIN_COMMANDS, cli
+    from synthaug._plugins import get_plugin_manager
 
     cli.list_commands(None)  # type: ignore[arg-type]  # collects the commands
     impls = {i.plugin_name for i in get_plugin_manager().hook.register_commands.get_hookimpls()}
@@ -212,7 +212,7 @@ def test_builtin_commands_arrive_through_the_hook(fresh_cli) -> None:
 
 
 def test_third_party_command_plugin(tmp_path: Path, fresh_cli, capsys: pytest.CaptureFixture[str]) -> None:
-    from synthaug.cli import main
+    from synthaug._cli import main
 
     fake_distribution(tmp_path / "site", "hello-plugin", "hello_plugin", COMMANDS)
     fresh_cli.syspath_prepend(str(tmp_path / "site"))
@@ -225,7 +225,7 @@ def test_third_party_command_plugin(tmp_path: Path, fresh_cli, capsys: pytest.Ca
 
 
 def test_command_plugin_cannot_replace_a_command(tmp_path: Path, fresh_cli, capsys: pytest.CaptureFixture[str]) -> None:
-    from synthaug.cli import main
+    from synthaug._cli import main
 
     fake_distribution(tmp_path / "site", "hijack-plugin", "hijack_plugin", HIJACK)
     fake_distribution(tmp_path / "site", "hello-plugin", "hello_plugin", COMMANDS)

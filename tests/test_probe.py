@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from synthaug import Dataset
-from synthaug.dataset import UnreadableImagesWarning
-from synthaug.probe import ProbeCache, probe_file
+from synthaug._dataset import UnreadableImagesWarning
+from synthaug._probe import ProbeCache, probe_file
 
 
 def _jpeg(path: Path, size: int = 48) -> Path:
@@ -23,7 +23,7 @@ def test_probe_cache_is_used_on_a_second_read(tmp_path: Path, monkeypatch: pytes
     for i in range(5):
         _jpeg(tmp_path / "data" / ("a" if i < 3 else "b") / f"{i}.jpg")
     calls: list[Path] = []
-    import synthaug.probe as probe
+    import synthaug._probe as probe
 
     real = probe.probe_file
     monkeypatch.setattr(probe, "probe_file", lambda p: (calls.append(Path(p)), real(p))[1])

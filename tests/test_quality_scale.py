@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from synthaug.errors import InvalidParameterError
-from synthaug.quality.metrics import chunk_rows, knn_distances, nearest_copies
+from synthaug._errors import InvalidParameterError
+from synthaug._quality.metrics import chunk_rows, knn_distances, nearest_copies
 
 
 def test_chunk_rows_respects_the_budget() -> None:
@@ -32,15 +32,15 @@ def test_chunked_searches_equal_the_whole_matrix() -> None:
 
 
 def test_quality_report_refuses_a_tiny_memory_budget(tmp_path) -> None:
-    from synthaug.quality import quality_report
+    from synthaug._quality import quality_report
 
     with pytest.raises(InvalidParameterError, match="max_memory"):
         quality_report(tmp_path, tmp_path, max_memory=1)
 
 
 def test_parallel_scan_equals_the_serial_scan(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import synthaug.quality.scan as scan
-    from synthaug.progress import NULL_PROGRESS
+    import synthaug._quality.scan as scan
+    from synthaug._progress import NULL_PROGRESS
     from synthaug.testing import make_image_folder
 
     root = make_image_folder(tmp_path / "d", {"a": 20, "b": 12}, size=24)

@@ -12,11 +12,11 @@ import pytest
 from PIL import Image, ImageEnhance
 
 from synthaug import DatasetError, InvalidParameterError, Proportion, SyntheticAugmenter
-from synthaug.cli import main
-from synthaug.dataset import Dataset
-from synthaug.quality import ColourTextureFeatures, filter_synthetic, frechet_distance, kernel_distance, quality_report
-from synthaug.quality.metrics import Standardizer, mean_pairwise_distance
-from synthaug.store import Store
+from synthaug._cli import main
+from synthaug._dataset import Dataset
+from synthaug._quality import ColourTextureFeatures, filter_synthetic, frechet_distance, kernel_distance, quality_report
+from synthaug._quality.metrics import Standardizer, mean_pairwise_distance
+from synthaug._store import Store
 
 CLASSES = ("vascular_lesion", "dermatofibroma")
 
@@ -72,7 +72,7 @@ def test_copies_and_blank_images_are_flagged(train_csv: Path, copies_folder, tmp
     code = main(["report", str(train_csv), str(root), "--out", str(out), "--json", "--features", "auto"])
     assert code == 0, capsys.readouterr().err
     summary = json.loads(capsys.readouterr().out)
-    from synthaug.quality.features import inception_unavailable_reason
+    from synthaug._features import inception_unavailable_reason
 
     if inception_unavailable_reason():  # the usual case: no torch-fidelity weights on disk
         assert summary["settings"]["feature_space"] == "colour-texture"
@@ -105,7 +105,7 @@ def test_classic_output_is_mostly_not_flagged_and_filter_top_up_restores_the_pla
     assert sorted((p.relative_to(out.parent), p.stat().st_mtime_ns) for p in out.parent.rglob("*")) == listing
     assert report.overall["n_synthetic"] == 60
     assert report.overall["copies"] <= 0.1 * 60 and report.overall["blank"] == 0
-    for label, c in report.classes.items():  # classic transforms keep the classes' look and spread
+    for c in report.classes.values():  # classic transforms keep the classes' look and spread
         assert c["diversity_ratio"] > 0.7 and math.isfinite(c["fd"])
 
     # a timid classic generator (no flips or rotations, crops >= 95 %) makes near-copies
@@ -182,7 +182,7 @@ def test_feature_space_choice_never_downloads(monkeypatch: pytest.MonkeyPatch, t
     import importlib.util
 
     from synthaug import MissingDependencyError
-    from synthaug.quality.features import inception_unavailable_reason, resolve_feature_space
+    from synthaug._features import inception_unavailable_reason, resolve_feature_space
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
     monkeypatch.delenv("SYNTHAUG_INCEPTION_WEIGHTS", raising=False)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from synthaug import Dataset, InvalidParameterError, OutputConflictError, split_dataset, write_split
-from synthaug.cli import main
-from synthaug.splitting import load_split_root, read_groups
+from synthaug._cli import main
+from synthaug._splitting import load_split_root, read_groups
 from synthaug.testing import make_image_folder
 
 

@@ -19,10 +19,10 @@ from synthaug import (
     Subgroups,
     SyntheticAugmenter,
 )
-from synthaug.cli import main
-from synthaug.dataset import Dataset
-from synthaug.store import Store
-from synthaug.subgroups import choose_groups, kmeans, parse_subgroups, silhouette_score, split_quota
+from synthaug._cli import main
+from synthaug._dataset import Dataset
+from synthaug._store import Store
+from synthaug._subgroups import choose_groups, kmeans, parse_subgroups, silhouette_score, split_quota
 
 SMALL = ("vascular_lesion", "dermatofibroma")
 
@@ -177,7 +177,7 @@ def test_cli_balance_with_fixed_k(tiny_folder: Path, tmp_path: Path, capsys: pyt
 
 def test_generator_features_hook(small_classes: Dataset, tmp_path: Path) -> None:
     """A generator with ``features(paths)`` (e.g. VAE latents) drives the k-means when asked."""
-    from synthaug.default_plugins.classic import ClassicGenerator
+    from synthaug._default_plugins.classic import ClassicGenerator
 
     class Featured(ClassicGenerator):
         name = "classic-featured"
@@ -200,18 +200,13 @@ def test_generator_features_hook(small_classes: Dataset, tmp_path: Path) -> None
     assert json.loads((tmp_path / "out" / "plan.json").read_text())["run"]["subgroups"]["features"] == "generator"
 
 
-def test_deprecated_subgroup_parameters_build_the_same_run(tiny_folder: Path, tmp_path: Path) -> None:
-    """The old ``subgroups=`` parameters still work, warn, and describe the very same run."""
-    with pytest.warns(DeprecationWarning, match=r"SyntheticAugmenter\(max_subgroups, subgroups=...\) is deprecated"):
-        old = SyntheticAugmenter("classic", out_dir=tmp_path / "out", subgroups="auto", max_subgroups=2)
-    new = SyntheticAugmenter("classic", out_dir=tmp_path / "out", concepts=Subgroups.auto(max_subgroups=2))
-    old_run, new_run = old._run_inputs(tiny_folder).run, new._run_inputs(tiny_folder).run
-    assert old_run == new_run and new_run["subgroups"]["max_subgroups"] == 2
-    with pytest.warns(DeprecationWarning):
-        assert isinstance(SyntheticAugmenter("classic", subgroups="none").concept_strategy, ByClass)
+def test_concepts_parameter_is_validated(tiny_folder: Path, tmp_path: Path) -> None:
+    """``concepts=`` takes a strategy; the pre-release ``subgroups=`` keywords are gone."""
     assert "subgroups" not in SyntheticAugmenter("classic")._run_inputs(tiny_folder).run
-    with pytest.raises(InvalidParameterError, match="without subgroups"):
-        SyntheticAugmenter("classic", concepts=ByClass(), subgroups="auto")
+    with pytest.raises(TypeError, match="subgroups"):
+        SyntheticAugmenter("classic", subgroups="auto")  # type: ignore[call-arg]
     with pytest.raises(InvalidParameterError, match="ConceptStrategy"):
         SyntheticAugmenter("classic", concepts="auto")  # type: ignore[arg-type]
     assert Subgroups.k(3).setting.k == 3 and Subgroups.k(1).active is False
+
+

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .augmented import AugmentedDataset
-    from .augmenter import SyntheticAugmenter, upsample
-    from .concepts import ByClass, ConceptStrategy, Subgroups
-    from .dataset import Dataset, Sample
-    from .errors import (
+    from ._adapters import MixingOptions, TfOptions, TorchOptions
+    from ._augmented import AugmentedDataset
+    from ._augmenter import SyntheticAugmenter, upsample
+    from ._concepts import ByClass, ConceptStrategy, Subgroups, concepts_from
+    from ._dataset import Dataset, Sample
+    from ._errors import (
         DatasetError,
         DuplicateGeneratorError,
         GenerationError,
@@ -36,10 +37,15 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnreadableImageError,
         UsageError,
     )
-    from ._imageio import load_image
-    from ._optional import require
-    from .inputs import check_no_leakage
-    from .generator import (
+    from ._evaluate import (
+        EvaluationConfig,
+        Experiment,
+        ExperimentOptions,
+        SyntheticExperiment,
+        TrainingSet,
+        run_evaluation,
+    )
+    from ._generator import (
         Concept,
         FitScope,
         GeneratedImage,
@@ -49,63 +55,86 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         derive_seed,
         has_features,
     )
-    from .hookspecs import hookimpl
-    from .plugins import get_generator, get_registry, list_generators
-    from .policy import MinorityUpsampling, Plan, Policy, Proportion
-    from .progress import Progress
-    from .splitting import split_dataset, write_split
-    from .store import Store
-    from .quality import filter_synthetic, quality_report
+    from ._hookspecs import hookimpl
+    from ._html_report import write_html_report
+    from ._imageio import load_image
+    from ._inputs import check_no_leakage
+    from ._optional import require
+    from ._options import DeviceOptions, SamplingOptions, TrainingOptions, fit_neutral_field
+    from ._plugins import get_generator, get_registry, list_generators
+    from ._policy import MinorityUpsampling, Plan, Policy, Proportion, make_policy
+    from ._progress import NULL_PROGRESS, NullProgress, Progress
+    from ._quality import filter_synthetic, quality_report
+    from ._splitting import split_dataset, write_split
+    from ._store import Store
 
 _EXPORTS: dict[str, str] = {
-    "AugmentedDataset": "augmented",
-    "SyntheticAugmenter": "augmenter",
-    "check_no_leakage": "inputs",
-    "ByClass": "concepts",
-    "ConceptStrategy": "concepts",
-    "Subgroups": "concepts",
-    "upsample": "augmenter",
-    "Dataset": "dataset",
-    "Sample": "dataset",
-    "DatasetError": "errors",
-    "DuplicateGeneratorError": "errors",
-    "GenerationError": "errors",
-    "InvalidOptionsError": "errors",
-    "InvalidParameterError": "errors",
-    "LeakageError": "errors",
-    "MissingDependencyError": "errors",
-    "OutputConflictError": "errors",
-    "OutputLockedError": "errors",
-    "StorageError": "errors",
-    "PluginError": "errors",
-    "SynthaugError": "errors",
-    "UnknownGeneratorError": "errors",
-    "UnreadableImageError": "errors",
-    "UsageError": "errors",
+    "AugmentedDataset": "_augmented",
+    "SyntheticAugmenter": "_augmenter",
+    "check_no_leakage": "_inputs",
+    "ByClass": "_concepts",
+    "ConceptStrategy": "_concepts",
+    "Subgroups": "_concepts",
+    "upsample": "_augmenter",
+    "Dataset": "_dataset",
+    "Sample": "_dataset",
+    "DatasetError": "_errors",
+    "DuplicateGeneratorError": "_errors",
+    "GenerationError": "_errors",
+    "InvalidOptionsError": "_errors",
+    "InvalidParameterError": "_errors",
+    "LeakageError": "_errors",
+    "MissingDependencyError": "_errors",
+    "OutputConflictError": "_errors",
+    "OutputLockedError": "_errors",
+    "StorageError": "_errors",
+    "PluginError": "_errors",
+    "SynthaugError": "_errors",
+    "UnknownGeneratorError": "_errors",
+    "UnreadableImageError": "_errors",
+    "UsageError": "_errors",
     "load_image": "_imageio",
     "require": "_optional",
-    "Concept": "generator",
-    "FitScope": "generator",
-    "has_features": "generator",
-    "GeneratedImage": "generator",
-    "Generator": "generator",
-    "GeneratorOptions": "generator",
-    "PerConceptGenerator": "generator",
-    "derive_seed": "generator",
-    "hookimpl": "hookspecs",
-    "get_generator": "plugins",
-    "get_registry": "plugins",
-    "list_generators": "plugins",
-    "MinorityUpsampling": "policy",
-    "Plan": "policy",
-    "Policy": "policy",
-    "Proportion": "policy",
-    "Progress": "progress",
-    "split_dataset": "splitting",
-    "write_split": "splitting",
-    "Store": "store",
-    "quality_report": "quality",
-    "filter_synthetic": "quality",
+    "Concept": "_generator",
+    "FitScope": "_generator",
+    "has_features": "_generator",
+    "GeneratedImage": "_generator",
+    "Generator": "_generator",
+    "GeneratorOptions": "_generator",
+    "PerConceptGenerator": "_generator",
+    "derive_seed": "_generator",
+    "hookimpl": "_hookspecs",
+    "get_generator": "_plugins",
+    "get_registry": "_plugins",
+    "list_generators": "_plugins",
+    "MinorityUpsampling": "_policy",
+    "Plan": "_policy",
+    "Policy": "_policy",
+    "Proportion": "_policy",
+    "Progress": "_progress",
+    "split_dataset": "_splitting",
+    "write_split": "_splitting",
+    "Store": "_store",
+    "quality_report": "_quality",
+    "filter_synthetic": "_quality",
+    "make_policy": "_policy",
+    "concepts_from": "_concepts",
+    "NULL_PROGRESS": "_progress",
+    "NullProgress": "_progress",
+    "DeviceOptions": "_options",
+    "SamplingOptions": "_options",
+    "TrainingOptions": "_options",
+    "fit_neutral_field": "_options",
+    "MixingOptions": "_adapters",
+    "TorchOptions": "_adapters",
+    "TfOptions": "_adapters",
+    "EvaluationConfig": "_evaluate",
+    "Experiment": "_evaluate",
+    "ExperimentOptions": "_evaluate",
+    "SyntheticExperiment": "_evaluate",
+    "TrainingSet": "_evaluate",
+    "run_evaluation": "_evaluate",
+    "write_html_report": "_html_report",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

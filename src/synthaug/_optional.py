@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from .errors import MissingDependencyError
+from ._errors import MissingDependencyError
 
 # module -> (pip requirement, synthaug extra)
 _PACKAGES: dict[str, tuple[str, str]] = {

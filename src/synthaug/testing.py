@@ -2,7 +2,7 @@
 
 - :func:`check_generator`: the conformance suite every generator plugin runs (like
   imbalanced-learn's ``check_estimator``). It fits and generates on small concepts, runs
-  every named check of the contract of :mod:`synthaug.generator` and reports every failure;
+  every named check of the contract of :mod:`synthaug._generator` and reports every failure;
   ``skip=`` and ``expected_failures=`` opt out of named checks.
 - :func:`parametrize_with_checks`: one pytest test per generator and named check (like
   imbalanced-learn's ``parametrize_with_checks``); the checks themselves are importable by
@@ -11,7 +11,7 @@
 - :func:`check_resume`: an interrupted and resumed fit equals an uninterrupted one
   (:class:`InterruptAfter` interrupts a fit).
 - Tiny Stable Diffusion pipelines (SD1.5, SDXL, SD3.5, FLUX.1) written to disk (no download) live in
-  :mod:`synthaug.diffusion.testing` and are re-exported here when diffusers is installed.
+  :mod:`synthaug.diffusion._testing` and are re-exported here when diffusers is installed.
 - :func:`diffusion_plugin_fixtures`: the session fixtures a diffusion plugin's tests share (a
   tiny model, quick options, small concepts, a fitted generator), for its ``conftest.py``.
 - :func:`check_balance_cli`: ``synthaug balance`` with a generator, end to end, in this process,
@@ -29,42 +29,23 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .conformance import *  # noqa: F403 - the checks and the test data builders, re-exported
-from .conformance import __all__ as _conformance_names
-from .conformance import make_concepts
+from ._conformance import *  # noqa: F403 - the checks and the test data builders, re-exported
+from ._conformance import __all__ as _conformance_names
+from ._conformance import make_concepts
+from ._generator import Concept, Generator
 
-from .generator import Concept, Generator
+#: Tiny random diffusion models and tokenizers written by :mod:`synthaug.diffusion._testing`
+#: (diffusers and transformers load only when one is used).
+_TINY_MODELS = ("tiny_clip_tokenizer", "tiny_flux", "tiny_sd3", "tiny_sd15", "tiny_sdxl", "tiny_t5_tokenizer", "tiny_vae")
 
 __all__ = [*_conformance_names, "InterruptAfter", "check_balance_cli", "check_resume", "diffusion_plugin_fixtures",
-           "tiny_flux", "tiny_sd3", "tiny_sd15", "tiny_sdxl"]
+           *_TINY_MODELS]
 
 
-def tiny_sd15(path: str | Path, **kwargs: Any) -> Path:
-    """Write a tiny random SD1.5 pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_sd15`."""
-    from .diffusion.testing import tiny_sd15 as build
-
-    return build(path, **kwargs)
-
-
-def tiny_sdxl(path: str | Path, **kwargs: Any) -> Path:
-    """Write a tiny random SDXL pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_sdxl`."""
-    from .diffusion.testing import tiny_sdxl as build
-
-    return build(path, **kwargs)
-
-
-def tiny_sd3(path: str | Path, **kwargs: Any) -> Path:
-    """Write a tiny random SD3.5 pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_sd3`."""
-    from .diffusion.testing import tiny_sd3 as build
-
-    return build(path, **kwargs)
-
-
-def tiny_flux(path: str | Path, **kwargs: Any) -> Path:
-    """Write a tiny random FLUX.1 pipeline folder (no download); see :func:`synthaug.diffusion.testing.tiny_flux`."""
-    from .diffusion.testing import tiny_flux as build
-
-    return build(path, **kwargs)
+def __getattr__(name: str) -> Any:
+    if name in _TINY_MODELS:
+        return getattr(importlib.import_module(".diffusion._testing", __package__), name)
+    raise AttributeError(f"module 'synthaug.testing' has no attribute {name!r}")
 
 
 class InterruptAfter:
@@ -186,7 +167,7 @@ def check_balance_cli(data: str | Path, out: str | Path, generator: str, options
     record names the generator, an integer seed, an existing image and the ``base_model`` of
     ``options`` (when given). Returns the manifest records for the plugin's own checks.
     """
-    from .cli import main
+    from ._cli import main
 
     argv = ["balance", str(data), "--out", str(out), "--generator", generator]
     for key, value in options.items():

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from synthaug.errors import DatasetError, GenerationError, InvalidOptionsError, InvalidParameterError
-from synthaug.generator import Concept
+from synthaug import Concept, DatasetError, GenerationError, InvalidOptionsError, InvalidParameterError
 from synthaug_ddpm import DdpmGenerator
 
 QUICK = {
@@ -31,7 +30,7 @@ def test_import_does_not_load_torch() -> None:
 
 
 def test_registered_through_the_entry_point() -> None:
-    from synthaug.plugins import get_generator
+    from synthaug import get_generator
 
     assert get_generator("ddpm") is DdpmGenerator
 
@@ -55,7 +54,7 @@ def test_conformance() -> None:
         ({"guidance_scale": -1}, "guidance_scale"),
         ({"sampler": "euler"}, "sampler"),
         ({"train_step": 10}, "train_step"),
-        ({"train_steps": 10, "max_train_steps": 5}, "deprecated name of 'max_train_steps'"),
+        ({"train_steps": 10}, "train_steps"),  # a pre-release name: now simply unknown
     ],
 )
 def test_bad_options_name_the_option(options: dict, named: str) -> None:
@@ -128,18 +127,8 @@ def test_augmenter_fits_one_model_on_every_class(tmp_path: Path) -> None:
     assert len(list((tmp_path / "out2" / "c").glob("*.png"))) == 4
 
 
-def test_version_0_1_option_names_still_work_with_a_warning() -> None:
-    old = {"train_steps": 7, "warmup_steps": 3, "batch_size": 5, "sampling_steps": 9, "generate_batch_size": 2}
-    with pytest.warns(DeprecationWarning) as seen:
-        generator = DdpmGenerator(old)
-    messages = " ".join(str(w.message) for w in seen)
-    for name, new in [("train_steps", "max_train_steps"), ("warmup_steps", "lr_warmup_steps"),
-                      ("batch_size", "train_batch_size"), ("sampling_steps", "num_inference_steps"),
-                      ("generate_batch_size", "generation_batch_size")]:
-        assert f"'{name}' is deprecated" in messages and f"use '{new}'" in messages
-    o = generator.options
-    assert (o.max_train_steps, o.lr_warmup_steps, o.train_batch_size, o.num_inference_steps,
-            o.generation_batch_size) == (7, 3, 5, 9, 2)
-    fit = generator.fit_options()  # generation-only settings never force a refit
+def test_generation_only_settings_never_force_a_refit() -> None:
+    generator = DdpmGenerator({"max_train_steps": 7, "num_inference_steps": 9, "generation_batch_size": 2})
+    fit = generator.fit_options()
     assert "max_train_steps" in fit and not {"num_inference_steps", "generation_batch_size", "device", "sampler",
                                              "guidance_scale", "checkpoint_every"} & set(fit)

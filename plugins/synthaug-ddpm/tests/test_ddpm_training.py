@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from synthaug.generator import Concept  # noqa: E402
+from synthaug import Concept  # noqa: E402
 from synthaug.testing import InterruptAfter, make_image_folder  # noqa: E402
 from synthaug_ddpm import DdpmGenerator  # noqa: E402
 

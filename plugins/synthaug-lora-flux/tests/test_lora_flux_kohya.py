@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
-from synthaug.errors import InvalidOptionsError  # noqa: E402
+from synthaug import InvalidOptionsError  # noqa: E402
 from synthaug_lora_flux import LORA_FILE, LoraFluxGenerator, kohya_file_name  # noqa: E402
 from synthaug_lora_flux.kohya import flux_lora_to_kohya, kohya_module  # noqa: E402
 

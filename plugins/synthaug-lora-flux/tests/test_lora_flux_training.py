@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
-from synthaug.errors import InvalidOptionsError  # noqa: E402
+from synthaug import InvalidOptionsError  # noqa: E402
 from synthaug.testing import check_generator, check_resume  # noqa: E402
 from synthaug_lora_flux import LORA_FILE, FluxDenoiser, LoraFluxGenerator, training_shift  # noqa: E402
 

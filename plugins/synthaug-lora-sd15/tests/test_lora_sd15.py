@@ -11,8 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
-from synthaug.generator import ARTIFACT_FILE  # noqa: E402
-from synthaug.progress import NullProgress  # noqa: E402
+from synthaug import NullProgress  # noqa: E402
+from synthaug.diffusion import ARTIFACT_FILE  # noqa: E402
 from synthaug.testing import check_generator, make_concepts  # noqa: E402
 from synthaug_lora_sd15 import LORA_FILE, LoraSD15Generator  # noqa: E402
 
@@ -185,7 +185,7 @@ def _peft_supports_text_encoder_adapters() -> bool:
 def test_text_encoder_lora(tiny_sd15_model, concepts, tmp_path):
     from safetensors import safe_open
 
-    from synthaug.errors import MissingDependencyError
+    from synthaug import MissingDependencyError
 
     gen = LoraSD15Generator(quick(tiny_sd15_model, max_train_steps=2, train_text_encoder=True))
     if not _peft_supports_text_encoder_adapters():  # transformers 5 needs peft >= 0.22 for this
@@ -200,7 +200,7 @@ def test_text_encoder_lora(tiny_sd15_model, concepts, tmp_path):
 
 
 def test_bad_options_are_clear_errors(tiny_sd15_model, concepts, tmp_path):
-    from synthaug.errors import InvalidOptionsError
+    from synthaug import InvalidOptionsError
 
     with pytest.raises(InvalidOptionsError, match="resolution"):
         LoraSD15Generator(resolution=30)

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
-from synthaug.errors import InvalidOptionsError  # noqa: E402
+from synthaug import InvalidOptionsError  # noqa: E402
 from synthaug.testing import check_generator, check_resume  # noqa: E402
 from synthaug_lora_sd3 import LORA_FILE, LoraSD3Generator  # noqa: E402
 

@@ -26,7 +26,7 @@ def test_tiny_sd3_has_the_sd35_wiring_and_generates(tiny_model) -> None:
 
 
 def test_tiny_t5_tokenizer_keeps_known_words_whole_and_spells_the_rest() -> None:
-    from synthaug.diffusion.testing import tiny_t5_tokenizer
+    from synthaug.testing import tiny_t5_tokenizer
 
     tok = tiny_t5_tokenizer()
     ids = tok("a dermoscopic image of xq7").input_ids

@@ -8,8 +8,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
-from synthaug.diffusion.kohya import unet_module_to_kohya  # noqa: E402
-from synthaug.errors import InvalidOptionsError  # noqa: E402
+from synthaug import InvalidOptionsError  # noqa: E402
+from synthaug.diffusion import unet_module_to_kohya  # noqa: E402
 from synthaug_lora_sdxl import LORA_FILE, LoraSDXLGenerator, kohya_file_name  # noqa: E402
 
 torch.set_num_threads(1)

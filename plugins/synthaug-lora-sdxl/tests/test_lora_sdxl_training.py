@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +11,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
-from synthaug.errors import InvalidOptionsError, MissingDependencyError  # noqa: E402
-from synthaug.progress import NullProgress  # noqa: E402
+from synthaug import (  # noqa: E402
+    InvalidOptionsError,
+    MissingDependencyError,
+    NullProgress,  # noqa: E402
+)
 from synthaug.testing import check_generator  # noqa: E402
 from synthaug_lora_sdxl import LORA_FILE, LoraSDXLGenerator, kohya_file_name  # noqa: E402
 
@@ -107,8 +109,8 @@ def test_cached_embeddings_train_exactly_like_encoding_every_step(quick, concept
 def test_time_ids_follow_each_images_original_size_and_crop(quick, tmp_path) -> None:
     from PIL import Image
 
-    from synthaug.diffusion.data import load_training_images
-    from synthaug.generator import Concept
+    from synthaug import Concept
+    from synthaug.diffusion import load_training_images
 
     path = tmp_path / "wide.png"
     Image.new("RGB", (64, 40), (200, 40, 40)).save(path)
@@ -156,7 +158,7 @@ def test_the_t4_combination_trains_on_cpu_in_float32(quick, concepts, tmp_path) 
 
 
 def test_nan_latents_stop_training_with_the_remedies(quick, concepts, tmp_path) -> None:
-    from synthaug.errors import GenerationError
+    from synthaug import GenerationError
 
     gen = LoraSDXLGenerator(quick())
     with torch.no_grad():
@@ -183,10 +185,10 @@ def test_missing_bitsandbytes_fails_before_loading_with_the_pip_command(quick, c
 
 
 def test_separate_vae_from_a_folder(quick, concepts, tmp_path) -> None:
-    from synthaug.diffusion.testing import _tiny_vae
+    from synthaug.testing import tiny_vae
 
     torch.manual_seed(123)
-    vae = _tiny_vae()
+    vae = tiny_vae()
     vae.save_pretrained(tmp_path / "vae")
     gen = LoraSDXLGenerator(quick(vae=str(tmp_path / "vae")))
     assert torch.equal(gen.pipeline.vae.encoder.conv_in.weight, vae.encoder.conv_in.weight)
@@ -194,7 +196,7 @@ def test_separate_vae_from_a_folder(quick, concepts, tmp_path) -> None:
                        vae.encoder.conv_in.weight)  # a pipeline-like folder with vae/ works too
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidOptionsError, match="vae=.*config.json"):
-        LoraSDXLGenerator(quick(vae=str(tmp_path / "empty"))).pipeline
+        _ = LoraSDXLGenerator(quick(vae=str(tmp_path / "empty"))).pipeline
 
 
 @pytest.mark.gpu

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from synthaug.errors import InvalidOptionsError  # noqa: E402
+from synthaug import InvalidOptionsError  # noqa: E402
 from synthaug.testing import check_generator, make_concepts  # noqa: E402
 from synthaug_textual_inversion import EMBEDS_FILE, TextualInversionGenerator  # noqa: E402
 

@@ -1,46 +1,110 @@
-"""Shared diffusion machinery for generator plugins (written once, used by every diffusion plugin).
+"""The diffusion SDK: everything a diffusion generator plugin needs, in one public module.
 
-- :class:`DiffusionGeneratorBase`: subclass it, implement the adapter hooks, done.
-- :class:`DiffusionOptions`: the options every SD plugin shares (extend it in your ``Options``);
-  :class:`DiffusionTrainingOptions` (the training loop's options), :class:`FlowMatchingOptions`
-  :class:`LoraOptions` (rank, alpha, target modules, dropout of every LoRA generator) and
-  :class:`LargeModelOptions` (SDXL, SD3, FLUX: 8-bit AdamW on CUDA, cached prompt embeddings).
-- :mod:`~synthaug.diffusion.parts`: the engine's parts — denoiser (UNet or transformer),
-  conditioning (prompts through 1-3 text encoders, class labels, none), data source.
-- :mod:`~synthaug.diffusion.targets`: target rules — epsilon, v-prediction, flow matching.
-- :mod:`~synthaug.diffusion.loop`: the model-agnostic training loop (:class:`~synthaug.diffusion.loop.TrainingLoop`);
-  :mod:`~synthaug.diffusion.training`: its SD-pipeline form (:class:`~synthaug.diffusion.training.Trainer`).
-- :mod:`~synthaug.diffusion.generation`: seeded batched generation with defect retries.
-- :mod:`~synthaug.diffusion.loading`: device/dtype choice and pipeline loading.
-- :mod:`~synthaug.diffusion.testing`: tiny SD1.5/SDXL pipelines written to disk.
+Plugin authors import from here (and from :mod:`synthaug` and :mod:`synthaug.testing`) only;
+the ``synthaug.diffusion._*`` modules behind these names are private and may move.
 
-Importing this package does not import torch or diffusers; they load when a model is used.
+- Generators: :class:`DiffusionGeneratorBase` (subclass it, implement the adapter hooks) and
+  :class:`FlowLoraGenerator` (the SD3.5/FLUX.1 LoRA generator); :meth:`check_options` is the
+  public hook for option checks a plugin adds.
+- Option groups: :class:`DiffusionOptions`, :class:`DiffusionTrainingOptions`,
+  :class:`FlowMatchingOptions`, :class:`LoraOptions`, :class:`LargeModelOptions`,
+  :class:`FlowLoraOptions`, :func:`fill_preset`.
+- The engine's parts: denoisers (:class:`UNetDenoiser`, :class:`TransformerDenoiser`),
+  conditioning (:class:`PromptConditioning`, :class:`ClassConditioning`,
+  :class:`NoConditioning`), data sources (:class:`PixelSource`, :class:`LatentSource`), target
+  rules (:class:`DdpmRule`, :class:`FlowMatchingRule`) and the loop (:class:`TrainingLoop`;
+  :class:`Trainer` is its SD-pipeline form).
+- LoRA and kohya helpers (:func:`add_lora`, :func:`lora_state_dict`, :func:`save_kohya_lora` …),
+  the A1111 embedding writer, device/dtype choice and pipeline loading.
+- Artifacts: :func:`write_artifact`, :func:`read_artifact`, :data:`ARTIFACT_FILE`,
+  :func:`file_digest`, :func:`adapter_digest`.
+
+Importing this module imports neither torch nor diffusers; names load on first access.
 """
 
-from .base import DiffusionGeneratorBase, adapter_digest, library_versions
-from .options import (
-    DEFAULT_BASE_MODEL,
-    DEFAULT_NEGATIVE_PROMPT,
-    DEFAULT_PROMPT_TEMPLATE,
-    DiffusionOptions,
-    DiffusionTrainingOptions,
-    FlowMatchingOptions,
-    LargeModelOptions,
-    LoraOptions,
-    fill_preset,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_BASE_MODEL",
-    "DEFAULT_NEGATIVE_PROMPT",
-    "DEFAULT_PROMPT_TEMPLATE",
-    "DiffusionGeneratorBase",
-    "DiffusionOptions",
-    "DiffusionTrainingOptions",
-    "FlowMatchingOptions",
-    "LargeModelOptions",
-    "LoraOptions",
-    "adapter_digest",
-    "fill_preset",
-    "library_versions",
-]
+import importlib
+from typing import Any
+
+#: public name -> the private module (relative to this package) that defines it
+_EXPORTS: dict[str, str] = {
+    # generators
+    "DiffusionGeneratorBase": "._base",
+    "adapter_digest": "._base",
+    "library_versions": "._base",
+    "FlowLoraGenerator": "._flow_lora",
+    "LORA_FILE": "._flow_lora",
+    # option groups
+    "DEFAULT_BASE_MODEL": "._options",
+    "DEFAULT_NEGATIVE_PROMPT": "._options",
+    "DEFAULT_PROMPT_TEMPLATE": "._options",
+    "DiffusionOptions": "._options",
+    "DiffusionTrainingOptions": "._options",
+    "FlowMatchingOptions": "._options",
+    "LargeModelOptions": "._options",
+    "LoraOptions": "._options",
+    "fill_preset": "._options",
+    "FlowLoraOptions": "._flow_options",
+    "ATTENTION_LORA_TARGETS": "._flow_options",
+    # engine parts
+    "ClassConditioning": "._parts",
+    "Conditioning": "._parts",
+    "DataSource": "._parts",
+    "Denoiser": "._parts",
+    "NoConditioning": "._parts",
+    "PromptConditioning": "._parts",
+    "TrainingParts": "._parts",
+    "TransformerDenoiser": "._parts",
+    "UNetDenoiser": "._parts",
+    "LatentSource": "._data",
+    "PixelSource": "._data",
+    "TrainingImage": "._data",
+    "load_training_images": "._data",
+    "DdpmRule": "._targets",
+    "FlowMatchingRule": "._targets",
+    "TargetRule": "._targets",
+    "TrainingLoop": "._loop",
+    "TrainResult": "._loop",
+    "Trainer": "._training",
+    "TrainingHooks": "._training",
+    "generate_images": "._generation",
+    # LoRA, kohya and embeddings
+    "TARGET_MODULE_SETS": "._lora",
+    "add_lora": "._lora",
+    "check_lora_loaded": "._lora",
+    "lora_config": "._lora",
+    "lora_parameters": "._lora",
+    "lora_state_dict": "._lora",
+    "KOHYA_SD15_METADATA": "._kohya",
+    "KOHYA_SDXL_METADATA": "._kohya",
+    "require_kohya_names": "._kohya",
+    "save_kohya_lora": "._kohya",
+    "unet_module_to_kohya": "._kohya",
+    "save_a1111_embedding": "._embeddings",
+    # loading
+    "load_pipeline": "._loading",
+    "load_vae": "._loading",
+    "resolve_device": "._loading",
+    "resolve_dtype": "._loading",
+    # artifacts
+    "ARTIFACT_FILE": ".._generator",
+    "file_digest": ".._generator",
+    "read_artifact": ".._generator",
+    "write_artifact": ".._generator",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'synthaug.diffusion' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

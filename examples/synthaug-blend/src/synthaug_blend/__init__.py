@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field
 
 import synthaug
-from synthaug.progress import NULL_PROGRESS, Progress
+from synthaug import NULL_PROGRESS, Progress
 
 __version__ = "0.1.0"
 

@@ -14,7 +14,7 @@ Layout of ``work_dir`` after :meth:`DdpmGenerator.fit`::
 same concepts (names, labels and image files); otherwise it resumes from ``checkpoints/`` when
 that was made with the same model/data settings (the step count continues, so raising
 ``max_train_steps`` extends a finished model), or starts afresh. Training is the diffusion
-engine's loop (:mod:`synthaug.diffusion.loop`); see :mod:`synthaug_ddpm.training`.
+engine's loop (:class:`synthaug.diffusion.TrainingLoop`); see :mod:`synthaug_ddpm.training`.
 """
 
 from __future__ import annotations
@@ -24,9 +24,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from synthaug.errors import DatasetError, GenerationError, InvalidOptionsError, InvalidParameterError
-from synthaug.generator import Concept, GeneratedImage, Generator, file_digest, read_artifact, write_artifact
-from synthaug.progress import NULL_PROGRESS, Progress
+from synthaug import (
+    NULL_PROGRESS,
+    Concept,
+    DatasetError,
+    GeneratedImage,
+    GenerationError,
+    Generator,
+    InvalidOptionsError,
+    InvalidParameterError,
+    Progress,
+)
+from synthaug.diffusion import file_digest, read_artifact, write_artifact
 
 from .options import MODEL_DIR, RESUMABLE_CHANGES, WEIGHTS_FILE, DdpmOptions
 
@@ -45,13 +54,11 @@ class DdpmGenerator(Generator):
 
     def __init__(self, options: Any = None, /, **overrides: Any) -> None:
         super().__init__(options, **overrides)
-        self._check_options()
-        self.work_dir: Path | None = None
         self._model: Any = None
         self._info: dict[str, Any] | None = None
 
     # -- options ------------------------------------------------------------------------------
-    def _check_options(self) -> None:
+    def check_options(self) -> None:
         o = self.options
         levels = len(o.channel_multipliers)
         if any(m < 1 for m in o.channel_multipliers):

@@ -1,18 +1,18 @@
 """Options of the ``ddpm`` generator and the names of its files (no torch import).
 
 The training and sampling options use synthaug's shared vocabulary
-(:class:`synthaug.diffusion.DiffusionTrainingOptions`, :class:`synthaug.options.SamplingOptions`);
+(:class:`synthaug.diffusion.DiffusionTrainingOptions`, :class:`synthaug._options.SamplingOptions`);
 the names of version 0.1 still work until synthaug 0.3.0, with a warning.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
+from synthaug import SamplingOptions, fit_neutral_field
 from synthaug.diffusion import DiffusionTrainingOptions
-from synthaug.options import SamplingOptions, fit_neutral_field
 
 __all__ = ["MODEL_DIR", "WEIGHTS_FILE", "DdpmOptions", "RESUMABLE_CHANGES"]
 
@@ -27,14 +27,6 @@ RESUMABLE_CHANGES = frozenset({"max_train_steps", "time_budget_s"})
 
 class DdpmOptions(SamplingOptions, DiffusionTrainingOptions):
     """Options of the ``ddpm`` generator (model, training, and sampling settings)."""
-
-    deprecated_aliases: ClassVar[dict[str, str]] = {
-        "train_steps": "max_train_steps",
-        "warmup_steps": "lr_warmup_steps",
-        "batch_size": "train_batch_size",
-        "sampling_steps": "num_inference_steps",
-        "generate_batch_size": "generation_batch_size",
-    }
 
     # -- model ----------------------------------------------------------------------------
     resolution: int = Field(64, ge=8, le=512, description="Side of the square images the model learns and generates, in pixels (training images are centre-cropped to a square and resized).")

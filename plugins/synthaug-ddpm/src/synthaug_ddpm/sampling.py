@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from synthaug import require
-from synthaug.diffusion.loading import resolve_device
+from synthaug.diffusion import resolve_device
 
 
 def load_model(folder: Path, device_spec: str) -> Any:

@@ -1,11 +1,11 @@
 """Training the class-conditional UNet with the synthaug diffusion engine.
 
 The model is a pixel-space ``diffusers.UNet2DModel`` with class embeddings. The engine's
-:class:`~synthaug.diffusion.loop.TrainingLoop` trains it from parts: a
-:class:`~synthaug.diffusion.parts.UNetDenoiser`, the v-prediction
-:class:`~synthaug.diffusion.targets.DdpmRule` on a cosine schedule,
-:class:`~synthaug.diffusion.parts.ClassConditioning` (labels with classifier-free-guidance
-dropout) and a :class:`~synthaug.diffusion.data.PixelSource` (images drawn with per-class
+:class:`~synthaug.diffusion.TrainingLoop` trains it from parts: a
+:class:`~synthaug.diffusion.UNetDenoiser`, the v-prediction
+:class:`~synthaug.diffusion.DdpmRule` on a cosine schedule,
+:class:`~synthaug.diffusion.ClassConditioning` (labels with classifier-free-guidance
+dropout) and a :class:`~synthaug.diffusion.PixelSource` (images drawn with per-class
 weights, flipped copies included). The loop brings EMA weights, the time budget, resumable
 checkpoints (safetensors + JSON) and exact resume; this module builds the parts and exports
 the EMA model.
@@ -20,10 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from synthaug import require
-from synthaug.errors import GenerationError
-from synthaug.generator import Concept
-from synthaug.progress import NULL_PROGRESS, Progress
+from synthaug import NULL_PROGRESS, Concept, GenerationError, Progress, require
 
 from .options import MODEL_DIR, DdpmOptions
 
@@ -114,9 +111,7 @@ def flipped_copies(pixels: Any, labels: Any, options: DdpmOptions) -> tuple[Any,
 
 def training_parts(options: DdpmOptions, concepts: Sequence[Concept], device: Any) -> Any:
     """The engine parts of a fresh model on ``concepts`` (class ``i`` = ``concepts[i]``)."""
-    from synthaug.diffusion.data import PixelSource
-    from synthaug.diffusion.parts import ClassConditioning, TrainingParts, UNetDenoiser
-    from synthaug.diffusion.targets import DdpmRule
+    from synthaug.diffusion import ClassConditioning, DdpmRule, PixelSource, TrainingParts, UNetDenoiser
 
     pixels, labels = load_images(concepts, options.resolution)
     pixels, labels = flipped_copies(pixels, labels, options)
@@ -158,8 +153,7 @@ def train(options: DdpmOptions, concepts: Sequence[Concept], work_dir: Path, *, 
     """
     require("torch", purpose="the ddpm generator")
     require("diffusers", purpose="the ddpm generator")
-    from synthaug.diffusion.loading import resolve_device
-    from synthaug.diffusion.loop import TrainingLoop
+    from synthaug.diffusion import TrainingLoop, resolve_device
 
     device = resolve_device(options.device)
     loop = TrainingLoop(lambda: training_parts(options, concepts, device), key="ddpm", folder=work_dir,

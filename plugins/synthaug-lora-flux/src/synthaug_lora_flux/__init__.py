@@ -8,7 +8,7 @@ weights are under a non-commercial licence. Importing this package does not impo
 from __future__ import annotations
 
 from synthaug import hookimpl
-from synthaug.diffusion.flow_lora import LORA_FILE
+from synthaug.diffusion import LORA_FILE
 
 from .generator import FluxDenoiser, LoraFluxGenerator, kohya_file_name, training_shift
 from .options import DEFAULT_FLUX_MODEL, LoraFluxOptions

@@ -1,6 +1,6 @@
 """The ``lora-flux`` generator: one LoRA per concept on a FLUX.1 transformer.
 
-Everything but FLUX's specifics comes from :class:`synthaug.diffusion.flow_lora.FlowLoraGenerator`
+Everything but FLUX's specifics comes from :class:`synthaug.diffusion.FlowLoraGenerator`
 and the engine. FLUX adds three things, here:
 
 - the denoiser works on 2x2-packed latent tokens with 3-axis position ids, takes the noise level
@@ -17,10 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from synthaug.diffusion.flow_lora import FlowLoraGenerator
-from synthaug.diffusion.parts import TransformerDenoiser
-from synthaug.errors import InvalidOptionsError
-from synthaug.generator import Concept
+from synthaug import Concept, InvalidOptionsError
+from synthaug.diffusion import FlowLoraGenerator, TransformerDenoiser
 
 from .options import LoraFluxOptions
 
@@ -81,8 +79,8 @@ class LoraFluxGenerator(FlowLoraGenerator):
     transformer_class = "FluxTransformer2DModel"
     t5_attribute = "text_encoder_2"
 
-    def _check_options(self) -> None:
-        super()._check_options()
+    def check_options(self) -> None:
+        super().check_options()
         if self.options.negative_prompt:
             raise InvalidOptionsError(f"generator {self.name!r}: option negative_prompt="
                                       f"{self.options.negative_prompt!r}: FLUX.1 takes no negative prompt (its "
@@ -94,7 +92,7 @@ class LoraFluxGenerator(FlowLoraGenerator):
 
     def target_rule(self, pipe: Any) -> Any:
         """Flow matching with the scheduler's shift, or FLUX's resolution-dependent one (``use_dynamic_shifting``)."""
-        from synthaug.diffusion.targets import FlowMatchingRule
+        from synthaug.diffusion import FlowMatchingRule
 
         config = pipe.scheduler.config
         overrides = self.options.flow_rule_overrides()

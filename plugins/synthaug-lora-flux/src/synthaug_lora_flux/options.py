@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from synthaug.diffusion.flow_options import FlowLoraOptions
-from synthaug.options import fit_neutral_field
+from synthaug import fit_neutral_field
+from synthaug.diffusion import FlowLoraOptions
 
 __all__ = ["DEFAULT_FLUX_MODEL", "LoraFluxOptions"]
 

@@ -15,12 +15,20 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synthaug import hookimpl
-from synthaug.diffusion import DiffusionGeneratorBase, DiffusionOptions, LoraOptions
-from synthaug.diffusion.kohya import KOHYA_SD15_METADATA, require_kohya_names, save_kohya_lora
-from synthaug.diffusion.lora import add_lora, check_lora_loaded, lora_config, lora_parameters, lora_state_dict
-from synthaug.errors import SynthaugError
-from synthaug.generator import Concept
+from synthaug import Concept, SynthaugError, hookimpl
+from synthaug.diffusion import (
+    KOHYA_SD15_METADATA,
+    DiffusionGeneratorBase,
+    DiffusionOptions,
+    LoraOptions,
+    add_lora,
+    check_lora_loaded,
+    lora_config,
+    lora_parameters,
+    lora_state_dict,
+    require_kohya_names,
+    save_kohya_lora,
+)
 
 __all__ = ["LORA_FILE", "LoraSD15Generator", "LoraSD15Options", "kohya_file_name", "register_generators"]
 __version__ = "0.1.0"

@@ -8,7 +8,7 @@ Importing this package does not import torch or diffusers.
 from __future__ import annotations
 
 from synthaug import hookimpl
-from synthaug.diffusion.flow_lora import LORA_FILE
+from synthaug.diffusion import LORA_FILE
 
 from .generator import LoraSD3Generator
 from .options import DEFAULT_SD3_MODEL, LoraSD3Options

@@ -1,6 +1,6 @@
 """The ``lora-sd3`` generator: one LoRA per concept on a Stable Diffusion 3.5 transformer (MMDiT).
 
-Everything but SD3's conditioning comes from :class:`synthaug.diffusion.flow_lora.FlowLoraGenerator`
+Everything but SD3's conditioning comes from :class:`synthaug.diffusion.FlowLoraGenerator`
 and the engine: flow-matching training (logit-normal noise levels shifted by the scheduler's
 ``shift``), cached latents and prompt embeddings, QLoRA, checkpoints, seeded generation.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synthaug.diffusion.flow_lora import FlowLoraGenerator
+from synthaug.diffusion import FlowLoraGenerator
 
 from .options import LoraSD3Options
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from synthaug.diffusion.flow_options import FlowLoraOptions
-from synthaug.options import fit_neutral_field
+from synthaug import fit_neutral_field
+from synthaug.diffusion import FlowLoraOptions
 
 __all__ = ["DEFAULT_SD3_MODEL", "LoraSD3Options"]
 

@@ -14,9 +14,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from synthaug import Concept, GenerationError, InvalidOptionsError
 from synthaug.diffusion import DiffusionGeneratorBase
-from synthaug.errors import GenerationError, InvalidOptionsError
-from synthaug.generator import Concept
 
 from .options import LoraSDXLOptions
 
@@ -45,8 +44,8 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
         super().__init__(options, **overrides)
         self._offloaded: list[tuple[Any, Any]] = []  # (module, its device before offloading)
 
-    def _check_options(self) -> None:
-        super()._check_options()
+    def check_options(self) -> None:
+        super().check_options()
         if self.options.safety_checker:
             raise InvalidOptionsError(f"generator {self.name!r}: option safety_checker=true: SDXL pipelines have "
                                       "no safety checker; leave it false")
@@ -56,7 +55,7 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
         """No invisible watermark (it alters pixels); the separate VAE when ``vae`` is set."""
         kwargs: dict[str, Any] = {"add_watermarker": False}
         if self.options.vae:
-            from synthaug.diffusion.loading import load_vae, resolve_device, resolve_dtype
+            from synthaug.diffusion import load_vae, resolve_device, resolve_dtype
 
             kwargs["vae"] = load_vae(self.options.vae, dtype=resolve_dtype(self.options.dtype,
                                                                             resolve_device(self.options.device)))
@@ -64,13 +63,13 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
 
     # -- what is trained -----------------------------------------------------------------------
     def _lora_config(self) -> Any:
-        from synthaug.diffusion.lora import lora_config
+        from synthaug.diffusion import lora_config
 
         o = self.options
         return lora_config(rank=o.rank, alpha=o.alpha, target_modules=o.target_modules, dropout=o.lora_dropout)
 
     def add_trainable(self, pipe: Any, concept: Concept) -> dict[str, Any]:
-        from synthaug.diffusion.lora import add_lora, lora_parameters
+        from synthaug.diffusion import add_lora, lora_parameters
 
         add_lora(pipe.unet, self._lora_config(), adapter_name=_ADAPTER, generator=self.name)
         params = lora_parameters({"unet": pipe.unet})
@@ -80,7 +79,7 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
 
     def _check_kohya_names(self, pipe: Any, params: Mapping[str, Any]) -> None:
         """Fail before training when a LoRA module has no kohya name (export_format=kohya)."""
-        from synthaug.diffusion.kohya import require_kohya_names
+        from synthaug.diffusion import require_kohya_names
 
         try:
             require_kohya_names({name.removeprefix("unet.").split(".lora_")[0] for name in params}, pipe.unet.config,
@@ -173,7 +172,7 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
         ``export_format=kohya`` the kohya-layout file too."""
         from diffusers import StableDiffusionXLPipeline
 
-        from synthaug.diffusion.lora import lora_state_dict
+        from synthaug.diffusion import lora_state_dict
 
         o = self.options
         state = lora_state_dict(pipe.unet, adapter_name=_ADAPTER)
@@ -187,7 +186,7 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
         return files
 
     def _save_kohya(self, pipe: Any, concept: Concept, folder: Path, state: Mapping[str, Any]) -> Path:
-        from synthaug.diffusion.kohya import KOHYA_SDXL_METADATA, save_kohya_lora
+        from synthaug.diffusion import KOHYA_SDXL_METADATA, save_kohya_lora
 
         o = self.options
         try:
@@ -200,7 +199,7 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
 
     def activate_adapter(self, pipe: Any, concept: Concept, folder: Path) -> None:
         """Load the concept's LoRA file; every saved module must be active (else GenerationError)."""
-        from synthaug.diffusion.lora import check_lora_loaded
+        from synthaug.diffusion import check_lora_loaded
 
         pipe.unload_lora_weights()
         pipe.load_lora_weights(str(folder), weight_name=LORA_FILE, adapter_name=_ADAPTER)

@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from synthaug import fit_neutral_field
 from synthaug.diffusion import DiffusionOptions, LargeModelOptions, LoraOptions, fill_preset
-from synthaug.options import fit_neutral_field
 
 __all__ = ["DEFAULT_SDXL_MODEL", "FP16_FIX_VAE", "PRESETS", "LoraSDXLOptions"]
 

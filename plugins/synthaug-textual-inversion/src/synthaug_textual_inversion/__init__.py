@@ -17,10 +17,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from synthaug import hookimpl
+from synthaug import Concept, InvalidOptionsError, hookimpl
 from synthaug.diffusion import DiffusionGeneratorBase, DiffusionOptions
-from synthaug.errors import InvalidOptionsError
-from synthaug.generator import Concept
 
 __all__ = ["EMBEDS_FILE", "TextualInversionGenerator", "TextualInversionOptions", "register_generators"]
 __version__ = "0.1.0"
@@ -73,8 +71,8 @@ class TextualInversionGenerator(DiffusionGeneratorBase):
         self._vectors: Any = None
         self._token_ids: Any = None
 
-    def _check_options(self) -> None:
-        super()._check_options()
+    def check_options(self) -> None:
+        super().check_options()
         o = self.options
         for where, template in [("prompt_template", o.prompt_template), *(
                 (f"prompts[{k!r}]", v) for k, v in o.prompts.items())]:
@@ -135,7 +133,7 @@ class TextualInversionGenerator(DiffusionGeneratorBase):
         save_file({self.placeholder(concept): self._vectors.detach().float().cpu().contiguous()}, str(path))
         if self.options.export_format != "a1111":
             return [path]
-        from synthaug.diffusion.embeddings import save_a1111_embedding
+        from synthaug.diffusion import save_a1111_embedding
 
         return [path, *save_a1111_embedding(folder, concept.slug, self._vectors, step=self.options.max_train_steps,
                                             checkpoint_name=Path(self.options.base_model).name)]

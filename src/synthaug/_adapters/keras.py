@@ -1,0 +1,164 @@
+"""Keras / TensorFlow adapter: an :class:`~synthaug._augmented.AugmentedDataset` as ``tf.data``.
+
+>>> train = augmented.to_tf(image_size=224, batch_size=32, shuffle=True, seed=0)  # doctest: +SKIP
+>>> model.fit(train, validation_data=augmented.to_tf(split="val", image_size=224))  # doctest: +SKIP
+
+Elements are batches of ``(images, labels)``: images float32 ``(B, H, W, 3)`` in ``[0, 255]``
+(as ``keras.utils.image_dataset_from_directory`` gives them), labels int32 class indices or
+one-hot float32 (``label_mode="categorical"``). With ``synthetic_weight`` a per-sample
+weight follows (Keras reads ``(x, y, sample_weight)``); with ``return_is_synthetic=True`` a
+bool flag per sample comes last (for inspection; do not pass that form to ``fit``). Files are read and decoded with ``tf.io``; all-JPEG datasets are decoded at a reduced
+DCT scale when the target size allows it. Probability mixing happens inside the graph with
+stateless random ops, so each epoch draws anew and the whole pipeline is reproducible from
+``seed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InvalidParameterError
+from .._optional import require
+from . import MixedSamples, TfOptions, adapter_options, mixed_samples, normalize_image_size
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import AugmentedData
+
+__all__ = ["make_tf_dataset", "jpeg_ratio"]
+
+LABEL_MODES = ("int", "categorical")
+
+
+def _tf():
+    return require("tensorflow", purpose="the Keras/TensorFlow dataset adapter (AugmentedDataset.to_tf)")
+
+
+def jpeg_ratio(paths: Sequence[Any], size: tuple[int, int] | None) -> int | None:
+    """The largest JPEG DCT downscale (1, 2, 4 or 8) keeping every image >= ``size``.
+
+    ``None`` when some file is not a JPEG (then the generic decoder is used).
+    """
+    from PIL import Image
+
+    if size is None:
+        return 1 if paths else None
+    ratio = 8
+    for path in paths:
+        with Image.open(path) as image:
+            if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+                return None
+            width, height = image.size
+        while ratio > 1 and (height // ratio < size[0] or width // ratio < size[1]):
+            ratio //= 2
+    return ratio
+
+
+def _decoder(size: tuple[int, int] | None, ratio: int | None):
+    tf = _tf()
+
+    def decode(path):
+        data = tf.io.read_file(path)
+        if ratio is not None:
+            image = tf.io.decode_jpeg(data, channels=3, ratio=ratio, dct_method="INTEGER_FAST")
+        else:
+            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        if size is not None:
+            image = tf.image.resize(image, size, method="bilinear")
+        else:
+            image = tf.cast(image, tf.float32)
+        return image
+
+    return decode
+
+
+def _selector(mixed: MixedSamples, n_classes: int):
+    """(real index, seed pair) -> (path, label, is_synthetic) with probability replacement."""
+    tf = _tf()
+    real_paths = tf.constant([str(s.path) for s in mixed.base])
+    real_labels = tf.constant([mixed.label_of(s) for s in mixed.base], dtype=tf.int32)
+    pool_paths, offsets, counts = [], [], []
+    for k in range(n_classes):
+        pool = mixed.synthetic_by_class.get(k, ())
+        offsets.append(len(pool_paths))
+        counts.append(len(pool))
+        pool_paths.extend(str(s.path) for s in pool)
+    synth_paths = tf.constant(pool_paths or [""])
+    offsets_t = tf.constant(offsets, dtype=tf.int32)
+    counts_t = tf.constant(counts, dtype=tf.int32)
+    p = float(mixed.p)
+
+    def select(index, seed):
+        label = real_labels[index]
+        draws = tf.random.stateless_uniform([2], seed=seed)
+        count = counts_t[label]
+        replace = tf.logical_and(draws[0] < p, count > 0)
+        pick = offsets_t[label] + tf.minimum(tf.cast(draws[1] * tf.cast(count, tf.float32), tf.int32),
+                                             tf.maximum(count - 1, 0))
+        path = tf.where(replace, synth_paths[tf.minimum(pick, tf.size(synth_paths) - 1)], real_paths[index])
+        return path, label, replace
+
+    return select
+
+
+def make_tf_dataset(data: AugmentedData, split: str = "train", **keywords: Any) -> Any:
+    """Build the ``tf.data.Dataset`` of ``split``; ``keywords`` are :class:`~synthaug._adapters.TfOptions`
+    (see :meth:`AugmentedDataset.to_tf`)."""
+    tf = _tf()
+    o = adapter_options(TfOptions, keywords, "to_tf()")
+    size = normalize_image_size(o.image_size)
+    if o.label_mode not in LABEL_MODES:
+        raise InvalidParameterError("label_mode", o.label_mode, "'int' or 'categorical'")
+    batch_size = o.batch_size
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise InvalidParameterError("batch_size", batch_size, "a positive integer or None (unbatched)")
+    mixed = mixed_samples(data, split, o)
+    cache, seed, label_mode, return_is_synthetic = o.cache, o.seed, o.label_mode, o.return_is_synthetic
+    if cache and mixed.mode == "probability":
+        raise InvalidParameterError("cache", cache, "False with mixing='probability' (draws change every epoch)")
+    shuffle = split == "train" if o.shuffle is None else o.shuffle
+    n_classes = len(mixed.class_to_index)
+    decode = _decoder(size, jpeg_ratio([s.path for s in mixed.all_samples], size))
+    autotune = tf.data.AUTOTUNE
+    n = len(mixed)
+
+    weight = mixed.synthetic_weight
+
+    def finish(image, label, syn):
+        target = tf.one_hot(label, n_classes, dtype=tf.float32) if label_mode == "categorical" else label
+        out: list[Any] = [image, target]
+        if weight is not None:
+            out.append(tf.where(syn, tf.constant(float(weight)), tf.constant(1.0)))
+        if return_is_synthetic:
+            out.append(syn)
+        return tuple(out)
+
+    if mixed.mode == "probability":
+        select = _selector(mixed, n_classes)
+
+        def load(index, seed):
+            path, label, syn = select(tf.cast(index, tf.int32), seed)
+            return finish(decode(path), label, syn)
+
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip(tf.data.Dataset.range(n), seeds)
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(load, num_parallel_calls=autotune)
+    else:
+        paths = tf.constant([str(s.path) for s in mixed.base])
+        labels = tf.constant([mixed.label_of(s) for s in mixed.base], dtype=tf.int32)
+        flags = tf.constant([s.is_synthetic for s in mixed.base], dtype=tf.bool)
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels, flags))
+        if cache:  # decode once, then reshuffle the decoded images every epoch
+            ds = ds.map(lambda path, label, syn: (decode(path), label, syn), num_parallel_calls=autotune).cache()
+            if shuffle:
+                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            ds = ds.map(finish, num_parallel_calls=autotune)
+        else:
+            if shuffle:
+                ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+            ds = ds.map(lambda path, label, syn: finish(decode(path), label, syn), num_parallel_calls=autotune)
+    if batch_size is not None:
+        ds = ds.batch(batch_size, drop_remainder=o.drop_remainder)
+    return ds.prefetch(autotune)

@@ -1,0 +1,197 @@
+"""Settings of an evaluation: the classifier every experiment trains (:class:`TrainConfig`,
+identical across experiments) and the whole run (:class:`EvaluationConfig`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .._errors import InvalidParameterError
+from .factory import ModelFactory, factory_name, resolve_factory
+
+__all__ = ["BACKENDS", "MODELS", "SELECT_METRICS", "DEFAULT_EPOCHS", "TrainConfig", "EvaluationConfig"]
+
+BACKENDS = ("torch", "keras")
+MODELS = ("mobilenet", "small-cnn")
+#: Validation metrics a checkpoint can be selected by (``loss``: the lowest validation loss).
+SELECT_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "loss")
+#: Default budget in baseline epochs: the small-cnn baseline at 64 px on the skin-lesion
+#: development set stops improving before it (docs/evaluation.md, "Budget").
+DEFAULT_EPOCHS = 30.0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The classifier and its training budget.
+
+    The thesis head sits on the backbone: global average pooling, Dropout 0.3, Dense 256
+    leaky-ReLU, BatchNorm, Dropout 0.2, Dense 128 leaky-ReLU, BatchNorm, Dropout 0.15, Dense
+    n (logits), softmax cross-entropy from logits, Adam. Training augmentation: random
+    horizontal/vertical flips and rotations up to ``rotation`` turns (0.1 = 36 degrees).
+
+    ``model`` is ``"small-cnn"`` (default; learns on a CPU at 64 px), ``"mobilenet"``, a
+    factory spec ``"package.module:function"``, or a callable ``factory(n_classes)`` returning a
+    ``torch.nn.Module`` (``backend="torch"``; input float NCHW in [0, 1], output logits) or a
+    ``keras.Model`` (``backend="keras"``; input float NHWC in [0, 255], output logits). A
+    factory model replaces backbone *and* head; the harness keeps data, splits, steps,
+    selection and metrics. ``weights`` (a file) is then loaded into the factory's model.
+
+    Budget: ``steps`` optimizer steps, or ``epochs`` epochs *of the baseline* (``epochs *
+    ceil(n_baseline_train / batch_size)`` steps), the same for every experiment of a split.
+    The validation set is scored every ``eval_every`` steps (default: one baseline epoch) and
+    the weights best by the validation metric ``select`` (ties: lower validation loss, then
+    the earlier step) are restored before testing.
+    """
+
+    backend: str = "torch"
+    model: str | ModelFactory = "small-cnn"
+    alpha: float = 0.25
+    weights: str = "none"
+    image_size: int = 64
+    batch_size: int = 32
+    epochs: float | None = DEFAULT_EPOCHS
+    steps: int | None = None
+    eval_every: int | None = None
+    learning_rate: float = 1e-3
+    rotation: float = 0.1
+    augment: bool = True
+    threads: int | None = None
+    select: str = "balanced_accuracy"
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InvalidParameterError("--backend", self.backend, "'torch' or 'keras'")
+        if self.factory is None and self.model not in MODELS:
+            raise InvalidParameterError("--model", self.model, "'small-cnn', 'mobilenet' or package.module:function")
+        if self.select not in SELECT_METRICS:
+            raise InvalidParameterError("--select", self.select, "one of " + ", ".join(SELECT_METRICS))
+        if self.threads is not None and self.threads < 1:
+            raise InvalidParameterError("--threads", self.threads, "a positive number of CPU threads")
+        if not 0 < self.alpha <= 4:
+            raise InvalidParameterError("--alpha", self.alpha, "a MobileNet width multiplier in (0, 4], e.g. 0.25")
+        if self.image_size < 16:
+            raise InvalidParameterError("--image-size", self.image_size, "at least 16 pixels")
+        if self.batch_size < 1:
+            raise InvalidParameterError("--batch-size", self.batch_size, "a positive integer")
+        if self.steps is None and (self.epochs is None or self.epochs <= 0):
+            raise InvalidParameterError("--epochs", self.epochs, "a positive number of baseline epochs (or give --steps)")
+        if self.steps is not None and self.steps < 1:
+            raise InvalidParameterError("--steps", self.steps, "a positive number of optimizer steps")
+        if self.eval_every is not None and self.eval_every < 1:
+            raise InvalidParameterError("--eval-every", self.eval_every, "a positive number of steps")
+        if self.learning_rate <= 0:
+            raise InvalidParameterError("--lr", self.learning_rate, "a positive learning rate")
+        if self.weights == "imagenet" and (self.backend != "keras" or self.model != "mobilenet"):
+            if self.factory is not None:
+                raise InvalidParameterError(
+                    "--weights", "imagenet", "'none' or a local weights file with --model FACTORY",
+                    "a model factory loads its own pretrained weights (see docs/evaluation.md)",
+                )
+            raise InvalidParameterError(
+                "--weights", "imagenet", "'none' or a local weights file with this backend/model",
+                "ImageNet weights exist only for --backend keras --model mobilenet",
+            )
+        if self.weights not in ("none", "imagenet") and not Path(self.weights).is_file():
+            raise InvalidParameterError(
+                "--weights", self.weights, "'imagenet', 'none' or the path of an existing weights file"
+            )
+
+    @property
+    def factory(self) -> ModelFactory | None:
+        """The user's model factory, or None for a built-in model (resolves a spec string)."""
+        if callable(self.model):
+            return self.model
+        if isinstance(self.model, str) and ":" in self.model:
+            return resolve_factory(self.model)
+        return None
+
+    @property
+    def model_name(self) -> str:
+        """``small-cnn``, ``mobilenet`` or the factory as ``module:function``."""
+        return factory_name(self.model) if callable(self.model) else str(self.model)
+
+    def budget(self, n_baseline_train: int) -> tuple[int, int]:
+        """``(steps, eval_every)`` for a split whose baseline has ``n_baseline_train`` images."""
+        epoch = max(1, -(-n_baseline_train // self.batch_size))
+        steps = self.steps if self.steps is not None else max(1, round(float(self.epochs) * epoch))
+        every = self.eval_every or min(epoch, steps)
+        return steps, every
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["model"] = self.model_name
+        return out
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Everything an evaluation run is asked to do (the CLI options of ``synthaug evaluate``).
+
+    Experiments: ``experiments`` names kinds from the experiment registry (``baseline`` always
+    runs first); ``shares``/``proportion_mode`` expand ``proportion``; ``upsample`` says which
+    classes ``upsample``/``classic`` fill. Synthetic images come from ``generator`` (fitted per
+    split on its training images, with ``generator_options``) or from ``synthetic`` folders
+    (one per split). Splits: ``splits`` random splits (``val``/``test`` fractions), or
+    ``repeats`` x ``folds`` repeated k-fold, or a ``splits_file``; ``groups``
+    (``FILE.csv:COLUMN``) keeps groups together. ``train`` is the classifier; ``jobs`` the
+    number of worker processes; ``confidence`` the level of the intervals.
+    """
+
+    experiments: Sequence[str] = ("upsample",)
+    shares: Sequence[float] = ()
+    proportion_mode: str = "replace"
+    upsample: str = "auto"
+    generator: str | None = None
+    generator_options: Mapping[str, Any] | None = None
+    synthetic: Sequence[str | os.PathLike[str]] = ()
+    splits: int | None = None
+    repeats: int | None = None
+    folds: int | None = None
+    splits_file: str | os.PathLike[str] | None = None
+    val: float = 0.15
+    test: float = 0.15
+    groups: str | None = None
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+    strict: bool = False
+    plots: bool = True
+    jobs: int = 1
+    confidence: float = 0.95
+    command: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.jobs, bool) or not isinstance(self.jobs, int) or self.jobs < 1:
+            raise InvalidParameterError("--jobs", self.jobs, "a positive number of worker processes, e.g. 2")
+        for flag, value, minimum in (("--splits", self.splits, 1), ("--repeats", self.repeats, 1),
+                                     ("--folds", self.folds, 2)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+                raise InvalidParameterError(flag, value, f"a whole number of at least {minimum}, or leave it out")
+        if not 0 < self.confidence < 1:
+            raise InvalidParameterError("confidence", self.confidence, "a level in (0, 1), e.g. 0.95")
+        if self.train is None:
+            object.__setattr__(self, "train", TrainConfig())
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> EvaluationConfig:
+        """A config from keyword options (the former ``run_evaluation`` parameters)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise TypeError(f"run_evaluation() got unexpected keyword argument(s) {', '.join(unknown)}; "
+                            f"EvaluationConfig fields are {', '.join(sorted(known))}")
+        return cls(**options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (as recorded in report.json under ``config``)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("train", "command")}
+        out["experiments"] = list(self.experiments)
+        out["shares"] = list(self.shares)
+        out["synthetic"] = [str(p) for p in self.synthetic]
+        out["splits_file"] = None if self.splits_file is None else str(self.splits_file)
+        out["generator_options"] = dict(self.generator_options or {})
+        out["train"] = self.train.to_dict()
+        return out
+

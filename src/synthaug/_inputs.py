@@ -1,0 +1,117 @@
+"""What a run reads: the training images, the held-out splits, and the leakage check.
+
+:func:`read_inputs` accepts a folder, a CSV file, a split root (``train/``, ``val/``,
+``test/``) or a :class:`~synthaug._dataset.Dataset` of training samples, and returns the
+training dataset and the held-out ones; no held-out image may be a training image
+(:func:`check_no_leakage`). :class:`RunInputs` bundles everything the augmenter derives
+from them before writing: plan, concepts, quotas and the run description.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._dataset import Dataset, Sample
+from ._errors import InvalidParameterError, LeakageError
+from ._generator import Concept
+from ._policy import Plan
+from ._splitting import is_split_root, load_split_root
+
+__all__ = ["RunInputs", "check_no_leakage", "read_inputs"]
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything one run derives from its data before writing anything."""
+
+    #: The training samples (the generator is fitted on these only).
+    train: Dataset
+    #: Held-out splits by name (``"val"``, ``"test"``), empty without a split root.
+    held_out: Mapping[str, Dataset]
+    #: How many synthetic images each class gets.
+    plan: Plan
+    #: The concepts to serve, in order.
+    concepts: list[Concept]
+    #: Synthetic images per concept name.
+    quotas: dict[str, int]
+    #: The run description recorded in ``plan.json`` (a different one is a different run).
+    run: dict[str, Any]
+
+
+def _content_key(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        h.update(fh.read())
+    return h.hexdigest()
+
+
+def check_no_leakage(train: Sequence[Sample], held_out: Mapping[str, Sequence[Sample]]) -> None:
+    """Raise :class:`LeakageError` if a training image is also a val/test image.
+
+    Images are matched by resolved path and by content (so copies are caught too).
+    """
+    if not any(held_out.values()):
+        return
+    index: dict[str, tuple[str, Path]] = {}
+    for split, samples in held_out.items():
+        for s in samples:
+            index[os.path.realpath(s.path)] = (split, s.path)
+            index[_content_key(s.path)] = (split, s.path)
+    for s in train:
+        hit = index.get(os.path.realpath(s.path)) or index.get(_content_key(s.path))
+        if hit:
+            raise LeakageError(
+                f"training image {s.path} is also in the {hit[0]} split ({hit[1]}); generators may "
+                "only be fitted on training images, so remove it from one of the splits"
+            )
+
+
+def read_inputs(data: str | os.PathLike[str] | Dataset, *, strict: bool = False,
+                held_out: Mapping[str, Sequence[Sample]] | None = None) -> tuple[Dataset, dict[str, Dataset]]:
+    """The training dataset and the held-out ones of ``data`` (see the module docstring).
+
+    ``held_out`` gives the validation/test samples in memory (``{"val": ..., "test": ...}``)
+    when ``data`` holds the training samples only; they pass the same leakage check as a
+    split root's. It cannot be combined with a split root, which holds its own.
+    """
+    if not isinstance(data, (Dataset, str, os.PathLike)):
+        hint = ("wrap it with synthaug.Dataset.from_hf(ds, cache_dir=...) first"
+                if hasattr(data, "features") else "give a folder, a CSV file or a synthaug.Dataset")
+        raise InvalidParameterError("data", type(data).__name__, "a path or a synthaug.Dataset", hint)
+    if held_out is not None:
+        return _with_held_out(data, held_out, strict)
+    if isinstance(data, Dataset):
+        held = {name: data.filter(lambda s, n=name: s.split == n) for name in ("val", "test")}
+        held = {k: v for k, v in held.items() if len(v)}
+        if held:
+            raise LeakageError(
+                "the dataset holds " + ", ".join(f"{len(v)} {k}" for k, v in held.items())
+                + " samples; pass only training samples (or a split root) to the augmenter"
+            )
+        return data, {}
+    if is_split_root(data):
+        splits = load_split_root(data, strict=strict)
+        held_out = {k: v for k, v in splits.items() if k != "train"}
+        check_no_leakage(splits["train"], held_out)
+        return splits["train"], held_out
+    return Dataset.load(data, strict=strict), {}
+
+
+def _with_held_out(data: str | os.PathLike[str] | Dataset, held_out: Mapping[str, Sequence[Sample]],
+                   strict: bool) -> tuple[Dataset, dict[str, Dataset]]:
+    unknown = sorted(set(held_out) - {"val", "test"})
+    if unknown:
+        raise InvalidParameterError("held_out", unknown, "a mapping with the keys 'val' and/or 'test'")
+    if not isinstance(data, Dataset) and is_split_root(data):
+        raise InvalidParameterError("held_out", sorted(held_out), "not with a split root",
+                                    f"{data} already holds its val/ and test/ splits")
+    train, _ = read_inputs(data, strict=strict)
+    held = {name: samples if isinstance(samples, Dataset) else Dataset(list(samples))
+            for name, samples in held_out.items()}
+    check_no_leakage(train, held)
+    return train, held

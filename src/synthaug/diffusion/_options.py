@@ -1,0 +1,177 @@
+"""Options of the diffusion engine: the training loop's vocabulary, Stable Diffusion options, flow matching.
+
+- :class:`DiffusionTrainingOptions`: what :class:`~synthaug.diffusion._training.TrainingLoop`
+  reads (the shared :class:`~synthaug._options.TrainingOptions` and
+  :class:`~synthaug._options.DeviceOptions`, plus optimizer, schedule, precision, accumulation).
+  ``ddpm`` and the SD plugins both extend it.
+- :class:`DiffusionOptions`: a Stable Diffusion fine-tuning generator (base model, prompts,
+  data, the shared :class:`~synthaug._options.SamplingOptions`); plugins subclass and extend it.
+- :class:`FlowMatchingOptions`: mix-in for flow-matching models (SD3, FLUX): timestep sampling
+  and loss weighting of :class:`~synthaug.diffusion._targets.FlowMatchingRule`.
+- :class:`LoraOptions`: mix-in with the LoRA vocabulary (``rank``, ``alpha``, ``target_modules``,
+  ``lora_dropout``) of every LoRA generator; a generator redeclares a field to change its
+  default (``rank`` 16 and the transformer's module names for SD3/FLUX).
+- :class:`LargeModelOptions`: mix-in for SDXL, SD3 and FLUX (8-bit AdamW on CUDA by default,
+  prompt embeddings cached with the text encoders off the GPU).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .._generator import GeneratorOptions
+from .._options import DeviceOptions, SamplingOptions, TrainingOptions, fit_neutral_field
+from ._casting import BaseWeights
+
+__all__ = ["DEFAULT_BASE_MODEL", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT_TEMPLATE", "DiffusionOptions", "fill_preset",
+           "DiffusionTrainingOptions", "FlowMatchingOptions", "LargeModelOptions", "LoraOptions"]
+
+#: The SD1.5 weights on the Hugging Face hub (the community mirror of runwayml/stable-diffusion-v1-5).
+DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_PROMPT_TEMPLATE = "a dermoscopic image of {concept}"
+DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, text, watermark, cartoon"
+
+
+class DiffusionTrainingOptions(DeviceOptions, TrainingOptions):
+    """The training loop's options (every diffusion generator that trains with the engine)."""
+
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
+        "auto", description="Autocast dtype of training forward passes; auto follows dtype on GPU, 'no' on CPU."
+    )
+    gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    gradient_checkpointing: bool = fit_neutral_field(
+        False, description="Trade compute for memory in the denoiser/text encoder (same training, slower).")
+    lr_scheduler: Literal[
+        "constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial"
+    ] = Field("constant", description="Learning-rate schedule after warmup.")
+    optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
+        "adamw", description="AdamW, or 8-bit AdamW from bitsandbytes (less optimizer memory); auto: adamw8bit on "
+                             "CUDA, adamw elsewhere."
+    )
+    weight_decay: float = Field(1e-2, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    noise_offset: float = Field(0.0, ge=0, description="Noise offset (e.g. 0.05) to learn darker/brighter images.")
+    keep_checkpoints: int = fit_neutral_field(1, ge=1, description="How many recent checkpoints to keep while training.")
+    parallel: Literal["concepts", "data"] = Field(
+        "concepts",
+        description="How a multi-process run (--processes N) trains: concepts (each concept on one process, "
+                    "different concepts in parallel) or data (every process trains every concept on its own "
+                    "images, noise and timesteps; gradients are averaged, so each step sees N x train_batch_size "
+                    "images: for one large class). Same result as concepts in a single process.",
+    )
+
+
+class DiffusionOptions(SamplingOptions, DiffusionTrainingOptions):
+    """Options of a Stable Diffusion fine-tuning generator (loading, training, prompts, sampling)."""
+
+    # -- the base model ------------------------------------------------------------------
+    base_model: str = Field(
+        DEFAULT_BASE_MODEL,
+        description="Base pipeline: a Hugging Face hub id or a local folder saved with save_pretrained.",
+    )
+    variant: str | None = Field(None, description="Weights variant to load from the hub, e.g. 'fp16'.")
+    safety_checker: bool = fit_neutral_field(
+        False,
+        description="Run the model's NSFW safety checker. Off by default: it blacks out many skin images.",
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="Dtype of the frozen base weights; auto: float16 on GPU, float32 on CPU."
+    )
+    base_weights: BaseWeights = Field(
+        "dtype",
+        description="Storage of the frozen UNet weights: dtype (as the dtype option says) or float8 (float8_e4m3fn, "
+                    "upcast layer by layer to dtype for compute: half the UNet memory of float16; saves memory while "
+                    "training only with gradient_checkpointing).",
+    )
+    # -- prompts ---------------------------------------------------------------------------
+    prompt_template: str = Field(
+        DEFAULT_PROMPT_TEMPLATE, description="Prompt for training and generation; {concept} is replaced by the concept."
+    )
+    prompts: dict[str, str] = Field(
+        default_factory=dict, description="Per-concept prompt templates (concept name -> template) overriding prompt_template."
+    )
+    negative_prompt: str = fit_neutral_field(DEFAULT_NEGATIVE_PROMPT,
+                                             description="Negative prompt used when generating ('' for none).")
+    # -- training data -----------------------------------------------------------------------
+    resolution: int = Field(512, ge=8, description="Training and generation side length in pixels (multiple of 8).")
+    flip: bool = Field(True, description="Also train on horizontally flipped copies of the images.")
+    crop: Literal["center", "resize"] = Field(
+        "center", description="How images become resolution squares: center (resize the shorter side, crop the "
+                              "centre) or resize (squeeze the whole image; the aspect ratio changes).",
+    )
+    cache_latents: bool = fit_neutral_field(
+        True, description="Encode each training image with the VAE once instead of every step (same training, faster).")
+    # -- training loop -------------------------------------------------------------------------
+    max_train_steps: int = Field(1000, ge=1, description="Optimizer steps per concept.")
+    seed: int = Field(0, ge=0, description="Training seed (data order, noise, timesteps, adapter initialisation).")
+    snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting gamma (5.0 is typical); None: off. "
+                                                            "Epsilon/v-prediction models only.")
+    validation_images: int = fit_neutral_field(
+        4, ge=0, description="Images in the validation grid saved at each checkpoint (0: none).")
+    # -- generation --------------------------------------------------------------------------
+    scheduler: str | None = fit_neutral_field(
+        None, description="Inference scheduler class from diffusers (e.g. DPMSolverMultistepScheduler); default: the model's."
+    )
+    generation_batch_size: int = fit_neutral_field(
+        1, ge=1,
+        description="Images per pipeline call. 1 is bit-for-bit reproducible; larger is faster on GPU and equal up "
+                    "to floating-point rounding (rare pixel values off by one). Formerly batch_size.",
+    )
+    max_retries: int = fit_neutral_field(3, ge=0,
+                                         description="Regenerations (with derived seeds) of a black, NaN or flat image.")
+
+
+class FlowMatchingOptions(GeneratorOptions):
+    """Flow-matching training options (mix into a plugin's options next to :class:`DiffusionOptions`)."""
+
+    timestep_sampling: Literal["logit_normal", "uniform", "mode"] = Field(
+        "logit_normal", description="How training noise levels are drawn: logit_normal (SD3's default), uniform, "
+                                    "or mode (SD3's mode sampling, see mode_scale).")
+    logit_mean: float = Field(0.0, description="Mean of the normal behind logit_normal timestep sampling.")
+    logit_std: float = Field(1.0, gt=0, description="Standard deviation of the normal behind logit_normal sampling.")
+    mode_scale: float = Field(1.29, description="Scale of mode timestep sampling.")
+    flow_shift: float | None = Field(
+        None, gt=0, description="Shift of training noise levels towards noise (SD3: 3.0); None: the scheduler's.")
+    loss_weighting: Literal["none", "sigma_sqrt", "cosmap"] = Field(
+        "none", description="Per-noise-level loss weights: none, sigma_sqrt (sigma**-2) or cosmap.")
+
+    def flow_rule_overrides(self) -> dict[str, Any]:
+        """Keyword overrides for :meth:`~synthaug.diffusion._targets.FlowMatchingRule.from_config`."""
+        return {"timestep_sampling": self.timestep_sampling, "logit_mean": self.logit_mean,
+                "logit_std": self.logit_std, "mode_scale": self.mode_scale, "shift": self.flow_shift,
+                "loss_weighting": self.loss_weighting}
+
+
+class LoraOptions(GeneratorOptions):
+    """Mix-in: the LoRA vocabulary shared by every LoRA generator (one meaning, defaults per model)."""
+
+    rank: int = Field(8, ge=1, description="LoRA rank (r).")
+    alpha: float | None = Field(None, gt=0, description="LoRA alpha (scale = alpha / rank); default: the rank.")
+    target_modules: list[str] = Field(
+        ["to_k", "to_q", "to_v", "to_out.0"], min_length=1, description="UNet module names that get LoRA layers."
+    )
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA branch while training.")
+
+
+class LargeModelOptions(GeneratorOptions):
+    """Mix-in for base models that need care to fit one GPU (SDXL, SD3, FLUX): 8-bit AdamW on
+    CUDA by default, and the prompt encoded once with the text encoders moved off the GPU."""
+
+    optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
+        "auto", description="auto: 8-bit AdamW (bitsandbytes) on CUDA, AdamW elsewhere; or adamw / adamw8bit."
+    )
+    cache_text_embeddings: bool = fit_neutral_field(
+        True,
+        description="Encode the prompt once, then move the text encoders (and the VAE, with cache_latents) off the "
+                    "GPU while the denoiser trains. Gives the same training as encoding every step.",
+    )
+
+
+def fill_preset(options: Any, presets: dict[str, dict[str, Any]]) -> None:
+    """Give the options of ``presets[options.preset]`` that the user did not set
+    (``model_fields_set``) the preset's values; call it from an ``after`` model validator."""
+    for key, value in presets.get(getattr(options, "preset", None) or "", {}).items():
+        if key not in options.model_fields_set:
+            object.__setattr__(options, key, value)  # the model is frozen; preset values are valid by construction
