@@ -64,9 +64,9 @@ def test_class_conditioning_drops_labels_only_in_random_batches() -> None:
 
 
 def test_the_loop_trains_a_transformer_with_flow_matching_and_resumes_exactly(tmp_path) -> None:
+    from synthaug.diffusion import LoopOptions
     from synthaug.diffusion._data import PixelSource
     from synthaug.diffusion._loop import TrainingLoop
-    from synthaug.diffusion._options import DiffusionTrainingOptions
     from synthaug.diffusion._parts import TrainingParts
     from synthaug.diffusion._targets import FlowMatchingRule
 
@@ -83,7 +83,7 @@ def test_the_loop_trains_a_transformer_with_flow_matching_and_resumes_exactly(tm
                              source=PixelSource(pixels), params=dict(model.named_parameters()), modules=[model])
 
     def loop(folder, steps: int, every: int = 0) -> TrainingLoop:
-        options = DiffusionTrainingOptions(max_train_steps=steps, train_batch_size=4, learning_rate=2e-3,
+        options = LoopOptions(max_train_steps=steps, train_batch_size=4, learning_rate=2e-3,
                                            device="cpu", checkpoint_every=every, weight_decay=0.0)
         return TrainingLoop(parts, key="sd3-toy", folder=folder, options=options)
 

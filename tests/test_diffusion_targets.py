@@ -121,9 +121,9 @@ def _loop(tmp_path, rule, **extra):
     """The engine's loop on a tiny pixel-space class-conditional UNet: no pipeline, no text encoder."""
     from diffusers import UNet2DModel
 
+    from synthaug.diffusion import LoopOptions
     from synthaug.diffusion._data import PixelSource
     from synthaug.diffusion._loop import TrainingLoop
-    from synthaug.diffusion._options import DiffusionTrainingOptions
     from synthaug.diffusion._parts import ClassConditioning, TrainingParts, UNetDenoiser
 
     pixels = torch.zeros(4, 3, 8, 8, dtype=torch.uint8)
@@ -138,7 +138,7 @@ def _loop(tmp_path, rule, **extra):
                              conditioning=ClassConditioning(labels, null_index=2, dropout=0.1),
                              params=dict(unet.named_parameters()), modules=[unet])
 
-    options = DiffusionTrainingOptions(max_train_steps=40, train_batch_size=4, learning_rate=3e-3, device="cpu",
+    options = LoopOptions(max_train_steps=40, train_batch_size=4, learning_rate=3e-3, device="cpu",
                                        checkpoint_every=0, weight_decay=0.0, **extra)
     return TrainingLoop(parts, key="toy", folder=tmp_path, options=options)
 

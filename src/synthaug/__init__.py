@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._imageio import load_image
     from ._inputs import check_no_leakage
     from ._optional import require
-    from ._options import DeviceOptions, SamplingOptions, TrainingOptions, fit_neutral_field
+    from ._options import DeviceOptions, SamplingOptions, TrainingOptions, fit_neutral_field, override_default
     from ._plugins import get_generator, get_registry, list_generators
     from ._policy import MinorityUpsampling, Plan, Policy, Proportion, make_policy
     from ._progress import NULL_PROGRESS, NullProgress, Progress
@@ -125,6 +125,7 @@ _EXPORTS: dict[str, str] = {
     "SamplingOptions": "_options",
     "TrainingOptions": "_options",
     "fit_neutral_field": "_options",
+    "override_default": "_options",
     "MixingOptions": "_adapters",
     "TorchOptions": "_adapters",
     "TfOptions": "_adapters",

@@ -344,6 +344,6 @@ def parametrize_with_checks(
         _unknown_checks(expected)
         subject = GeneratorUnderTest(cls, options)
         for name, check in CHECKS.items():
-            marks = [pytest.mark.xfail(reason=expected[name], strict=False)] if name in expected else []
+            marks = [pytest.mark.xfail(reason=expected[name], strict=True)] if name in expected else []
             params.append(pytest.param(subject, check, marks=marks, id=f"{subject.name}-{name}"))
     return pytest.mark.parametrize("generator, check", params)

@@ -4,8 +4,13 @@ The noise-level sampling and loss weighting options come from the engine's
 :class:`~synthaug.diffusion._options.FlowMatchingOptions` (``timestep_sampling``, ``logit_mean``,
 ``logit_std``, ``mode_scale``, ``flow_shift``, ``loss_weighting``).
 
-A plugin subclasses :class:`FlowLoraOptions` to set its base model, prompt length and sampling
-defaults. ``preset=16gb`` is the QLoRA recipe: the frozen transformer in 4-bit NF4, LoRA on
+:class:`FlowModelOptions` is the group of a flow transformer's own options (preset,
+quantization, prompt length); :class:`FlowLoraOptions` composes every group such a LoRA
+generator has. A plugin's ``Options`` extends it and sets its defaults (base model, dtype,
+resolution, rank, target modules, sampling) with :func:`~synthaug.override_default`;
+the ``flow_lora_*`` functions give the fields SD3.5 and FLUX.1 share.
+
+``preset=16gb`` is the QLoRA recipe: the frozen transformer in 4-bit NF4, LoRA on
 top in float32, 8-bit AdamW, gradient checkpointing, cached latents and text embeddings (the
 text encoders and the VAE leave the GPU while the transformer trains; T5 is loaded in 8-bit).
 """
@@ -16,9 +21,19 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from ._options import DiffusionOptions, FlowMatchingOptions, LargeModelOptions, LoraOptions, fill_preset
+from .._generator import GeneratorOptions
+from .._options import override_default
+from ._options import (
+    SD_OPTION_GROUPS,
+    FlowMatchingOptions,
+    LargeModelOptions,
+    LoraOptions,
+    PipelineOptions,
+    fill_preset,
+)
 
-__all__ = ["ATTENTION_LORA_TARGETS", "FLOW_PRESETS", "FlowLoraOptions"]
+__all__ = ["ATTENTION_LORA_TARGETS", "FLOW_PRESETS", "FlowLoraOptions", "FlowModelOptions", "flow_lora_dtype",
+           "flow_lora_resolution", "flow_lora_target_modules"]
 
 #: The joint-attention projections of both streams (image: to_q/k/v/out; text: add_*/to_add_out), the
 #: layers diffusers' SD3 and FLUX LoRA examples train by default.
@@ -46,8 +61,8 @@ FLOW_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class FlowLoraOptions(LoraOptions, LargeModelOptions, DiffusionOptions, FlowMatchingOptions):
-    """Options of a LoRA generator on a flow-matching transformer (plus every shared diffusion option)."""
+class FlowModelOptions(GeneratorOptions):
+    """A flow-matching transformer's own options: the preset, quantization and prompt length."""
 
     preset: Literal["16gb"] | None = Field(
         None,
@@ -65,23 +80,38 @@ class FlowLoraOptions(LoraOptions, LargeModelOptions, DiffusionOptions, FlowMatc
         description="int8 / nf4: load the T5 text encoder through bitsandbytes (transformers' BitsAndBytesConfig; "
                     "needs a CUDA GPU): 4.4 / about 2.5 GiB instead of 8.9 for T5-XXL. It then stays on the GPU.",
     )
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
-        "bfloat16", description="Dtype of the frozen base weights (bfloat16: SD3/FLUX overflow in float16); auto: "
-                                "float16 on GPU, float32 on CPU; float32 for CPU tests.",
-    )
-    resolution: int = Field(1024, ge=16, description="Training and generation side length in pixels (multiple of 16).")
     max_sequence_length: int = Field(
         256, ge=8, le=512, description="T5 tokens of the prompt (training and generation); longer prompts are cut."
     )
-    rank: int = Field(16, ge=1, description="LoRA rank (r).")
-    target_modules: list[str] = Field(
-        list(ATTENTION_LORA_TARGETS), min_length=1,
-        description="Transformer module names that get LoRA layers (default: the attention projections of the image "
-                    "and text streams).",
-    )
 
     @model_validator(mode="after")
-    def _apply_preset(self) -> FlowLoraOptions:
+    def _apply_preset(self) -> FlowModelOptions:
         """Fill the preset's options that the user did not set (``model_fields_set``)."""
         fill_preset(self, FLOW_PRESETS)
         return self
+
+
+class FlowLoraOptions(FlowModelOptions, LoraOptions, LargeModelOptions, FlowMatchingOptions,  # type: ignore[misc]
+                      *SD_OPTION_GROUPS):
+    """Every option of a LoRA generator on a flow-matching transformer (a composition: no fields
+    of its own; a plugin's ``Options`` sets the defaults with the ``flow_lora_*`` fields below)."""
+
+
+def flow_lora_dtype() -> Any:
+    """``dtype`` defaulting to bfloat16 (SD3 and FLUX overflow in float16)."""
+    return override_default(PipelineOptions, "dtype", "bfloat16", description=(
+        "Dtype of the frozen base weights (bfloat16: SD3/FLUX overflow in float16); auto: float16 on GPU, float32 on "
+        "CPU; float32 for CPU tests."))
+
+
+def flow_lora_resolution() -> Any:
+    """``resolution`` defaulting to 1024 px, a multiple of 16 (the transformer's patch size x VAE factor)."""
+    return override_default(PipelineOptions, "resolution", 1024, description=(
+        "Training and generation side length in pixels (multiple of 16)."), ge=16)
+
+
+def flow_lora_target_modules() -> Any:
+    """``target_modules``: the attention projections of both streams."""
+    return override_default(LoraOptions, "target_modules", list(ATTENTION_LORA_TARGETS), description=(
+        "Transformer module names that get LoRA layers (default: the attention projections of the image and text "
+        "streams)."))

@@ -1,18 +1,21 @@
 """Options of the diffusion engine: the training loop's vocabulary, Stable Diffusion options, flow matching.
 
-- :class:`DiffusionTrainingOptions`: what :class:`~synthaug.diffusion._training.TrainingLoop`
-  reads (the shared :class:`~synthaug._options.TrainingOptions` and
-  :class:`~synthaug._options.DeviceOptions`, plus optimizer, schedule, precision, accumulation).
-  ``ddpm`` and the SD plugins both extend it.
-- :class:`DiffusionOptions`: a Stable Diffusion fine-tuning generator (base model, prompts,
-  data, the shared :class:`~synthaug._options.SamplingOptions`); plugins subclass and extend it.
+Option groups (one level: each derives from ``GeneratorOptions`` and no field is in two groups;
+a generator changes a default in its own ``Options`` with :func:`~synthaug.override_default`):
+
+- :class:`DiffusionTrainingOptions`: what the engine's training loop reads besides the shared
+  :class:`~synthaug.TrainingOptions`: optimizer, schedule, precision, accumulation.
+- :class:`PipelineOptions`: a Stable Diffusion pipeline's base model, prompts, data and generation.
 - :class:`FlowMatchingOptions`: mix-in for flow-matching models (SD3, FLUX): timestep sampling
   and loss weighting of :class:`~synthaug.diffusion._targets.FlowMatchingRule`.
-- :class:`LoraOptions`: mix-in with the LoRA vocabulary (``rank``, ``alpha``, ``target_modules``,
-  ``lora_dropout``) of every LoRA generator; a generator redeclares a field to change its
-  default (``rank`` 16 and the transformer's module names for SD3/FLUX).
-- :class:`LargeModelOptions`: mix-in for SDXL, SD3 and FLUX (8-bit AdamW on CUDA by default,
-  prompt embeddings cached with the text encoders off the GPU).
+- :class:`LoraOptions`: the LoRA vocabulary (``rank``, ``alpha``, ``target_modules``,
+  ``lora_dropout``) of every LoRA generator.
+- :class:`LargeModelOptions`: SDXL, SD3 and FLUX (prompt embeddings cached with the text
+  encoders off the GPU).
+
+Compositions (no fields of their own): :class:`LoopOptions`, what the training loop reads;
+:class:`DiffusionOptions`, every option of a Stable Diffusion fine-tuning generator
+(:data:`SD_OPTION_GROUPS`); a plugin's ``Options`` extends it with its own groups and fields.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .._generator import GeneratorOptions
-from .._options import DeviceOptions, SamplingOptions, TrainingOptions, fit_neutral_field
+from .._options import DeviceOptions, SamplingOptions, TrainingOptions, fit_neutral_field, override_default
 from ._casting import BaseWeights
 
 __all__ = ["DEFAULT_BASE_MODEL", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT_TEMPLATE", "DiffusionOptions", "fill_preset",
-           "DiffusionTrainingOptions", "FlowMatchingOptions", "LargeModelOptions", "LoraOptions"]
+           "DiffusionTrainingOptions", "FlowMatchingOptions", "LargeModelOptions", "LoraOptions", "PipelineOptions",
+           "LoopOptions", "SD_OPTION_GROUPS", "auto_optimizer"]
 
 #: The SD1.5 weights on the Hugging Face hub (the community mirror of runwayml/stable-diffusion-v1-5).
 DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -34,8 +38,9 @@ DEFAULT_PROMPT_TEMPLATE = "a dermoscopic image of {concept}"
 DEFAULT_NEGATIVE_PROMPT = "blurry, low quality, text, watermark, cartoon"
 
 
-class DiffusionTrainingOptions(DeviceOptions, TrainingOptions):
-    """The training loop's options (every diffusion generator that trains with the engine)."""
+class DiffusionTrainingOptions(GeneratorOptions):
+    """The training loop's options beyond :class:`~synthaug.TrainingOptions` (every diffusion generator that
+    trains with the engine)."""
 
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field(
         "auto", description="Autocast dtype of training forward passes; auto follows dtype on GPU, 'no' on CPU."
@@ -63,8 +68,8 @@ class DiffusionTrainingOptions(DeviceOptions, TrainingOptions):
     )
 
 
-class DiffusionOptions(SamplingOptions, DiffusionTrainingOptions):
-    """Options of a Stable Diffusion fine-tuning generator (loading, training, prompts, sampling)."""
+class PipelineOptions(GeneratorOptions):
+    """A Stable Diffusion pipeline: base model, prompts, training data and generation settings."""
 
     # -- the base model ------------------------------------------------------------------
     base_model: str = Field(
@@ -103,9 +108,7 @@ class DiffusionOptions(SamplingOptions, DiffusionTrainingOptions):
     )
     cache_latents: bool = fit_neutral_field(
         True, description="Encode each training image with the VAE once instead of every step (same training, faster).")
-    # -- training loop -------------------------------------------------------------------------
-    max_train_steps: int = Field(1000, ge=1, description="Optimizer steps per concept.")
-    seed: int = Field(0, ge=0, description="Training seed (data order, noise, timesteps, adapter initialisation).")
+    # -- training loss ------------------------------------------------------------------------
     snr_gamma: float | None = Field(None, gt=0, description="Min-SNR loss weighting gamma (5.0 is typical); None: off. "
                                                             "Epsilon/v-prediction models only.")
     validation_images: int = fit_neutral_field(
@@ -114,13 +117,20 @@ class DiffusionOptions(SamplingOptions, DiffusionTrainingOptions):
     scheduler: str | None = fit_neutral_field(
         None, description="Inference scheduler class from diffusers (e.g. DPMSolverMultistepScheduler); default: the model's."
     )
-    generation_batch_size: int = fit_neutral_field(
-        1, ge=1,
-        description="Images per pipeline call. 1 is bit-for-bit reproducible; larger is faster on GPU and equal up "
-                    "to floating-point rounding (rare pixel values off by one). Formerly batch_size.",
-    )
     max_retries: int = fit_neutral_field(3, ge=0,
                                          description="Regenerations (with derived seeds) of a black, NaN or flat image.")
+
+
+class LoopOptions(DiffusionTrainingOptions, TrainingOptions, DeviceOptions):
+    """Every option the engine's training loop reads (a composition: no fields of its own)."""
+
+
+#: The groups of a Stable Diffusion fine-tuning generator's options.
+SD_OPTION_GROUPS = (PipelineOptions, DiffusionTrainingOptions, SamplingOptions, TrainingOptions, DeviceOptions)
+
+
+class DiffusionOptions(*SD_OPTION_GROUPS):  # type: ignore[misc]  # a composition: no fields of its own
+    """Every option of a Stable Diffusion fine-tuning generator (loading, training, prompts, sampling)."""
 
 
 class FlowMatchingOptions(GeneratorOptions):
@@ -156,17 +166,20 @@ class LoraOptions(GeneratorOptions):
 
 
 class LargeModelOptions(GeneratorOptions):
-    """Mix-in for base models that need care to fit one GPU (SDXL, SD3, FLUX): 8-bit AdamW on
-    CUDA by default, and the prompt encoded once with the text encoders moved off the GPU."""
+    """Base models that need care to fit one GPU (SDXL, SD3, FLUX): the prompt encoded once with
+    the text encoders moved off the GPU (their ``Options`` also set ``optimizer=`` :func:`auto_optimizer`)."""
 
-    optimizer: Literal["adamw", "adamw8bit", "auto"] = Field(
-        "auto", description="auto: 8-bit AdamW (bitsandbytes) on CUDA, AdamW elsewhere; or adamw / adamw8bit."
-    )
     cache_text_embeddings: bool = fit_neutral_field(
         True,
         description="Encode the prompt once, then move the text encoders (and the VAE, with cache_latents) off the "
                     "GPU while the denoiser trains. Gives the same training as encoding every step.",
     )
+
+
+def auto_optimizer() -> Any:
+    """The ``optimizer`` field with default ``auto`` (8-bit AdamW on CUDA, AdamW elsewhere), for large models."""
+    return override_default(DiffusionTrainingOptions, "optimizer", "auto",
+                            description="auto: 8-bit AdamW (bitsandbytes) on CUDA, AdamW elsewhere; or adamw / adamw8bit.")
 
 
 def fill_preset(options: Any, presets: dict[str, dict[str, Any]]) -> None:

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from synthaug import SamplingOptions, fit_neutral_field
+from synthaug import DeviceOptions, SamplingOptions, TrainingOptions, fit_neutral_field
 from synthaug.diffusion import DiffusionTrainingOptions
 
 __all__ = ["MODEL_DIR", "WEIGHTS_FILE", "DdpmOptions", "RESUMABLE_CHANGES"]
@@ -25,7 +25,7 @@ WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 RESUMABLE_CHANGES = frozenset({"max_train_steps", "time_budget_s"})
 
 
-class DdpmOptions(SamplingOptions, DiffusionTrainingOptions):
+class DdpmOptions(SamplingOptions, DiffusionTrainingOptions, TrainingOptions, DeviceOptions):
     """Options of the ``ddpm`` generator (model, training, and sampling settings)."""
 
     # -- model ----------------------------------------------------------------------------

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
-from synthaug import fit_neutral_field
-from synthaug.diffusion import FlowLoraOptions
+from synthaug import fit_neutral_field, override_default
+from synthaug.diffusion import (
+    FlowLoraOptions,
+    LoraOptions,
+    auto_optimizer,
+    flow_lora_dtype,
+    flow_lora_resolution,
+    flow_lora_target_modules,
+)
 
 __all__ = ["DEFAULT_SD3_MODEL", "LoraSD3Options"]
 
@@ -15,6 +24,12 @@ DEFAULT_SD3_MODEL = "stabilityai/stable-diffusion-3.5-medium"
 
 class LoraSD3Options(FlowLoraOptions):
     """Options of ``lora-sd3`` (plus every shared flow-matching LoRA and diffusion option)."""
+
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = flow_lora_dtype()
+    resolution: int = flow_lora_resolution()
+    rank: int = override_default(LoraOptions, "rank", 16)
+    target_modules: list[str] = flow_lora_target_modules()
+    optimizer: Literal["adamw", "adamw8bit", "auto"] = auto_optimizer()
 
     base_model: str = Field(
         DEFAULT_SD3_MODEL,

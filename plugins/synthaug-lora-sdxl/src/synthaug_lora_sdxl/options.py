@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from synthaug import fit_neutral_field
-from synthaug.diffusion import DiffusionOptions, LargeModelOptions, LoraOptions, fill_preset
+from synthaug.diffusion import DiffusionOptions, LargeModelOptions, LoraOptions, auto_optimizer, fill_preset
 
 __all__ = ["DEFAULT_SDXL_MODEL", "FP16_FIX_VAE", "PRESETS", "LoraSDXLOptions"]
 
@@ -40,6 +40,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 class LoraSDXLOptions(LoraOptions, LargeModelOptions, DiffusionOptions):
     """Options of ``lora-sdxl`` (plus every shared diffusion option)."""
 
+    optimizer: Literal["adamw", "adamw8bit", "auto"] = auto_optimizer()
     preset: Literal["t4"] | None = Field(
         None,
         description="Named option set; t4 fits SDXL LoRA training at 1024 px in 16 GB (fp16, 8-bit AdamW, batch 1 x 4 "
