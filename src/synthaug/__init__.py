@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         Experiment,
         ExperimentOptions,
         SyntheticExperiment,
+        TrainConfig,
         TrainingSet,
         run_evaluation,
     )
@@ -130,6 +131,7 @@ _EXPORTS: dict[str, str] = {
     "TorchOptions": "_adapters",
     "TfOptions": "_adapters",
     "EvaluationConfig": "_evaluate",
+    "TrainConfig": "_evaluate",
     "Experiment": "_evaluate",
     "ExperimentOptions": "_evaluate",
     "SyntheticExperiment": "_evaluate",
