@@ -35,11 +35,11 @@ class DdpmOptions(SamplingOptions, DiffusionTrainingOptions, TrainingOptions, De
     layers_per_block: int = Field(1, ge=1, le=4, description="ResNet layers in each UNet level.")
     attention: bool = Field(True, description="Self-attention at the lowest-resolution level of the UNet.")
     # -- training -------------------------------------------------------------------------
-    max_train_steps: int = Field(4000, ge=1, description="Optimizer steps to train for (a stop sooner is possible with time_budget_s). Raising it later resumes a finished model. Formerly train_steps.")
+    max_train_steps: int = Field(4000, ge=1, description="Optimizer steps to train for (a stop sooner is possible with time_budget_s). Raising it later resumes a finished model.")
     time_budget_s: float | None = Field(None, gt=0, description="Stop training after this many seconds of training time (summed over resumed runs), even before max_train_steps; None = no limit.")
-    train_batch_size: int = Field(16, ge=1, le=4096, description="Training images per optimizer step. Formerly batch_size.")
+    train_batch_size: int = Field(16, ge=1, le=4096, description="Training images per optimizer step.")
     learning_rate: float = Field(5e-4, gt=0, le=1, description="AdamW learning rate (after warm-up; constant afterwards so that resuming with more steps continues smoothly).")
-    lr_warmup_steps: int = Field(100, ge=0, description="Linear learning-rate warm-up, in steps. Formerly warmup_steps.")
+    lr_warmup_steps: int = Field(100, ge=0, description="Linear learning-rate warm-up, in steps.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     ema_decay: float = Field(0.999, ge=0, lt=1, description="Decay of the exponential moving average of the weights used for generation (warmed up as min(decay, (1+step)/(10+step))); 0: no EMA, generate with the trained weights.")
     class_dropout: float = Field(0.1, ge=0, lt=1, description="Probability of replacing a training image's class by the 'null' class, which teaches the unconditional model used by classifier-free guidance.")
@@ -50,6 +50,6 @@ class DdpmOptions(SamplingOptions, DiffusionTrainingOptions, TrainingOptions, De
     parallel: Literal["concepts"] = Field("concepts", description="ddpm fits one model for all classes in one process; data-parallel training is not supported.")
     # -- sampling ---------------------------------------------------------------------------
     sampler: Literal["ddim", "dpm-solver"] = fit_neutral_field("ddim", description="Sampler used to generate: deterministic DDIM or DPM-Solver++ (multistep).")
-    num_inference_steps: int = fit_neutral_field(25, ge=1, le=1000, description="Denoising steps per generated image. Formerly sampling_steps.")
+    num_inference_steps: int = fit_neutral_field(25, ge=1, le=1000, description="Denoising steps per generated image.")
     guidance_scale: float = fit_neutral_field(2.0, ge=0, le=20, description="Classifier-free guidance scale: 1 = plain conditional model, higher = more typical of the class, less varied.")
-    generation_batch_size: int = fit_neutral_field(16, ge=1, le=1024, description="Images denoised together when generating (does not change the images beyond float rounding). Formerly generate_batch_size.")
+    generation_batch_size: int = fit_neutral_field(16, ge=1, le=1024, description="Images denoised together when generating (does not change the images beyond float rounding).")
