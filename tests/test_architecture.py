@@ -21,7 +21,7 @@ LOWER = ("synthaug._store", "synthaug._policy", "synthaug._dataset", "synthaug._
 UPPER = ("synthaug._augmenter", "synthaug._cli", "synthaug._evaluate")
 #: The layers of docs/architecture.md, bottom first; a module imports only from its layer or below.
 LAYERS = (
-    "_errors _optional _imageio _paths _progress _hookspecs _version _atomic",
+    "_errors _optional _imageio _paths _progress _hookspecs _version _atomic _lazy",
     "_dataset _hf_input _probe _policy _outdir _store _splitting _generator _options",
     "_plugins _features _subgroups _concepts _inputs _generation _generation_pool _distributed _augmenter "
     "_augmented _combined _conformance _adapters diffusion _default_plugins",

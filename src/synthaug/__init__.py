@@ -9,9 +9,9 @@ that ``import synthaug`` stays fast and imports no numpy, torch, diffusers or te
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_attributes
 from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
@@ -70,87 +70,76 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._store import Store
 
 _EXPORTS: dict[str, str] = {
-    "AugmentedDataset": "_augmented",
-    "SyntheticAugmenter": "_augmenter",
-    "check_no_leakage": "_inputs",
-    "ByClass": "_concepts",
-    "ConceptStrategy": "_concepts",
-    "Subgroups": "_concepts",
-    "upsample": "_augmenter",
-    "Dataset": "_dataset",
-    "Sample": "_dataset",
-    "DatasetError": "_errors",
-    "DuplicateGeneratorError": "_errors",
-    "GenerationError": "_errors",
-    "InvalidOptionsError": "_errors",
-    "InvalidParameterError": "_errors",
-    "LeakageError": "_errors",
-    "MissingDependencyError": "_errors",
-    "OutputConflictError": "_errors",
-    "OutputLockedError": "_errors",
-    "StorageError": "_errors",
-    "PluginError": "_errors",
-    "SynthaugError": "_errors",
-    "UnknownGeneratorError": "_errors",
-    "UnreadableImageError": "_errors",
-    "UsageError": "_errors",
-    "load_image": "_imageio",
-    "require": "_optional",
-    "Concept": "_generator",
-    "FitScope": "_generator",
-    "has_features": "_generator",
-    "GeneratedImage": "_generator",
-    "Generator": "_generator",
-    "GeneratorOptions": "_generator",
-    "PerConceptGenerator": "_generator",
-    "derive_seed": "_generator",
-    "hookimpl": "_hookspecs",
-    "get_generator": "_plugins",
-    "get_registry": "_plugins",
-    "list_generators": "_plugins",
-    "MinorityUpsampling": "_policy",
-    "Plan": "_policy",
-    "Policy": "_policy",
-    "Proportion": "_policy",
-    "Progress": "_progress",
-    "split_dataset": "_splitting",
-    "write_split": "_splitting",
-    "Store": "_store",
-    "quality_report": "_quality",
-    "filter_synthetic": "_quality",
-    "make_policy": "_policy",
-    "concepts_from": "_concepts",
-    "NULL_PROGRESS": "_progress",
-    "NullProgress": "_progress",
-    "DeviceOptions": "_options",
-    "SamplingOptions": "_options",
-    "TrainingOptions": "_options",
-    "fit_neutral_field": "_options",
-    "override_default": "_options",
-    "MixingOptions": "_adapters",
-    "TorchOptions": "_adapters",
-    "TfOptions": "_adapters",
-    "EvaluationConfig": "_evaluate",
-    "TrainConfig": "_evaluate",
-    "Experiment": "_evaluate",
-    "ExperimentOptions": "_evaluate",
-    "SyntheticExperiment": "_evaluate",
-    "TrainingSet": "_evaluate",
-    "run_evaluation": "_evaluate",
-    "write_html_report": "_html_report",
+    "AugmentedDataset": "._augmented",
+    "SyntheticAugmenter": "._augmenter",
+    "check_no_leakage": "._inputs",
+    "ByClass": "._concepts",
+    "ConceptStrategy": "._concepts",
+    "Subgroups": "._concepts",
+    "upsample": "._augmenter",
+    "Dataset": "._dataset",
+    "Sample": "._dataset",
+    "DatasetError": "._errors",
+    "DuplicateGeneratorError": "._errors",
+    "GenerationError": "._errors",
+    "InvalidOptionsError": "._errors",
+    "InvalidParameterError": "._errors",
+    "LeakageError": "._errors",
+    "MissingDependencyError": "._errors",
+    "OutputConflictError": "._errors",
+    "OutputLockedError": "._errors",
+    "StorageError": "._errors",
+    "PluginError": "._errors",
+    "SynthaugError": "._errors",
+    "UnknownGeneratorError": "._errors",
+    "UnreadableImageError": "._errors",
+    "UsageError": "._errors",
+    "load_image": "._imageio",
+    "require": "._optional",
+    "Concept": "._generator",
+    "FitScope": "._generator",
+    "has_features": "._generator",
+    "GeneratedImage": "._generator",
+    "Generator": "._generator",
+    "GeneratorOptions": "._generator",
+    "PerConceptGenerator": "._generator",
+    "derive_seed": "._generator",
+    "hookimpl": "._hookspecs",
+    "get_generator": "._plugins",
+    "get_registry": "._plugins",
+    "list_generators": "._plugins",
+    "MinorityUpsampling": "._policy",
+    "Plan": "._policy",
+    "Policy": "._policy",
+    "Proportion": "._policy",
+    "Progress": "._progress",
+    "split_dataset": "._splitting",
+    "write_split": "._splitting",
+    "Store": "._store",
+    "quality_report": "._quality",
+    "filter_synthetic": "._quality",
+    "make_policy": "._policy",
+    "concepts_from": "._concepts",
+    "NULL_PROGRESS": "._progress",
+    "NullProgress": "._progress",
+    "DeviceOptions": "._options",
+    "SamplingOptions": "._options",
+    "TrainingOptions": "._options",
+    "fit_neutral_field": "._options",
+    "override_default": "._options",
+    "MixingOptions": "._adapters",
+    "TorchOptions": "._adapters",
+    "TfOptions": "._adapters",
+    "EvaluationConfig": "._evaluate",
+    "TrainConfig": "._evaluate",
+    "Experiment": "._evaluate",
+    "ExperimentOptions": "._evaluate",
+    "SyntheticExperiment": "._evaluate",
+    "TrainingSet": "._evaluate",
+    "run_evaluation": "._evaluate",
+    "write_html_report": "._html_report",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'synthaug' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)

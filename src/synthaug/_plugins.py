@@ -23,7 +23,7 @@ import importlib
 import os
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import metadata
@@ -224,67 +224,63 @@ def _warn_broken(info: PluginInfo) -> None:
     )
 
 
+def _call_hook(hook: str, builtin_modules: Sequence[str], call: Callable[[Any, PluginInfo | None], None]) -> None:
+    """Call every implementation of ``hook`` through ``call(function, plugin)``.
+
+    synthaug's own ``builtin_modules`` are registered as plugins on first use and called first
+    (``plugin`` is None; an error there is a bug and propagates). Then each loaded third-party
+    plugin's implementation, one at a time: one that raises is reported as broken
+    (:class:`PluginLoadWarning`, ``synthaug plugins``) and the others keep working.
+    """
+    pm, registry = _load()
+    for module_name in builtin_modules:
+        if pm.get_plugin(module_name) is None:
+            pm.register(importlib.import_module(module_name), name=module_name)
+    plugins = {info.name: info for info in registry.plugins}
+    impls = getattr(pm.hook, hook).get_hookimpls()
+    for impl in impls:
+        if impl.plugin_name in builtin_modules:
+            call(impl.function, None)
+    for impl in impls:
+        info = plugins.get(impl.plugin_name)
+        if info is None or info.error:
+            continue
+        try:
+            call(impl.function, info)
+        except Exception as exc:  # noqa: BLE001 - isolate broken plugins
+            info.error = _hook_error(hook, exc)
+            _warn_broken(info)
+
+
 def register_commands(cli: Any, builtin_modules: Sequence[str] = ()) -> None:
     """Add every plugin's commands to the click group ``cli`` through the ``register_commands`` hook.
 
-    ``builtin_modules`` (synthaug's own command modules) are registered as plugins first and
-    use the same hook. A third-party implementation that raises, or that would replace a
-    command already present, is reported as broken (:class:`PluginLoadWarning`, ``synthaug
-    plugins``) and the command line keeps working without it.
+    ``builtin_modules`` (synthaug's own command modules) use the same hook. A third-party
+    implementation that raises, or that would replace a command already present, is reported
+    as broken and its commands are taken out again; the command line keeps working without it.
     """
-    pm, registry = _load()
-    for module_name in builtin_modules:
-        if pm.get_plugin(module_name) is None:
-            pm.register(importlib.import_module(module_name), name=module_name)
-    plugins = {info.name: info for info in registry.plugins}
-    impls = pm.hook.register_commands.get_hookimpls()
-    for impl in impls:  # synthaug's own commands first: an error there is a bug, not a plugin fault
-        if impl.plugin_name in builtin_modules:
-            impl.function(cli=cli)
-    for impl in impls:
-        info = plugins.get(impl.plugin_name)
-        if info is None or info.error:
-            continue
+
+    def add(function: Callable[..., None], plugin: PluginInfo | None) -> None:
         before = dict(cli.commands)
         try:
-            impl.function(cli=cli)
+            function(cli=cli)
             replaced = sorted(n for n, cmd in before.items() if cli.commands.get(n) is not cmd)
-            if replaced:
+            if replaced and plugin is not None:
                 raise PluginError(f"it would replace the command(s) {', '.join(replaced)} already present")
-        except Exception as exc:  # noqa: BLE001 - isolate broken plugins
+        except Exception:
             cli.commands.clear()
             cli.commands.update(before)
-            info.error = _hook_error("register_commands", exc)
-            _warn_broken(info)
-            continue
-        info.commands.extend(sorted(set(cli.commands) - set(before)))
+            raise
+        if plugin is not None:
+            plugin.commands.extend(sorted(set(cli.commands) - set(before)))
+
+    _call_hook("register_commands", builtin_modules, add)
 
 
-def register_experiments(register: Any, builtin_modules: Sequence[str] = ()) -> None:
-    """Collect evaluation experiments through the ``register_experiments`` hook.
-
-    ``builtin_modules`` (synthaug's own experiment modules) are registered as plugins first and
-    use the same hook; their errors propagate. A third-party implementation that raises is
-    reported as broken (:class:`PluginLoadWarning`) and the others keep working.
-    """
-    pm, registry = _load()
-    for module_name in builtin_modules:
-        if pm.get_plugin(module_name) is None:
-            pm.register(importlib.import_module(module_name), name=module_name)
-    plugins = {info.name: info for info in registry.plugins}
-    impls = pm.hook.register_experiments.get_hookimpls()
-    for impl in impls:
-        if impl.plugin_name in builtin_modules:
-            impl.function(register=register)
-    for impl in impls:
-        info = plugins.get(impl.plugin_name)
-        if info is None or info.error:
-            continue
-        try:
-            impl.function(register=register)
-        except Exception as exc:  # noqa: BLE001 - isolate broken plugins
-            info.error = _hook_error("register_experiments", exc)
-            _warn_broken(info)
+def register_experiments(register: Callable[[type], None], builtin_modules: Sequence[str] = ()) -> None:
+    """Collect evaluation experiment kinds through the ``register_experiments`` hook
+    (``builtin_modules``, synthaug's own kinds, use the same hook)."""
+    _call_hook("register_experiments", builtin_modules, lambda function, _plugin: function(register=register))
 
 
 def get_plugin_manager() -> pluggy.PluginManager:

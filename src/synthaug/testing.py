@@ -33,6 +33,7 @@ from ._conformance import *  # noqa: F403 - the checks and the test data builder
 from ._conformance import __all__ as _conformance_names
 from ._conformance import make_concepts
 from ._generator import Concept, Generator
+from ._lazy import lazy_attributes
 
 #: Tiny random diffusion models and tokenizers written by :mod:`synthaug.diffusion._testing`
 #: (diffusers and transformers load only when one is used).
@@ -42,10 +43,7 @@ __all__ = [*_conformance_names, "InterruptAfter", "check_balance_cli", "check_re
            *_TINY_MODELS]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _TINY_MODELS:
-        return getattr(importlib.import_module(".diffusion._testing", __package__), name)
-    raise AttributeError(f"module 'synthaug.testing' has no attribute {name!r}")
+__getattr__, _ = lazy_attributes(__name__, dict.fromkeys(_TINY_MODELS, ".diffusion._testing"), anchor=__package__)
 
 
 class InterruptAfter:

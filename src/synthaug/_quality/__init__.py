@@ -9,8 +9,7 @@ Submodules import numpy lazily; importing this package imports neither numpy nor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._lazy import lazy_attributes
 
 __all__ = [
     "ColourTextureFeatures",
@@ -38,11 +37,4 @@ _EXPORTS = {
     "kernel_distance": ".metrics",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'synthaug._quality' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_attributes(__name__, _EXPORTS)
