@@ -213,3 +213,60 @@ def comfy_embedding(data: Mapping[str, Any], embedding_size: int, embed_key: str
     else:
         vectors = next(iter(data.values()))
     return vectors if vectors.shape[-1] == embedding_size else None
+
+
+# -- AUTOMATIC1111's check of a .pt file before loading it --------------------------------------
+#: AUTOMATIC1111/stable-diffusion-webui ``modules/safe.py`` (read at commit 05933840f0676dd1a90a7e2ad3f2a0672624b2cd):
+#: the zip entries ``check_zip_filenames`` accepts (``allowed_zip_names_re``) and the globals its
+#: ``RestrictedUnpickler.find_class`` allows (the pytorch_lightning and numpy ones left out: our files
+#: never need them, so leaving them out only makes the check stricter).
+A1111_ALLOWED_ZIP_NAME = re.compile(r"^([^/]+)/((data/\d+)|version|(data\.pkl))$")
+_A1111_DATA_PKL = re.compile(r"^([^/]+)/data\.pkl$")
+_A1111_GLOBALS = {
+    ("collections", "OrderedDict"),
+    *(("torch._utils", n) for n in ("_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_device_tensor_from_numpy")),
+    *(("torch", n) for n in ("FloatStorage", "HalfStorage", "IntStorage", "LongStorage", "DoubleStorage",
+                             "ByteStorage", "float32", "BFloat16Storage")),
+    ("torch.nn.modules.container", "ParameterDict"), ("_codecs", "encode"), ("__builtin__", "set"),
+}
+
+
+def a1111_check_pt(path: Any) -> None:
+    """Raise ValueError where AUTOMATIC1111's ``safe.check_pt`` refuses ``path`` ("The file may be malicious").
+
+    As A1111 does it: a zip file must hold only entries matching :data:`A1111_ALLOWED_ZIP_NAME` and
+    exactly one ``<name>/data.pkl``, which must unpickle with the restricted unpickler; a non-zip file
+    (torch's legacy serialization) must give five pickles that unpickle with it. Storages are not read
+    (A1111 hands back an empty storage for every persistent id, as here)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    class _Restricted(pickle.Unpickler):
+        def persistent_load(self, saved_id: Any) -> Any:
+            if saved_id[0] != "storage":
+                raise ValueError(f"persistent id {saved_id[0]!r} is not a storage")
+            return torch.storage.TypedStorage(_internal=True)
+
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) not in _A1111_GLOBALS:
+                raise ValueError(f"global '{module}/{name}' is forbidden")
+            return super().find_class("builtins" if module == "__builtin__" else module, name)
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            for name in names:
+                if not A1111_ALLOWED_ZIP_NAME.match(name):
+                    raise ValueError(f"bad file inside {path}: {name}")
+            pickles = [n for n in names if _A1111_DATA_PKL.match(n)]
+            if len(pickles) != 1:
+                raise ValueError(f"{len(pickles)} data.pkl found in {path}")
+            with z.open(pickles[0]) as fh:
+                _Restricted(fh).load()
+        return
+    with open(path, "rb") as fh:
+        unpickler = _Restricted(fh)
+        for _ in range(5):
+            unpickler.load()

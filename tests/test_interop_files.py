@@ -19,6 +19,7 @@ from synthaug.diffusion._kohya import lora_to_kohya  # noqa: E402
 from synthaug.diffusion._lora import TARGET_MODULE_SETS, lora_config  # noqa: E402
 
 from .interop_rules import (  # noqa: E402
+    a1111_check_pt,
     a1111_embedding,
     comfy_clip_names,
     comfy_embedding,
@@ -171,6 +172,7 @@ def test_textual_inversion_a1111_files_load_in_a1111_and_comfyui(tiny_sd15_model
     assert torch.equal(comfy_embedding(diffusers_data, embedding_size=32), learned)
     safetensors_data = load_file(str(folder / f"{slug}.safetensors"))
     assert list(safetensors_data) == ["emb_params"]
+    a1111_check_pt(folder / f"{slug}.pt")  # A1111 checks a .pt with its allow-list before loading it
     pt_data = torch.load(folder / f"{slug}.pt", weights_only=True)  # ComfyUI loads .pt this way
     for data in (safetensors_data, pt_data):
         vectors, info = a1111_embedding(data)
@@ -181,6 +183,28 @@ def test_textual_inversion_a1111_files_load_in_a1111_and_comfyui(tiny_sd15_model
     assert pt_data["name"] == slug and set(pt_data["string_to_param"]) == {"*"}
     with safe_open(str(folder / f"{slug}.safetensors"), "pt") as f:
         assert f.metadata() == {"name": slug, "step": "2", "sd_checkpoint_name": tiny_sd15_model.name}
+
+
+def test_a1111_rule_refuses_what_torch_save_writes_by_default_and_takes_the_legacy_format(tmp_path):
+    """AUTOMATIC1111 (``modules/safe.py``, ``check_pt``) refuses a zip ``.pt`` with entries beyond
+    ``<name>/data.pkl``, ``<name>/version``, ``<name>/data/<n>``: today's ``torch.save`` writes
+    ``.format_version`` and more. The rule as encoded refuses that and a forbidden global, and
+    accepts torch's legacy format, which ``torch.load(weights_only=True)`` still reads."""
+    import pickle
+    import zipfile
+
+    data = {"string_to_token": {"*": 265}, "string_to_param": {"*": torch.randn(2, 32)}, "name": "x", "step": 3}
+    torch.save(data, tmp_path / "zip.pt")
+    assert any(n.endswith("/.format_version") for n in zipfile.ZipFile(tmp_path / "zip.pt").namelist())
+    with pytest.raises(ValueError, match="bad file inside .*format_version"):
+        a1111_check_pt(tmp_path / "zip.pt")
+    torch.save(data, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    a1111_check_pt(tmp_path / "legacy.pt")
+    assert torch.equal(torch.load(tmp_path / "legacy.pt", weights_only=True)["string_to_param"]["*"],
+                       data["string_to_param"]["*"])
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(print))  # a global outside the allow-list
+    with pytest.raises(ValueError, match="builtins/print' is forbidden"):
+        a1111_check_pt(tmp_path / "evil.pt")
 
 
 def test_the_rules_refuse_the_diffusers_layout_file(tiny_sd15_model, concepts, tmp_path):
