@@ -72,6 +72,7 @@ _EXPORTS: dict[str, str] = {
     # LoRA, kohya and embeddings
     "TARGET_MODULE_SETS": "._lora",
     "add_lora": "._lora",
+    "baked_lora": "._lora",
     "check_lora_loaded": "._lora",
     "lora_config": "._lora",
     "lora_parameters": "._lora",
