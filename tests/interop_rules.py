@@ -270,3 +270,62 @@ def a1111_check_pt(path: Any) -> None:
         unpickler = _Restricted(fh)
         for _ in range(5):
             unpickler.load()
+
+
+# -- SD3 / SD3.5 (MMDiT) ------------------------------------------------------------------------
+#: ComfyUI ``comfy/utils.py`` ``MMDIT_MAP_BLOCK`` (diffusers module of a joint block -> original module)
+#: plus the fused q/k/v rows of ``mmdit_to_diffusers`` (rows ``[k * hidden, (k + 1) * hidden)``).
+#: The ComfyUI versions read map no ``attn2`` module here: SD3.5's second attention has only its
+#: original name (``x_block.attn2.qkv``/``.proj``, from the checkpoint's own weights, which
+#: ComfyUI's model has: its SD3 detection counts ``x_block.attn2.qkv.weight`` keys).
+SD3_FUSED = {"attn.to_q": ("x_block.attn.qkv", 0), "attn.to_k": ("x_block.attn.qkv", 1),
+             "attn.to_v": ("x_block.attn.qkv", 2), "attn.add_q_proj": ("context_block.attn.qkv", 0),
+             "attn.add_k_proj": ("context_block.attn.qkv", 1), "attn.add_v_proj": ("context_block.attn.qkv", 2)}
+SD3_BLOCK = {"norm1_context.linear": "context_block.adaLN_modulation.1", "attn.to_add_out": "context_block.attn.proj",
+             "ff_context.net.0.proj": "context_block.mlp.fc1", "ff_context.net.2": "context_block.mlp.fc2",
+             "norm1.linear": "x_block.adaLN_modulation.1", "attn.to_out.0": "x_block.attn.proj",
+             "ff.net.0.proj": "x_block.mlp.fc1", "ff.net.2": "x_block.mlp.fc2"}
+#: The second image attention of SD3.5 (MMDiT-X), by its original names only.
+SD3_ATTN2 = {"attn2.to_q": ("x_block.attn2.qkv", 0), "attn2.to_k": ("x_block.attn2.qkv", 1),
+             "attn2.to_v": ("x_block.attn2.qkv", 2), "attn2.to_out.0": ("x_block.attn2.proj", None)}
+
+
+def sd3_original_linears(transformer: Any) -> dict[str, tuple[tuple[int, int], dict[str, slice]]]:
+    """The joint blocks' linear weights of the original SD3 checkpoint (ComfyUI's and kohya-ss's model), built
+    from a diffusers ``SD3Transformer2DModel``: ``{original name: ((out, in), {diffusers module: its rows})}``."""
+    table = {**SD3_FUSED, **{k: (v, None) for k, v in SD3_BLOCK.items()}, **SD3_ATTN2}
+    out: dict[str, tuple[tuple[int, int], dict[str, slice]]] = {}
+    for i, block in enumerate(transformer.transformer_blocks):
+        modules = dict(block.named_modules())
+        for diffusers_name, (original, slot) in table.items():
+            layer = modules.get(diffusers_name)
+            if layer is None or not hasattr(layer, "out_features"):
+                continue
+            rows = layer.out_features
+            shape = (rows if slot is None else 3 * rows, layer.in_features)
+            start = 0 if slot is None else slot * rows
+            parts = out.setdefault(f"joint_blocks.{i}.{original}", (shape, {}))[1]
+            parts[f"transformer_blocks.{i}.{diffusers_name}"] = slice(start, start + rows)
+    return out
+
+
+def comfy_sd3_names(transformer: Any) -> set[str]:
+    """LoRA module names ComfyUI's ``model_lora_keys_unet`` maps onto an SD3 model: ``lora_unet_`` + every original
+    weight name with ``.`` written ``_`` (and the original name itself), and for the diffusers weights that
+    ``mmdit_to_diffusers`` maps: ``transformer.<name>``, ``base_model.model.<name>``, ``lora_transformer_<name_>``."""
+    names: set[str] = set()
+    for original, (_, parts) in sd3_original_linears(transformer).items():
+        names |= {"lora_unet_" + original.replace(".", "_"), "diffusion_model." + original}
+        for module in parts:
+            if ".attn2." not in module:
+                names |= {f"transformer.{module}", f"base_model.model.{module}",
+                          "lora_transformer_" + module.replace(".", "_")}
+    return names
+
+
+def kohya_sd3_modules(transformer: Any) -> dict[str, tuple[int, int]]:
+    """kohya-ss ``networks/lora_sd3.py`` LoRA module names -> (out, in) of the linear they wrap: the ``Linear``
+    children of every ``SingleDiTBlock`` (``joint_blocks.<i>.x_block`` / ``.context_block``) under prefix
+    ``lora_unet``, ``.`` written ``_``."""
+    return {"lora_unet_" + name.replace(".", "_"): shape
+            for name, (shape, _) in sd3_original_linears(transformer).items()}

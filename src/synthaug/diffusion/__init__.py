@@ -79,6 +79,7 @@ _EXPORTS: dict[str, str] = {
     "lora_state_dict": "._lora",
     "KOHYA_SD15_METADATA": "._kohya",
     "KOHYA_SDXL_METADATA": "._kohya",
+    "fused_lora_to_kohya": "._kohya",
     "require_kohya_names": "._kohya",
     "save_kohya_lora": "._kohya",
     "unet_module_to_kohya": "._kohya",
