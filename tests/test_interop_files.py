@@ -16,7 +16,7 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from synthaug.diffusion._kohya import lora_to_kohya  # noqa: E402
-from synthaug.diffusion._lora import TARGET_MODULE_SETS, lora_config  # noqa: E402
+from synthaug.diffusion._lora import TARGET_MODULE_SETS, injected_lora_modules, lora_config  # noqa: E402
 
 from .interop_rules import (  # noqa: E402
     a1111_check_pt,
@@ -116,6 +116,50 @@ def test_sd15_text_encoder_lora_gets_lora_te_keys_both_tools_recognise(tiny_sd15
     _report("sd15 text encoder in kohya-ss", kohya_loaded_keys(state, kohya_modules(unet, encoder, naming="diffusers")),
             keys)
     _report("sd15 text encoder in ComfyUI", comfy_loaded_keys(keys, comfy_clip_names(n_layers)), keys)
+
+
+def test_sd15_diffusers_file_text_encoder_keys_load_in_comfyui_and_diffusers(tiny_sd15_model, concepts, tmp_path):
+    """transformers 5 names CLIP's layers ``encoder.layers.*`` (no ``text_model.``), and ComfyUI maps only
+    ``text_encoder.text_model.encoder.layers.<i>.<module>``: the diffusers-layout file keeps the
+    ``text_model.`` level, which stock diffusers 0.42 loads too (every module, the saved weights).
+
+    peft 0.21 refuses to train a LoRA on transformers 5's ``CLIPTextModel`` (add_adapter), so the
+    adapters are injected with peft's ``inject_adapter_in_model`` and written by the plugin's own
+    ``save_adapter``."""
+    from diffusers import StableDiffusionPipeline
+    from peft import inject_adapter_in_model
+
+    from synthaug.diffusion._lora import check_lora_loaded
+    from synthaug_lora_sd15 import LORA_FILE, LoraSD15Generator
+
+    gen = LoraSD15Generator(quick_options(tiny_sd15_model, train_text_encoder=True, rank=8, alpha=4.0))
+
+    def pipeline():
+        return StableDiffusionPipeline.from_pretrained(tiny_sd15_model, safety_checker=None, feature_extractor=None,
+                                                       requires_safety_checker=False)
+
+    pipe = pipeline()
+    inject_adapter_in_model(lora_config(rank=8, alpha=4.0, target_modules=["to_q", "to_k", "to_v", "to_out.0"]),
+                            pipe.unet, adapter_name="synthaug")
+    inject_adapter_in_model(lora_config(rank=8, alpha=4.0, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]),
+                            pipe.text_encoder, adapter_name="synthaug")
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in [*pipe.unet.named_parameters(), *pipe.text_encoder.named_parameters()]:
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g))
+    assert gen.save_adapter(pipe, concepts[0], tmp_path) == [tmp_path / LORA_FILE]
+    keys = set(load_file(str(tmp_path / LORA_FILE)))
+    te_keys = {k for k in keys if k.startswith("text_encoder.")}
+    n_layers = pipe.text_encoder.config.num_hidden_layers
+    assert len(te_keys) == 2 * 4 * n_layers and all(k.startswith("text_encoder.text_model.encoder.layers.")
+                                                    for k in te_keys)
+    _report("sd15 diffusers-layout text encoder in ComfyUI", comfy_loaded_keys(te_keys, comfy_clip_names(n_layers)),
+            te_keys)
+    stock = pipeline()
+    stock.load_lora_weights(str(tmp_path), weight_name=LORA_FILE, adapter_name="synthaug")
+    assert len(injected_lora_modules(stock.text_encoder, adapter_name="synthaug")) == 4 * n_layers
+    assert check_lora_loaded(stock, tmp_path / LORA_FILE, adapter_name="synthaug") == len(keys) // 2
 
 
 def test_sd15_plugin_writes_text_encoder_keys_when_the_text_encoder_is_trained(tiny_sd15_model, concepts, tmp_path):

@@ -74,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "add_lora": "._lora",
     "baked_lora": "._lora",
     "check_lora_loaded": "._lora",
+    "clip_lora_file_keys": "._lora",
     "lora_config": "._lora",
     "lora_parameters": "._lora",
     "lora_state_dict": "._lora",

@@ -29,8 +29,8 @@ from typing import Any
 
 from .._errors import GenerationError, InvalidOptionsError, MissingDependencyError
 
-__all__ = ["TARGET_MODULE_SETS", "add_lora", "baked_lora", "check_lora_loaded", "injected_lora_modules", "lora_config",
-           "lora_parameters", "lora_state_dict", "saved_lora_weights"]
+__all__ = ["TARGET_MODULE_SETS", "add_lora", "baked_lora", "check_lora_loaded", "clip_lora_file_keys",
+           "injected_lora_modules", "lora_config", "lora_parameters", "lora_state_dict", "saved_lora_weights"]
 
 #: Documented ``target_modules`` choices of the UNet LoRA plugins: the attention projections
 #: (default), the transformer-block projections around them, and the feed-forward layers.
@@ -98,6 +98,15 @@ def baked_lora(state_dict: Mapping[str, Any], config: Any) -> tuple[dict[str, An
     return baked, metadata
 
 
+def clip_lora_file_keys(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """A CLIP text encoder's LoRA state dict with the ``text_model.`` level every key had under transformers 4.
+
+    transformers 5's ``CLIPTextModel`` names its layers ``encoder.layers.*`` (no ``text_model.``), so peft's
+    keys lost that level; ComfyUI (``text_encoder.text_model.encoder.layers.<i>.<module>``) and older
+    diffusers read only the old names, and diffusers 0.42 with transformers 5 loads them as well."""
+    return {key if key.startswith("text_model.") else f"text_model.{key}": tensor for key, tensor in state_dict.items()}
+
+
 def saved_lora_weights(path: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
     """The LoRA weights of a diffusers-loadable file: ``{component: {module: {"A": down, "B": up}}}``.
 
@@ -159,7 +168,8 @@ def check_lora_loaded(pipe: Any, path: str | Path, *, adapter_name: str) -> int:
         layers = injected_lora_modules(model, adapter_name=adapter_name) if model is not None else {}
         for module, weights in sorted(modules.items()):
             total += 1
-            layer = layers.get(module)
+            # a CLIP text encoder's file keys keep transformers 4's ``text_model.`` level (clip_lora_file_keys)
+            layer = layers.get(module) or layers.get(module.removeprefix("text_model."))
             why = "not loaded" if layer is None else _problem(layer, weights, adapter_name)
             if why:
                 problems.append(f"{component}.{module} ({why})")

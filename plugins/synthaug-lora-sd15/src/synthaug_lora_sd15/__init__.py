@@ -24,6 +24,7 @@ from synthaug.diffusion import (
     add_lora,
     baked_lora,
     check_lora_loaded,
+    clip_lora_file_keys,
     lora_config,
     lora_parameters,
     lora_state_dict,
@@ -111,8 +112,10 @@ class LoraSD15Generator(DiffusionGeneratorBase):
                                           baked_lora(states["unet"], self._lora_config(o.target_modules))))
         if o.train_text_encoder:
             states["text_encoder"] = lora_state_dict(pipe.text_encoder, adapter_name=_ADAPTER)
+            # keys as ComfyUI reads them (text_encoder.text_model.encoder.layers.*), which diffusers loads too
             layers.update(zip(("text_encoder_lora_layers", "text_encoder_lora_adapter_metadata"),
-                              baked_lora(states["text_encoder"], self._lora_config(o.text_encoder_target_modules))))
+                              baked_lora(clip_lora_file_keys(states["text_encoder"]),
+                                         self._lora_config(o.text_encoder_target_modules))))
         StableDiffusionPipeline.save_lora_weights(str(folder), weight_name=LORA_FILE, safe_serialization=True, **layers)
         files = [folder / LORA_FILE]
         if o.export_format == "kohya":
