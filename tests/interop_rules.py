@@ -25,7 +25,17 @@ Rules read (not copied) from:
   ``<name>`` is such a module; ``lora_down`` is ``(rank, in)`` (``(rank, in, kh, kw)`` for a conv)
   and ``lora_up`` ``(out, rank)`` (``(out, rank, 1, 1)``).
 - Embeddings: AUTOMATIC1111 ``create_embedding_from_data`` and ComfyUI ``load_embed`` (see
-  :func:`a1111_embedding` / :func:`comfy_embedding`).
+  :func:`a1111_embedding` / :func:`comfy_embedding`); AUTOMATIC1111's check of a ``.pt`` before
+  loading it, ``modules/safe.py`` (``check_pt``, ``check_zip_filenames``, ``RestrictedUnpickler``,
+  AUTOMATIC1111/stable-diffusion-webui commit 05933840f0676dd1a90a7e2ad3f2a0672624b2cd), see
+  :func:`a1111_check_pt`.
+- SD3 / SD3.5: ComfyUI ``comfy/lora.py`` ``model_lora_keys_unet`` (``lora_unet_`` + every weight name of
+  its model, and for SD3 ``transformer.``/``base_model.model.``/``lora_transformer_`` + the diffusers
+  names that ``comfy/utils.py`` ``mmdit_to_diffusers`` maps) and kohya-ss ``networks/lora_sd3.py``
+  (``LoRANetwork``: ``Linear`` children of each ``SingleDiTBlock``, prefix ``lora_unet``), see
+  :func:`comfy_sd3_names` / :func:`kohya_sd3_modules`.
+
+These files were read as stored public source (not run); the rules are written from them.
 """
 
 from __future__ import annotations
