@@ -25,7 +25,17 @@ Rules read (not copied) from:
   ``<name>`` is such a module; ``lora_down`` is ``(rank, in)`` (``(rank, in, kh, kw)`` for a conv)
   and ``lora_up`` ``(out, rank)`` (``(out, rank, 1, 1)``).
 - Embeddings: AUTOMATIC1111 ``create_embedding_from_data`` and ComfyUI ``load_embed`` (see
-  :func:`a1111_embedding` / :func:`comfy_embedding`).
+  :func:`a1111_embedding` / :func:`comfy_embedding`); AUTOMATIC1111's check of a ``.pt`` before
+  loading it, ``modules/safe.py`` (``check_pt``, ``check_zip_filenames``, ``RestrictedUnpickler``,
+  AUTOMATIC1111/stable-diffusion-webui commit 05933840f0676dd1a90a7e2ad3f2a0672624b2cd), see
+  :func:`a1111_check_pt`.
+- SD3 / SD3.5: ComfyUI ``comfy/lora.py`` ``model_lora_keys_unet`` (``lora_unet_`` + every weight name of
+  its model, and for SD3 ``transformer.``/``base_model.model.``/``lora_transformer_`` + the diffusers
+  names that ``comfy/utils.py`` ``mmdit_to_diffusers`` maps) and kohya-ss ``networks/lora_sd3.py``
+  (``LoRANetwork``: ``Linear`` children of each ``SingleDiTBlock``, prefix ``lora_unet``), see
+  :func:`comfy_sd3_names` / :func:`kohya_sd3_modules`.
+
+These files were read as stored public source (not run); the rules are written from them.
 """
 
 from __future__ import annotations
@@ -213,3 +223,119 @@ def comfy_embedding(data: Mapping[str, Any], embedding_size: int, embed_key: str
     else:
         vectors = next(iter(data.values()))
     return vectors if vectors.shape[-1] == embedding_size else None
+
+
+# -- AUTOMATIC1111's check of a .pt file before loading it --------------------------------------
+#: AUTOMATIC1111/stable-diffusion-webui ``modules/safe.py`` (read at commit 05933840f0676dd1a90a7e2ad3f2a0672624b2cd):
+#: the zip entries ``check_zip_filenames`` accepts (``allowed_zip_names_re``) and the globals its
+#: ``RestrictedUnpickler.find_class`` allows (the pytorch_lightning and numpy ones left out: our files
+#: never need them, so leaving them out only makes the check stricter).
+A1111_ALLOWED_ZIP_NAME = re.compile(r"^([^/]+)/((data/\d+)|version|(data\.pkl))$")
+_A1111_DATA_PKL = re.compile(r"^([^/]+)/data\.pkl$")
+_A1111_GLOBALS = {
+    ("collections", "OrderedDict"),
+    *(("torch._utils", n) for n in ("_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_device_tensor_from_numpy")),
+    *(("torch", n) for n in ("FloatStorage", "HalfStorage", "IntStorage", "LongStorage", "DoubleStorage",
+                             "ByteStorage", "float32", "BFloat16Storage")),
+    ("torch.nn.modules.container", "ParameterDict"), ("_codecs", "encode"), ("__builtin__", "set"),
+}
+
+
+def a1111_check_pt(path: Any) -> None:
+    """Raise ValueError where AUTOMATIC1111's ``safe.check_pt`` refuses ``path`` ("The file may be malicious").
+
+    As A1111 does it: a zip file must hold only entries matching :data:`A1111_ALLOWED_ZIP_NAME` and
+    exactly one ``<name>/data.pkl``, which must unpickle with the restricted unpickler; a non-zip file
+    (torch's legacy serialization) must give five pickles that unpickle with it. Storages are not read
+    (A1111 hands back an empty storage for every persistent id, as here)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    class _Restricted(pickle.Unpickler):
+        def persistent_load(self, saved_id: Any) -> Any:
+            if saved_id[0] != "storage":
+                raise ValueError(f"persistent id {saved_id[0]!r} is not a storage")
+            return torch.storage.TypedStorage(_internal=True)
+
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) not in _A1111_GLOBALS:
+                raise ValueError(f"global '{module}/{name}' is forbidden")
+            return super().find_class("builtins" if module == "__builtin__" else module, name)
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            for name in names:
+                if not A1111_ALLOWED_ZIP_NAME.match(name):
+                    raise ValueError(f"bad file inside {path}: {name}")
+            pickles = [n for n in names if _A1111_DATA_PKL.match(n)]
+            if len(pickles) != 1:
+                raise ValueError(f"{len(pickles)} data.pkl found in {path}")
+            with z.open(pickles[0]) as fh:
+                _Restricted(fh).load()
+        return
+    with open(path, "rb") as fh:
+        unpickler = _Restricted(fh)
+        for _ in range(5):
+            unpickler.load()
+
+
+# -- SD3 / SD3.5 (MMDiT) ------------------------------------------------------------------------
+#: ComfyUI ``comfy/utils.py`` ``MMDIT_MAP_BLOCK`` (diffusers module of a joint block -> original module)
+#: plus the fused q/k/v rows of ``mmdit_to_diffusers`` (rows ``[k * hidden, (k + 1) * hidden)``).
+#: The ComfyUI versions read map no ``attn2`` module here: SD3.5's second attention has only its
+#: original name (``x_block.attn2.qkv``/``.proj``, from the checkpoint's own weights, which
+#: ComfyUI's model has: its SD3 detection counts ``x_block.attn2.qkv.weight`` keys).
+SD3_FUSED = {"attn.to_q": ("x_block.attn.qkv", 0), "attn.to_k": ("x_block.attn.qkv", 1),
+             "attn.to_v": ("x_block.attn.qkv", 2), "attn.add_q_proj": ("context_block.attn.qkv", 0),
+             "attn.add_k_proj": ("context_block.attn.qkv", 1), "attn.add_v_proj": ("context_block.attn.qkv", 2)}
+SD3_BLOCK = {"norm1_context.linear": "context_block.adaLN_modulation.1", "attn.to_add_out": "context_block.attn.proj",
+             "ff_context.net.0.proj": "context_block.mlp.fc1", "ff_context.net.2": "context_block.mlp.fc2",
+             "norm1.linear": "x_block.adaLN_modulation.1", "attn.to_out.0": "x_block.attn.proj",
+             "ff.net.0.proj": "x_block.mlp.fc1", "ff.net.2": "x_block.mlp.fc2"}
+#: The second image attention of SD3.5 (MMDiT-X), by its original names only.
+SD3_ATTN2 = {"attn2.to_q": ("x_block.attn2.qkv", 0), "attn2.to_k": ("x_block.attn2.qkv", 1),
+             "attn2.to_v": ("x_block.attn2.qkv", 2), "attn2.to_out.0": ("x_block.attn2.proj", None)}
+
+
+def sd3_original_linears(transformer: Any) -> dict[str, tuple[tuple[int, int], dict[str, slice]]]:
+    """The joint blocks' linear weights of the original SD3 checkpoint (ComfyUI's and kohya-ss's model), built
+    from a diffusers ``SD3Transformer2DModel``: ``{original name: ((out, in), {diffusers module: its rows})}``."""
+    table = {**SD3_FUSED, **{k: (v, None) for k, v in SD3_BLOCK.items()}, **SD3_ATTN2}
+    out: dict[str, tuple[tuple[int, int], dict[str, slice]]] = {}
+    for i, block in enumerate(transformer.transformer_blocks):
+        modules = dict(block.named_modules())
+        for diffusers_name, (original, slot) in table.items():
+            layer = modules.get(diffusers_name)
+            if layer is None or not hasattr(layer, "out_features"):
+                continue
+            rows = layer.out_features
+            shape = (rows if slot is None else 3 * rows, layer.in_features)
+            start = 0 if slot is None else slot * rows
+            parts = out.setdefault(f"joint_blocks.{i}.{original}", (shape, {}))[1]
+            parts[f"transformer_blocks.{i}.{diffusers_name}"] = slice(start, start + rows)
+    return out
+
+
+def comfy_sd3_names(transformer: Any) -> set[str]:
+    """LoRA module names ComfyUI's ``model_lora_keys_unet`` maps onto an SD3 model: ``lora_unet_`` + every original
+    weight name with ``.`` written ``_`` (and the original name itself), and for the diffusers weights that
+    ``mmdit_to_diffusers`` maps: ``transformer.<name>``, ``base_model.model.<name>``, ``lora_transformer_<name_>``."""
+    names: set[str] = set()
+    for original, (_, parts) in sd3_original_linears(transformer).items():
+        names |= {"lora_unet_" + original.replace(".", "_"), "diffusion_model." + original}
+        for module in parts:
+            if ".attn2." not in module:
+                names |= {f"transformer.{module}", f"base_model.model.{module}",
+                          "lora_transformer_" + module.replace(".", "_")}
+    return names
+
+
+def kohya_sd3_modules(transformer: Any) -> dict[str, tuple[int, int]]:
+    """kohya-ss ``networks/lora_sd3.py`` LoRA module names -> (out, in) of the linear they wrap: the ``Linear``
+    children of every ``SingleDiTBlock`` (``joint_blocks.<i>.x_block`` / ``.context_block``) under prefix
+    ``lora_unet``, ``.`` written ``_``."""
+    return {"lora_unet_" + name.replace(".", "_"): shape
+            for name, (shape, _) in sd3_original_linears(transformer).items()}

@@ -16,9 +16,10 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 from synthaug.diffusion._kohya import lora_to_kohya  # noqa: E402
-from synthaug.diffusion._lora import TARGET_MODULE_SETS, lora_config  # noqa: E402
+from synthaug.diffusion._lora import TARGET_MODULE_SETS, injected_lora_modules, lora_config  # noqa: E402
 
 from .interop_rules import (  # noqa: E402
+    a1111_check_pt,
     a1111_embedding,
     comfy_clip_names,
     comfy_embedding,
@@ -117,6 +118,50 @@ def test_sd15_text_encoder_lora_gets_lora_te_keys_both_tools_recognise(tiny_sd15
     _report("sd15 text encoder in ComfyUI", comfy_loaded_keys(keys, comfy_clip_names(n_layers)), keys)
 
 
+def test_sd15_diffusers_file_text_encoder_keys_load_in_comfyui_and_diffusers(tiny_sd15_model, concepts, tmp_path):
+    """transformers 5 names CLIP's layers ``encoder.layers.*`` (no ``text_model.``), and ComfyUI maps only
+    ``text_encoder.text_model.encoder.layers.<i>.<module>``: the diffusers-layout file keeps the
+    ``text_model.`` level, which stock diffusers 0.42 loads too (every module, the saved weights).
+
+    peft 0.21 refuses to train a LoRA on transformers 5's ``CLIPTextModel`` (add_adapter), so the
+    adapters are injected with peft's ``inject_adapter_in_model`` and written by the plugin's own
+    ``save_adapter``."""
+    from diffusers import StableDiffusionPipeline
+    from peft import inject_adapter_in_model
+
+    from synthaug.diffusion._lora import check_lora_loaded
+    from synthaug_lora_sd15 import LORA_FILE, LoraSD15Generator
+
+    gen = LoraSD15Generator(quick_options(tiny_sd15_model, train_text_encoder=True, rank=8, alpha=4.0))
+
+    def pipeline():
+        return StableDiffusionPipeline.from_pretrained(tiny_sd15_model, safety_checker=None, feature_extractor=None,
+                                                       requires_safety_checker=False)
+
+    pipe = pipeline()
+    inject_adapter_in_model(lora_config(rank=8, alpha=4.0, target_modules=["to_q", "to_k", "to_v", "to_out.0"]),
+                            pipe.unet, adapter_name="synthaug")
+    inject_adapter_in_model(lora_config(rank=8, alpha=4.0, target_modules=["q_proj", "k_proj", "v_proj", "out_proj"]),
+                            pipe.text_encoder, adapter_name="synthaug")
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in [*pipe.unet.named_parameters(), *pipe.text_encoder.named_parameters()]:
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=g))
+    assert gen.save_adapter(pipe, concepts[0], tmp_path) == [tmp_path / LORA_FILE]
+    keys = set(load_file(str(tmp_path / LORA_FILE)))
+    te_keys = {k for k in keys if k.startswith("text_encoder.")}
+    n_layers = pipe.text_encoder.config.num_hidden_layers
+    assert len(te_keys) == 2 * 4 * n_layers and all(k.startswith("text_encoder.text_model.encoder.layers.")
+                                                    for k in te_keys)
+    _report("sd15 diffusers-layout text encoder in ComfyUI", comfy_loaded_keys(te_keys, comfy_clip_names(n_layers)),
+            te_keys)
+    stock = pipeline()
+    stock.load_lora_weights(str(tmp_path), weight_name=LORA_FILE, adapter_name="synthaug")
+    assert len(injected_lora_modules(stock.text_encoder, adapter_name="synthaug")) == 4 * n_layers
+    assert check_lora_loaded(stock, tmp_path / LORA_FILE, adapter_name="synthaug") == len(keys) // 2
+
+
 def test_sd15_plugin_writes_text_encoder_keys_when_the_text_encoder_is_trained(tiny_sd15_model, concepts, tmp_path):
     from synthaug._errors import MissingDependencyError
     from synthaug_lora_sd15 import LoraSD15Generator, kohya_file_name
@@ -171,6 +216,7 @@ def test_textual_inversion_a1111_files_load_in_a1111_and_comfyui(tiny_sd15_model
     assert torch.equal(comfy_embedding(diffusers_data, embedding_size=32), learned)
     safetensors_data = load_file(str(folder / f"{slug}.safetensors"))
     assert list(safetensors_data) == ["emb_params"]
+    a1111_check_pt(folder / f"{slug}.pt")  # A1111 checks a .pt with its allow-list before loading it
     pt_data = torch.load(folder / f"{slug}.pt", weights_only=True)  # ComfyUI loads .pt this way
     for data in (safetensors_data, pt_data):
         vectors, info = a1111_embedding(data)
@@ -181,6 +227,28 @@ def test_textual_inversion_a1111_files_load_in_a1111_and_comfyui(tiny_sd15_model
     assert pt_data["name"] == slug and set(pt_data["string_to_param"]) == {"*"}
     with safe_open(str(folder / f"{slug}.safetensors"), "pt") as f:
         assert f.metadata() == {"name": slug, "step": "2", "sd_checkpoint_name": tiny_sd15_model.name}
+
+
+def test_a1111_rule_refuses_what_torch_save_writes_by_default_and_takes_the_legacy_format(tmp_path):
+    """AUTOMATIC1111 (``modules/safe.py``, ``check_pt``) refuses a zip ``.pt`` with entries beyond
+    ``<name>/data.pkl``, ``<name>/version``, ``<name>/data/<n>``: today's ``torch.save`` writes
+    ``.format_version`` and more. The rule as encoded refuses that and a forbidden global, and
+    accepts torch's legacy format, which ``torch.load(weights_only=True)`` still reads."""
+    import pickle
+    import zipfile
+
+    data = {"string_to_token": {"*": 265}, "string_to_param": {"*": torch.randn(2, 32)}, "name": "x", "step": 3}
+    torch.save(data, tmp_path / "zip.pt")
+    assert any(n.endswith("/.format_version") for n in zipfile.ZipFile(tmp_path / "zip.pt").namelist())
+    with pytest.raises(ValueError, match="bad file inside .*format_version"):
+        a1111_check_pt(tmp_path / "zip.pt")
+    torch.save(data, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    a1111_check_pt(tmp_path / "legacy.pt")
+    assert torch.equal(torch.load(tmp_path / "legacy.pt", weights_only=True)["string_to_param"]["*"],
+                       data["string_to_param"]["*"])
+    (tmp_path / "evil.pt").write_bytes(pickle.dumps(print))  # a global outside the allow-list
+    with pytest.raises(ValueError, match="builtins/print' is forbidden"):
+        a1111_check_pt(tmp_path / "evil.pt")
 
 
 def test_the_rules_refuse_the_diffusers_layout_file(tiny_sd15_model, concepts, tmp_path):

@@ -11,6 +11,16 @@ the prompt word is the file name. They accept:
   with several tensors, ComfyUI takes the first).
 
 The tensor is ``(num_vectors, hidden_size)``. :func:`save_a1111_embedding` writes both files.
+
+The ``.pt`` file is written in torch's legacy (non-zip) serialization. A1111 checks every
+``.pt`` before loading it (``modules/safe.py``, ``check_pt``): a zip file may hold only the
+entries ``<name>/data.pkl``, ``<name>/version`` and ``<name>/data/<n>``, and current
+``torch.save`` also writes ``.format_version``, ``.storage_alignment``, ``byteorder`` and
+``.data/serialization_id``, so A1111 refused such a file as "may be malicious". The legacy
+format is not a zip: A1111 reads its five pickles with its restricted unpickler (which allows
+the tensor rebuild and ``OrderedDict`` this dict needs), and ``torch.load(weights_only=True)``
+(ComfyUI) reads it too. Legacy rather than a hand-made zip with only the allowed entries,
+because torch writes and reads it itself (no zip layout of ours to keep in step with torch).
 Importing this module does not import torch.
 """
 
@@ -49,5 +59,6 @@ def save_a1111_embedding(folder: str | Path, name: str, vectors: Any, *, step: i
                 **({"sd_checkpoint_name": checkpoint_name} if checkpoint_name else {})}
     save_file({A1111_TENSOR_KEY: tensor}, str(folder / st_name), metadata=metadata)
     torch.save({"string_to_token": {"*": _STAR_TOKEN_ID}, "string_to_param": {"*": tensor}, "name": name,
-                "step": step, "sd_checkpoint": None, "sd_checkpoint_name": checkpoint_name}, folder / pt_name)
+                "step": step, "sd_checkpoint": None, "sd_checkpoint_name": checkpoint_name}, folder / pt_name,
+               _use_new_zipfile_serialization=False)  # A1111's allow-list refuses the zip format's extra entries
     return [folder / st_name, folder / pt_name]

@@ -6,7 +6,8 @@ This module adds what transformer LoRA plugins share:
 
 - LoRA layers (peft) on the pipeline's ``transformer``, saved with the pipeline class's own
   ``save_lora_weights`` (keys ``transformer.<module>.lora_A/B.weight``) so stock diffusers
-  ``load_lora_weights`` loads them (ComfyUI maps the same ``transformer.`` keys for SD3 and FLUX);
+  ``load_lora_weights`` loads them (ComfyUI maps the same ``transformer.`` keys for SD3 and FLUX),
+  with ``alpha / rank`` baked into ``lora_B`` so that loaders ignoring the peft metadata apply it right;
 - ``quantize_base=nf4``: the frozen transformer loaded in 4-bit NF4 through diffusers'
   ``BitsAndBytesConfig`` (QLoRA), and ``quantize_text_encoder=int8|nf4`` for the T5 encoder
   through transformers' ``BitsAndBytesConfig`` (both need a CUDA GPU);
@@ -219,10 +220,13 @@ class FlowLoraGenerator(DiffusionGeneratorBase):
 
     def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
         """Write ``pytorch_lora_weights.safetensors`` with the pipeline class's ``save_lora_weights``, in peft's
-        ``lora_A``/``lora_B`` layout as diffusers' own SD3 and FLUX training scripts save it."""
-        state = self.lora_state(pipe)
+        ``lora_A``/``lora_B`` layout as diffusers' own SD3 and FLUX training scripts save it, with the
+        scale ``alpha / rank`` baked into ``lora_B`` (:func:`~synthaug.diffusion._lora.baked_lora`)."""
+        from ._lora import baked_lora
+
+        state, metadata = baked_lora(self.lora_state(pipe), self.lora_config())  # same delta in every loader
         type(pipe).save_lora_weights(str(folder), transformer_lora_layers=state,
-                                     transformer_lora_adapter_metadata=self.lora_config().to_dict(),
+                                     transformer_lora_adapter_metadata=metadata,
                                      weight_name=LORA_FILE, safe_serialization=True)
         return [folder / LORA_FILE]
 

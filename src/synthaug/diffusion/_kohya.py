@@ -17,19 +17,22 @@ Only UNet LoRA on the attention blocks (``down_blocks.*.attentions``, ``mid_bloc
 ``up_blocks.*.attentions``, whatever the module inside: ``to_q``, ``proj_in``, ``ff.net.2``…)
 is converted: that is what both kohya-ss (``Transformer2DModel`` children) and ComfyUI's key
 map name the same way; other modules are refused with a clear error.
+Transformer models (FLUX.1, SD3.5) are named after their original checkpoints, where several
+diffusers modules are one fused layer (q, k and v); :func:`fused_lora_to_kohya` converts a peft
+state dict for them, given the plugin's naming function.
 Importing this module does not import torch.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from .._errors import InvalidOptionsError
 
-__all__ = ["KOHYA_SD15_METADATA", "KOHYA_SDXL_METADATA", "Naming", "lora_to_kohya", "require_kohya_names",
+__all__ = ["KOHYA_SD15_METADATA", "KOHYA_SDXL_METADATA", "Naming", "fused_lora_to_kohya", "lora_to_kohya", "require_kohya_names",
            "save_kohya_lora", "text_encoder_module_to_kohya", "unet_lora_to_kohya", "unet_module_to_kohya"]
 
 #: How UNet module names are written: after the original SGM UNet (SDXL) or the diffusers blocks (SD1.x).
@@ -165,3 +168,45 @@ def save_kohya_lora(path: str | Path, state_dict: Mapping[str, Any], unet_config
     info = {"ss_network_dim": str(rank), "ss_network_alpha": str(alpha), **dict(metadata or {})}
     save_file({k: v.cpu() for k, v in tensors.items()}, str(path), metadata=info)
     return path
+
+
+#: A plugin's kohya naming of a transformer module: ``module -> (kohya name, the diffusers modules that
+#: kohya layer fuses, in order, this module's slot)``; raises ValueError for a module without a name.
+KohyaModule = Callable[[str], tuple[str, tuple[str, ...], int]]
+
+
+def fused_lora_to_kohya(state: Mapping[str, Any], out_features: Mapping[str, int], *, alpha: float,
+                        kohya_module: KohyaModule) -> dict[str, Any]:
+    """kohya-layout tensors (``.lora_down.weight``, ``.lora_up.weight``, ``.alpha``) from a peft LoRA state dict
+    of a transformer whose original layers fuse several diffusers modules.
+
+    A fused layer holds the separate LoRAs exactly: the ``down`` matrices stacked (rank x number of
+    slots), the ``up`` matrices on the block diagonal and ``alpha`` times the number of slots, so that
+    ``up @ down * alpha / rank`` is the separate deltas stacked by rows in slot order. A slot without a
+    LoRA gets zero rows (``out_features`` gives every linear module's output width). ``state`` has
+    ``<module>.lora_A.weight`` / ``.lora_B.weight`` keys at the scale ``alpha / rank`` (not baked).
+    """
+    import torch
+
+    groups: dict[str, tuple[tuple[str, ...], dict[int, str]]] = {}
+    for key in state:
+        if key.endswith(".lora_A.weight"):
+            module = key[: -len(".lora_A.weight")]
+            name, slots, slot = kohya_module(module)
+            groups.setdefault(name, (slots, {}))[1][slot] = module
+    tensors: dict[str, Any] = {}
+    for name, (slots, present) in groups.items():
+        first = state[f"{next(iter(present.values()))}.lora_A.weight"]
+        rank, width = first.shape
+        downs, ups = [], []
+        for slot, module in enumerate(slots):
+            if slot in present:
+                downs.append(state[f"{module}.lora_A.weight"])
+                ups.append(state[f"{module}.lora_B.weight"])
+            else:
+                downs.append(torch.zeros(rank, width, dtype=first.dtype))
+                ups.append(torch.zeros(out_features[module], rank, dtype=first.dtype))
+        tensors[f"{name}.lora_down.weight"] = torch.cat(downs).contiguous()
+        tensors[f"{name}.lora_up.weight"] = torch.block_diag(*ups).contiguous()
+        tensors[f"{name}.alpha"] = torch.tensor(float(alpha) * len(slots))
+    return tensors

@@ -8,7 +8,16 @@ file from its first key, so a file mixing ``lora.down``/``lora_A`` keys (what di
 ``convert_state_dict_to_diffusers`` gives when targets include e.g. ``proj_in``) would load
 only part of the LoRA. :func:`check_lora_loaded` proves after loading that every saved module
 is injected, active and holds the saved weights, and raises otherwise. The kohya-ss layout
-is in :mod:`synthaug.diffusion._kohya`. Importing this module does not import torch.
+is in :mod:`synthaug.diffusion._kohya`.
+
+The diffusers-layout file is written with the LoRA scale baked in (:func:`baked_lora`):
+``lora_B`` multiplied by ``alpha / rank`` and the peft metadata saying ``lora_alpha = r``.
+peft and diffusers read the scale from that metadata (``lora_adapter_metadata``); ComfyUI and
+kohya-ss do not read it and apply ``B @ A`` at scale 1, so a file with ``alpha != rank`` kept
+unbaked was applied at ``rank / alpha`` times its strength there. Baked, every loader applies
+the same delta. (The other way, ``<module>.alpha`` tensors, is not open to every pipeline:
+SD3's and FLUX's ``load_lora_weights`` refuse keys without ``lora`` in their name.)
+Importing this module does not import torch.
 """
 
 from __future__ import annotations
@@ -20,8 +29,8 @@ from typing import Any
 
 from .._errors import GenerationError, InvalidOptionsError, MissingDependencyError
 
-__all__ = ["TARGET_MODULE_SETS", "add_lora", "check_lora_loaded", "injected_lora_modules", "lora_config",
-           "lora_parameters", "lora_state_dict", "saved_lora_weights"]
+__all__ = ["TARGET_MODULE_SETS", "add_lora", "baked_lora", "check_lora_loaded", "clip_lora_file_keys",
+           "injected_lora_modules", "lora_config", "lora_parameters", "lora_state_dict", "saved_lora_weights"]
 
 #: Documented ``target_modules`` choices of the UNet LoRA plugins: the attention projections
 #: (default), the transformer-block projections around them, and the feed-forward layers.
@@ -70,6 +79,32 @@ def lora_state_dict(module: Any, *, adapter_name: str) -> dict[str, Any]:
     from peft.utils import get_peft_model_state_dict
 
     return get_peft_model_state_dict(module, adapter_name=adapter_name)
+
+
+def baked_lora(state_dict: Mapping[str, Any], config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(state_dict with every lora_B times lora_alpha / r, config.to_dict() with lora_alpha = r)``.
+
+    The pair describes the same delta ``B @ A * alpha / rank`` as the trained adapter, but at
+    scale 1, so a loader that ignores the peft metadata (ComfyUI, kohya-ss) applies it right too.
+    ``config`` is the peft ``LoraConfig`` the adapter was trained with; per-module rank or alpha
+    patterns and rsLoRA are refused (ValueError), as no plugin uses them."""
+    if getattr(config, "rank_pattern", None) or getattr(config, "alpha_pattern", None) or config.use_rslora:
+        raise ValueError("baked_lora: per-module rank/alpha patterns and rsLoRA are not supported")
+    scale = float(config.lora_alpha) / float(config.r)
+    baked = {key: (tensor * scale if key.endswith(".lora_B.weight") and scale != 1.0 else tensor)
+             for key, tensor in state_dict.items()}
+    metadata = config.to_dict()
+    metadata["lora_alpha"] = metadata["r"]
+    return baked, metadata
+
+
+def clip_lora_file_keys(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """A CLIP text encoder's LoRA state dict with the ``text_model.`` level every key had under transformers 4.
+
+    transformers 5's ``CLIPTextModel`` names its layers ``encoder.layers.*`` (no ``text_model.``), so peft's
+    keys lost that level; ComfyUI (``text_encoder.text_model.encoder.layers.<i>.<module>``) and older
+    diffusers read only the old names, and diffusers 0.42 with transformers 5 loads them as well."""
+    return {key if key.startswith("text_model.") else f"text_model.{key}": tensor for key, tensor in state_dict.items()}
 
 
 def saved_lora_weights(path: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
@@ -133,7 +168,8 @@ def check_lora_loaded(pipe: Any, path: str | Path, *, adapter_name: str) -> int:
         layers = injected_lora_modules(model, adapter_name=adapter_name) if model is not None else {}
         for module, weights in sorted(modules.items()):
             total += 1
-            layer = layers.get(module)
+            # a CLIP text encoder's file keys keep transformers 4's ``text_model.`` level (clip_lora_file_keys)
+            layer = layers.get(module) or layers.get(module.removeprefix("text_model."))
             why = "not loaded" if layer is None else _problem(layer, weights, adapter_name)
             if why:
                 problems.append(f"{component}.{module} ({why})")

@@ -68,30 +68,9 @@ def flux_lora_to_kohya(state: Mapping[str, Any], out_features: Mapping[str, int]
     gives the output width of every linear module (for slots without a LoRA); ``alpha`` is the
     LoRA alpha (scale ``alpha / rank``).
     """
-    import torch
+    from synthaug.diffusion import fused_lora_to_kohya
 
-    groups: dict[str, tuple[tuple[str, ...], dict[int, str]]] = {}
-    for key in state:
-        if key.endswith(".lora_A.weight"):
-            module = key[: -len(".lora_A.weight")]
-            name, slots, slot = kohya_module(module)
-            groups.setdefault(name, (slots, {}))[1][slot] = module
-    tensors: dict[str, Any] = {}
-    for name, (slots, present) in groups.items():
-        first = state[f"{next(iter(present.values()))}.lora_A.weight"]
-        rank, width = first.shape
-        downs, ups = [], []
-        for slot, module in enumerate(slots):
-            if slot in present:
-                downs.append(state[f"{module}.lora_A.weight"])
-                ups.append(state[f"{module}.lora_B.weight"])
-            else:
-                downs.append(torch.zeros(rank, width, dtype=first.dtype))
-                ups.append(torch.zeros(out_features[module], rank, dtype=first.dtype))
-        tensors[f"{name}.lora_down.weight"] = torch.cat(downs).contiguous()
-        tensors[f"{name}.lora_up.weight"] = torch.block_diag(*ups).contiguous()
-        tensors[f"{name}.alpha"] = torch.tensor(float(alpha) * len(slots))
-    return tensors
+    return fused_lora_to_kohya(state, out_features, alpha=alpha, kohya_module=kohya_module)
 
 
 def save_kohya_flux_lora(path: str | Path, state: Mapping[str, Any], out_features: Mapping[str, int], *, alpha: float,

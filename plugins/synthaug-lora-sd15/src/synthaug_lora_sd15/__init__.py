@@ -22,7 +22,9 @@ from synthaug.diffusion import (
     DiffusionOptions,
     LoraOptions,
     add_lora,
+    baked_lora,
     check_lora_loaded,
+    clip_lora_file_keys,
     lora_config,
     lora_parameters,
     lora_state_dict,
@@ -99,18 +101,21 @@ class LoraSD15Generator(DiffusionGeneratorBase):
         return self.options.train_text_encoder
 
     def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
-        """Write the LoRA in peft's key layout (one layout for every target module), and with
-        ``export_format=kohya`` the kohya-layout file too."""
+        """Write the LoRA in peft's key layout (one layout for every target module, ``alpha / rank`` baked
+        into ``lora_B`` so that every loader applies the same delta), and with ``export_format=kohya``
+        the kohya-layout file too (unbaked, with ``.alpha``)."""
         from diffusers import StableDiffusionPipeline
 
         o = self.options
         states = {"unet": lora_state_dict(pipe.unet, adapter_name=_ADAPTER)}
-        layers: dict[str, Any] = {"unet_lora_layers": states["unet"],
-                                  "unet_lora_adapter_metadata": self._lora_config(o.target_modules).to_dict()}
+        layers: dict[str, Any] = dict(zip(("unet_lora_layers", "unet_lora_adapter_metadata"),
+                                          baked_lora(states["unet"], self._lora_config(o.target_modules))))
         if o.train_text_encoder:
             states["text_encoder"] = lora_state_dict(pipe.text_encoder, adapter_name=_ADAPTER)
-            layers["text_encoder_lora_layers"] = states["text_encoder"]
-            layers["text_encoder_lora_adapter_metadata"] = self._lora_config(o.text_encoder_target_modules).to_dict()
+            # keys as ComfyUI reads them (text_encoder.text_model.encoder.layers.*), which diffusers loads too
+            layers.update(zip(("text_encoder_lora_layers", "text_encoder_lora_adapter_metadata"),
+                              baked_lora(clip_lora_file_keys(states["text_encoder"]),
+                                         self._lora_config(o.text_encoder_target_modules))))
         StableDiffusionPipeline.save_lora_weights(str(folder), weight_name=LORA_FILE, safe_serialization=True, **layers)
         files = [folder / LORA_FILE]
         if o.export_format == "kohya":

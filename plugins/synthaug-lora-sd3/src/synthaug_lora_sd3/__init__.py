@@ -10,10 +10,11 @@ from __future__ import annotations
 from synthaug import hookimpl
 from synthaug.diffusion import LORA_FILE
 
-from .generator import LoraSD3Generator
+from .generator import LoraSD3Generator, kohya_file_name
 from .options import DEFAULT_SD3_MODEL, LoraSD3Options
 
-__all__ = ["DEFAULT_SD3_MODEL", "LORA_FILE", "LoraSD3Generator", "LoraSD3Options", "register_generators"]
+__all__ = ["DEFAULT_SD3_MODEL", "LORA_FILE", "LoraSD3Generator", "LoraSD3Options", "kohya_file_name",
+           "register_generators"]
 __version__ = "0.1.0"
 
 

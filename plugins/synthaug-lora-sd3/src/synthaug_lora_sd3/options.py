@@ -38,3 +38,9 @@ class LoraSD3Options(FlowLoraOptions):
     )
     guidance_scale: float = fit_neutral_field(4.5, ge=0, description="Classifier-free guidance scale when generating.")
     num_inference_steps: int = fit_neutral_field(28, ge=1, description="Denoising steps per generated image.")
+    export_format: Literal["diffusers", "kohya"] = Field(
+        "diffusers",
+        description="diffusers: pytorch_lora_weights.safetensors (StableDiffusion3Pipeline.load_lora_weights, "
+                    "ComfyUI); kohya: also <concept>.safetensors in the kohya-ss sd-scripts SD3 layout "
+                    "(lora_unet_joint_blocks_..., fused qkv), which ComfyUI loads too.",
+    )

@@ -168,17 +168,19 @@ class LoraSDXLGenerator(DiffusionGeneratorBase):
 
     # -- files -----------------------------------------------------------------------------------
     def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
-        """Write the LoRA in peft's key layout (one layout for every target module), and with
-        ``export_format=kohya`` the kohya-layout file too."""
+        """Write the LoRA in peft's key layout (one layout for every target module, ``alpha / rank`` baked
+        into ``lora_B`` so that every loader applies the same delta), and with ``export_format=kohya``
+        the kohya-layout file too (unbaked, with ``.alpha``)."""
         from diffusers import StableDiffusionXLPipeline
 
-        from synthaug.diffusion import lora_state_dict
+        from synthaug.diffusion import baked_lora, lora_state_dict
 
         o = self.options
         state = lora_state_dict(pipe.unet, adapter_name=_ADAPTER)
+        baked, metadata = baked_lora(state, self._lora_config())
         StableDiffusionXLPipeline.save_lora_weights(
-            str(folder), unet_lora_layers=state,
-            unet_lora_adapter_metadata=self._lora_config().to_dict(), weight_name=LORA_FILE, safe_serialization=True,
+            str(folder), unet_lora_layers=baked, unet_lora_adapter_metadata=metadata, weight_name=LORA_FILE,
+            safe_serialization=True,
         )
         files = [folder / LORA_FILE]
         if o.export_format == "kohya":
