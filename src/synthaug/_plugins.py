@@ -47,6 +47,7 @@ __all__ = [
     "list_generators",
     "register_commands",
     "register_experiments",
+    "register_feature_extractors",
     "reset_plugins",
 ]
 
@@ -260,19 +261,15 @@ def register_commands(cli: Any, builtin_modules: Sequence[str] = ()) -> None:
         info.commands.extend(sorted(set(cli.commands) - set(before)))
 
 
-def register_experiments(register: Any, builtin_modules: Sequence[str] = ()) -> None:
-    """Collect evaluation experiments through the ``register_experiments`` hook.
-
-    ``builtin_modules`` (synthaug's own experiment modules) are registered as plugins first and
-    use the same hook; their errors propagate. A third-party implementation that raises is
-    reported as broken (:class:`PluginLoadWarning`) and the others keep working.
-    """
+def _dispatch_with_builtins(hook: str, register: Any, builtin_modules: Sequence[str]) -> None:
+    """Call hook ``hook(register=register)`` of the built-in modules (errors propagate), then of
+    every third-party plugin (an exception marks that plugin as broken, the others keep working)."""
     pm, registry = _load()
     for module_name in builtin_modules:
         if pm.get_plugin(module_name) is None:
             pm.register(importlib.import_module(module_name), name=module_name)
     plugins = {info.name: info for info in registry.plugins}
-    impls = pm.hook.register_experiments.get_hookimpls()
+    impls = getattr(pm.hook, hook).get_hookimpls()
     for impl in impls:
         if impl.plugin_name in builtin_modules:
             impl.function(register=register)
@@ -283,8 +280,24 @@ def register_experiments(register: Any, builtin_modules: Sequence[str] = ()) -> 
         try:
             impl.function(register=register)
         except Exception as exc:  # noqa: BLE001 - isolate broken plugins
-            info.error = _hook_error("register_experiments", exc)
+            info.error = _hook_error(hook, exc)
             _warn_broken(info)
+
+
+def register_experiments(register: Any, builtin_modules: Sequence[str] = ()) -> None:
+    """Collect evaluation experiments through the ``register_experiments`` hook.
+
+    ``builtin_modules`` (synthaug's own experiment modules) are registered as plugins first and
+    use the same hook; their errors propagate. A third-party implementation that raises is
+    reported as broken (:class:`PluginLoadWarning`) and the others keep working.
+    """
+    _dispatch_with_builtins("register_experiments", register, builtin_modules)
+
+
+def register_feature_extractors(register: Any, builtin_modules: Sequence[str] = ()) -> None:
+    """Collect feature extractors through the ``register_feature_extractors`` hook, like
+    :func:`register_experiments`: built-ins first (errors propagate), third-party errors isolated."""
+    _dispatch_with_builtins("register_feature_extractors", register, builtin_modules)
 
 
 def get_plugin_manager() -> pluggy.PluginManager:

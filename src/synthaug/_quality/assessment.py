@@ -257,7 +257,7 @@ def quality_report(
     """
     import numpy as np
 
-    from .._features import resolve_feature_space
+    from .._extractors import resolve_feature_space
     from .._generation_pool import default_workers
     from .metrics import Standardizer
 
