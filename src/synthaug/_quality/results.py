@@ -62,6 +62,10 @@ class QualityReport:
     images: list[SyntheticImage]
     synthetic_root: Path
     figures: list[str] = field(default_factory=list)
+    #: keep rates of the filters applied (``filter_synthetic(by=...)``): filter -> class -> counts
+    filters: dict[str, Any] = field(default_factory=dict)
+    #: (real side, synthetic side, training Dataset) as scanned: features for the filters; not in report.json
+    sides: Any = field(default=None, repr=False, compare=False)
 
     def flagged(self, reasons: Sequence[str] = REASONS) -> list[SyntheticImage]:
         """Synthetic images with at least one of ``reasons`` among their flags."""
@@ -75,4 +79,5 @@ class QualityReport:
             "classes": self.classes,
             "flagged": [im.to_dict(self.synthetic_root) for im in self.flagged()],
             "figures": self.figures,
+            **({"filters": self.filters} if self.filters else {}),
         }
