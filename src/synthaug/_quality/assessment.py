@@ -290,7 +290,7 @@ def quality_report(
         "max_memory_mb": max_memory,
         "bootstrap": bootstrap,
     }
-    report = QualityReport(settings, overall, classes, images, root, sides=(real_side, synth, train))
+    report = QualityReport(settings, overall, classes, images, root, sides=(real_side, synth, train, space))
     if out_dir is not None:
         write_report(report, out_dir, train=train, figures=figures)
     return report
