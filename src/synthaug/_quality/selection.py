@@ -12,11 +12,12 @@ unusable ones are left to the ``unreadable``/``blank`` reasons.
 - ``classifier-confidence[:MIN]`` — the probability of its own class under a small classifier
   trained on the real training images only (:mod:`.confidence`; options ``model=``,
   ``steps=``, ``size=``). Default 0.3.
-- ``nearest-real[:near=Q,far=Q]`` — distance to the nearest real training image in the report's
-  feature space. ``near``: reject an image closer to *any* real image than the ``Q`` quantile
-  of the real images' own nearest-other-image distances (a near-copy); ``far``: reject one
-  farther from every real image *of its class* than the ``Q`` quantile of that class's
-  nearest-other distances (an outlier). Defaults ``near=0.01,far=0.99``.
+- ``nearest-real[:near=F,far=Q]`` — distance to the nearest real training image in the report's
+  feature space. ``near``: reject an image closer to *any* real image than ``F`` times the
+  median distance between a real image and its nearest other real image (a near-copy: real
+  photos are never that close to each other); ``far``: reject one farther from every real
+  image *of its class* than the ``Q`` quantile of that class's nearest-other distances (an
+  outlier). Defaults ``near=0.05,far=0.99``.
 - ``outlier[:FACTOR]`` — per class, mean distance to the 3 nearest real images above ``FACTOR``
   times the real images' 99th percentile (the report's density rule; default its
   ``--outlier-factor``).
@@ -42,7 +43,7 @@ _KEYS = {
     "outlier": {"min", "top"},
 }
 _DEFAULTS = {"prompt-similarity": {"top": "0.9"}, "classifier-confidence": {"min": "0.3"},
-             "nearest-real": {"near": "0.01", "far": "0.99"}, "outlier": {}}
+             "nearest-real": {"near": "0.05", "far": "0.99"}, "outlier": {}}
 
 
 @dataclass
@@ -122,7 +123,7 @@ def _nearest_real(report: Any, spec: FilterSpec) -> tuple[Any, Any]:
     near_q, far_q = spec.number("near", 0, 1), spec.number("far", 0, 1)
     if len(rf) >= 2 and su.any():
         any_nn = NearestNeighbors(n_neighbors=2).fit(rf)
-        near_limit = np.quantile(any_nn.kneighbors(rf)[0][:, 1], near_q)
+        near_limit = near_q * float(np.median(any_nn.kneighbors(rf)[0][:, 1]))
         d_any = any_nn.kneighbors(sf[su], n_neighbors=1)[0][:, 0]
         keep[np.flatnonzero(su)[d_any < near_limit]] = False
     for label in np.unique(sl[su]):
@@ -234,6 +235,8 @@ def apply_filters(report: Any, specs: Sequence[FilterSpec], *, device: str = "au
         for im, kept in zip(report.images, keep):
             if not kept and spec.name not in im.flags:
                 im.flags.append(spec.name)
+            elif kept and spec.name == "outlier" and "outlier" in im.flags:  # this filter's factor decides
+                im.flags.remove("outlier")
         combined &= keep
         rates[spec.text or spec.name] = _rates(labels, usable, keep)
     if len(specs) > 1:
