@@ -78,18 +78,22 @@ def _summary_table(report: Any, title: str):
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("class", "real", "synthetic", "FD½ real–synth", "FD½ real–real", "KID", "diversity ratio", "max sim",
-                "copies", "blank", "outliers"):
+    for col in ("class", "real", "synthetic", "FD½ synth (real–real)", "KID½ synth (real–real)",
+                "precision½ (real–real)", "coverage½ (real–real)", "diversity ratio", "max sim", "copies", "blank",
+                "outliers"):
         table.add_column(col, justify="left" if col == "class" else "right")
 
     def fmt(value: Any) -> str:
         return "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
 
+    def pair(c: dict[str, Any], name: str) -> str:
+        return f"{fmt(c.get(name + '_half_synthetic'))} ({fmt(c.get(name + '_real_halves'))})"
+
     for label, c in report.classes.items():
-        table.add_row(label, str(c["n_real"]), str(c["n_synthetic"]), fmt(c.get("fd_half_synthetic")),
-                      fmt(c.get("fd_real_halves")),
-                      fmt(c.get("kid")), fmt(c.get("diversity_ratio")), fmt(c.get("max_similarity")),
-                      str(c["copies"]), str(c["blank"] + c["unreadable"]), str(c["outliers"]))
+        table.add_row(label, str(c["n_real"]), str(c["n_synthetic"]), pair(c, "fd"), pair(c, "kid"),
+                      pair(c, "precision"), pair(c, "coverage"), fmt(c.get("diversity_ratio")),
+                      fmt(c.get("max_similarity")), str(c["copies"]), str(c["blank"] + c["unreadable"]),
+                      str(c["outliers"]))
     return table
 
 
@@ -106,6 +110,14 @@ def _show(result: dict[str, Any], report_title: str, synthetic: Path, quiet: boo
     console.print(f"feature space: {result['settings']['feature_space']} ({result['settings']['feature_space_note']})")
     console.print(f"flagged {o['flagged']} of {o['n_synthetic']}: {o['copies']} near-copies, {o['blank']} blank, "
                   f"{o['unreadable']} unreadable, {o['outliers']} outliers")
+    for label, c in [("overall", report.overall), *report.classes.items()]:
+        if c.get("cannot_rank"):
+            console.print(f"{label}: {', '.join(c['cannot_rank'])} cannot rank (no worse than the real–real floor)")
+        for warning in c.get("warnings", []):
+            console.print(f"{label}: small sample: {warning}")
+    for name, per_class in (report.filters or {}).items():
+        kept = ", ".join(f"{label} {c['kept']}/{c['n']}" for label, c in per_class.items())
+        console.print(f"kept by {name}: {kept}")
     if result.get("report_dir"):
         console.print(f"report: {Path(result['report_dir']) / 'report.md'}")
     if "filtered" in result:
