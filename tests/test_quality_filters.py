@@ -142,16 +142,19 @@ def test_filter_cli_combines_filters_reports_keep_rates_and_balance_tops_up(fold
                                                                             capsys: pytest.CaptureFixture) -> None:
     real, out, planted = folders
     planned = len(Store(out).records())
+    blank = sorted(r["file"] for r in Store(out).records() if r["class"] == "blue")[3]
+    Image.new("RGB", (32, 32), (90, 90, 90)).save(out / blank)  # left to the blank rule, kept by --on's default
     report_dir = tmp_path / "report"
     code = main(["filter", str(out), "--real", str(real), "--features", f"{__name__}:mean_rgb", "--by",
                  "nearest-real:far=0.99,near=0.05", "--by", "outlier", "--report", str(report_dir), "--json"])
     assert code == 0, capsys.readouterr().err
     summary = json.loads(capsys.readouterr().out)["filtered"]
-    assert set(_rejected(out)) == set(planted) and summary["rejected"] == len(planted)
+    assert set(_rejected(out)) == {*planted, blank} and summary["rejected"] == len(planted) + 1
+    assert _rejected(out)[blank] == "blank" and summary["by_reason"]["blank"] == 1
     saved = json.loads((report_dir / "report.json").read_text())
     assert set(saved["filters"]) == {"nearest-real:far=0.99,near=0.05", "outlier", "all filters"}
     assert saved["filters"]["all filters"]["red"]["kept"] == planned // 2 - 3
     assert "## Filters: share of images kept" in (report_dir / "report.md").read_text()
-    assert (report_dir / "report.html").is_file()
+    assert "Filters: images kept per class" in (report_dir / "report.html").read_text()
     SyntheticAugmenter("classic", Proportion(0.5), out_dir=out).fit_resample(real)  # the same run again
     assert len(Store(out).records()) == planned
