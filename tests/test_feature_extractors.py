@@ -161,7 +161,8 @@ def test_third_party_extractor_plugin_and_a_broken_one(tmp_path: Path, monkeypat
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     pytest.importorskip("transformers")
-    from transformers import CLIPConfig, CLIPModel, Dinov2Config, Dinov2Model, ViTConfig, ViTModel
+    from transformers import (BitImageProcessor, CLIPConfig, CLIPImageProcessor, CLIPModel, Dinov2Config, Dinov2Model,
+                              ViTConfig, ViTModel)
 
     root = tmp_path_factory.mktemp("checkpoints")
     small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 37}
@@ -171,6 +172,10 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     CLIPModel(CLIPConfig(text_config=text, vision_config={**small, "image_size": 28, "patch_size": 14},
                          projection_dim=24)).save_pretrained(root / "clip")
     _tiny_clip_tokenizer(root / "clip")
+    # DINOv2 and CLIP with their image processors (as real checkpoints have); the ViT without (fallback resize)
+    crop = {"size": {"shortest_edge": 32}, "crop_size": {"height": 28, "width": 28}}
+    BitImageProcessor(**crop).save_pretrained(root / "dinov2")
+    CLIPImageProcessor(**crop).save_pretrained(root / "clip")
     return {"dinov2": root / "dinov2", "vit": root / "vit", "clip": root / "clip"}
 
 

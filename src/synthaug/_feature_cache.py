@@ -82,6 +82,8 @@ class CachedFeatures:
         self.computed = 0
 
     def __getattr__(self, attr: str) -> Any:  # e.g. a CLIP space's text_features
+        if attr == "space":  # not set yet (e.g. while unpickling): no recursion
+            raise AttributeError(attr)
         return getattr(self.space, attr)
 
     def extract(self, paths: Sequence[Path]) -> Any:
