@@ -78,9 +78,9 @@ def _summary_table(report: Any, title: str):
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("class", "real", "synthetic", "FD½ synth (real–real)", "KID½ synth (real–real)",
-                "precision½ (real–real)", "coverage½ (real–real)", "diversity ratio", "max sim", "copies", "blank",
-                "outliers"):
+    table.caption = "½: at half the real size, real–synthetic (real–real floor in brackets)"
+    for col in ("class", "real", "synth", "FD½", "KID½", "prec½", "cover½", "div", "max sim", "copies", "blank",
+                "outl"):
         table.add_column(col, justify="left" if col == "class" else "right")
 
     def fmt(value: Any) -> str:
