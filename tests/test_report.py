@@ -182,7 +182,8 @@ def test_feature_space_choice_never_downloads(monkeypatch: pytest.MonkeyPatch, t
     import importlib.util
 
     from synthaug import MissingDependencyError
-    from synthaug._features import inception_unavailable_reason, resolve_feature_space
+    from synthaug._extractors import resolve_feature_space
+    from synthaug._features import inception_unavailable_reason
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
     monkeypatch.delenv("SYNTHAUG_INCEPTION_WEIGHTS", raising=False)

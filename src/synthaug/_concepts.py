@@ -145,7 +145,7 @@ class Subgroups(ConceptStrategy):
         """The feature space of the k-means (``None`` for CSV groups)."""
         if self.setting.mode not in ("auto", "k"):
             return None
-        from ._features import resolve_feature_space
+        from ._extractors import resolve_feature_space
 
         space, note = resolve_feature_space(self.features, generator=generator)
         if space.name != self.setting.features:

@@ -10,8 +10,9 @@ A *feature space* turns images into one vector each (rows of a float array). Thr
 - :class:`GeneratorFeatures`: any generator that defines ``features(paths) -> array`` (for
   example a diffusion generator returning pooled VAE latents) can serve as a feature space.
 
-:func:`resolve_feature_space` picks one from a name (``"auto"`` prefers Inception when it is
-available locally and says why it fell back otherwise).
+:func:`synthaug._extractors.resolve_feature_space` picks one from a spec (``"auto"`` prefers
+Inception when it is available locally; DINOv2, CLIP and other learned spaces come from local
+checkpoints through the ``register_feature_extractors`` hook, :mod:`synthaug._learned_features`).
 
 Separately, :func:`copy_descriptor` gives the descriptor used to find near-copies: a
 high-pass-filtered, normalised grey thumbnail compared by shift-tolerant normalised
@@ -40,7 +41,6 @@ __all__ = [
     "copy_descriptor",
     "image_info",
     "inception_weights_path",
-    "resolve_feature_space",
 ]
 
 #: Side of the compared window of the copy descriptor, and the shift tolerance around it (pixels).
@@ -288,38 +288,3 @@ class GeneratorFeatures:
                 "features", self.name, f"an array with one row per image (got shape {out.shape} for {len(paths)} images)"
             )
         return out
-
-
-FEATURE_SPACES = ("auto", "colour-texture", "inception", "generator")
-
-
-def resolve_feature_space(spec: str | FeatureSpace = "auto", *, generator: Any = None) -> tuple[FeatureSpace, str]:
-    """A feature space from a name, and a sentence saying which one and why.
-
-    ``"auto"``: Inception when torch-fidelity and its weights are on disk, else
-    ``colour-texture``. ``"generator"``: the generator's ``features(paths)`` (falls back to
-    ``colour-texture`` with a note when it has none). An object with ``name`` and
-    ``extract(paths)`` is used as is.
-    """
-    if not isinstance(spec, str):
-        if not callable(getattr(spec, "extract", None)):
-            raise InvalidParameterError("features", spec, "a name (" + ", ".join(FEATURE_SPACES) + ") or a FeatureSpace")
-        return spec, f"custom feature space {getattr(spec, 'name', type(spec).__name__)!r}"
-    key = spec.strip().lower().replace("_", "-")
-    if key in ("colour-texture", "color-texture"):
-        return ColourTextureFeatures(), "colour-texture statistics (download-free), as requested"
-    if key == "inception":
-        return InceptionFeatures(), "Inception-v3 pool features (torch-fidelity, local weights), as requested"
-    if key == "generator":
-        from ._generator import has_features
-
-        if generator is not None and has_features(generator):
-            return GeneratorFeatures(generator), f"features of generator {generator.name!r}"
-        who = f"generator {generator.name!r}" if generator is not None else "no generator"
-        return ColourTextureFeatures(), f"colour-texture statistics ({who} provides no features(paths))"
-    if key == "auto":
-        reason = inception_unavailable_reason()
-        if reason is None:
-            return InceptionFeatures(), "Inception-v3 pool features (torch-fidelity weights found locally)"
-        return ColourTextureFeatures(), f"colour-texture statistics (download-free; Inception not used: {reason})"
-    raise InvalidParameterError("features", spec, "one of " + ", ".join(FEATURE_SPACES))

@@ -29,9 +29,15 @@ and evaluation experiments (``synthaug evaluate -e NAME``)::
     def register_experiments(register):
         register(MyExperiment)          # a synthaug.Experiment subclass
 
+and feature spaces for the quality report and filters (``--features NAME[:ARGUMENT]``)::
+
+    @synthaug.hookimpl
+    def register_feature_extractors(register):
+        register("my-space", lambda argument, *, device: MySpace(argument), "my features")
+
 Hooks are called by keyword, one plugin at a time, so a plugin whose hook raises is reported
 as broken and the others keep working. Only functions marked with :data:`hookimpl` are
-hooks. Built-in generators, commands and experiments use these same hooks.
+hooks. Built-in generators, commands, experiments and feature extractors use these same hooks.
 """
 
 from __future__ import annotations
@@ -63,3 +69,14 @@ def register_commands(cli: Any) -> None:
 @hookspec
 def register_experiments(register: Callable[[type], None]) -> None:
     """Register evaluation experiment kinds by calling ``register(ExperimentSubclass)`` once per class."""
+
+
+@hookspec
+def register_feature_extractors(register: Callable[..., None]) -> None:
+    """Register feature extractors by calling ``register(name, factory, description="")``.
+
+    ``factory(argument: str | None, *, device: str)`` returns a feature space: an object with
+    ``name`` and ``extract(paths) -> (n, d) array`` (and optionally ``identity``, a string
+    naming the extractor and its configuration, under which its rows are cached). ``argument``
+    is what follows ``NAME:`` in ``--features NAME:ARGUMENT`` (``None`` without it).
+    """

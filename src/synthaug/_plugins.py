@@ -47,6 +47,7 @@ __all__ = [
     "list_generators",
     "register_commands",
     "register_experiments",
+    "register_feature_extractors",
     "reset_plugins",
 ]
 
@@ -281,6 +282,12 @@ def register_experiments(register: Callable[[type], None], builtin_modules: Sequ
     """Collect evaluation experiment kinds through the ``register_experiments`` hook
     (``builtin_modules``, synthaug's own kinds, use the same hook)."""
     _call_hook("register_experiments", builtin_modules, lambda function, _plugin: function(register=register))
+
+
+def register_feature_extractors(register: Callable[..., None], builtin_modules: Sequence[str] = ()) -> None:
+    """Collect feature extractors through the ``register_feature_extractors`` hook
+    (``builtin_modules``, synthaug's own extractors, use the same hook)."""
+    _call_hook("register_feature_extractors", builtin_modules, lambda function, _plugin: function(register=register))
 
 
 def get_plugin_manager() -> pluggy.PluginManager:

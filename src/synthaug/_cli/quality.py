@@ -30,9 +30,15 @@ def _reasons(text: str) -> list[str]:
 
 def _report_options(func: Any) -> Any:
     decorators = [
-        click.option("--features", default="auto", show_default=True,
-                     type=click.Choice(["auto", "colour-texture", "inception"]),
-                     help="Feature space for FD/KID/diversity/outliers (auto: Inception if its weights are on disk)."),
+        click.option("--features", default="auto", show_default=True, metavar="SPEC",
+                     help="Feature space for FD/KID/PRDC/diversity/outliers: auto (Inception if its weights are on "
+                          "disk, else colour-texture), colour-texture, inception[:WEIGHTS_FILE], dinov2:FOLDER, "
+                          "clip:FOLDER, hf:FOLDER (local checkpoints, never downloaded), a plugin's extractor, or "
+                          "package.module:function."),
+        click.option("--device", default="auto", show_default=True,
+                     help="Device of learned feature extractors and classifiers: auto (cuda > mps > cpu), cpu, cuda:N."),
+        click.option("--bootstrap", type=int, default=None, metavar="N",
+                     help="Bootstrap resamples of the FD and KID intervals (default 50; 0: none)."),
         click.option("--copy-threshold", type=float, default=None,
                      help="Copy similarity at or above which an image is a near-copy (default 0.5)."),
         click.option("--outlier-factor", type=float, default=None,
@@ -50,11 +56,16 @@ def _report_options(func: Any) -> Any:
 
 
 def _kwargs(features: str, copy_threshold: float | None, outlier_factor: float | None, seed: int,
-            max_memory: float | None) -> dict[str, Any]:
+            max_memory: float | None, device: str = "auto", bootstrap: int | None = None) -> dict[str, Any]:
     from .._quality.assessment import DEFAULT_COPY_THRESHOLD, DEFAULT_OUTLIER_FACTOR
+    from .._quality.distribution import DEFAULT_BOOTSTRAP
     from .._quality.metrics import DEFAULT_MAX_MEMORY_MB
 
+    if bootstrap is not None and bootstrap < 0:
+        raise InvalidParameterError("--bootstrap", bootstrap, "a number of resamples >= 0")
     return {
+        "device": device,
+        "bootstrap": DEFAULT_BOOTSTRAP if bootstrap is None else bootstrap,
         "features": features,
         "copy_threshold": DEFAULT_COPY_THRESHOLD if copy_threshold is None else copy_threshold,
         "outlier_factor": DEFAULT_OUTLIER_FACTOR if outlier_factor is None else outlier_factor,
@@ -67,18 +78,22 @@ def _summary_table(report: Any, title: str):
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("class", "real", "synthetic", "FD½ real–synth", "FD½ real–real", "KID", "diversity ratio", "max sim",
-                "copies", "blank", "outliers"):
+    table.caption = "½: at half the real size, real–synthetic (real–real floor in brackets)"
+    for col in ("class", "real", "synth", "FD½", "KID½", "prec½", "cover½", "div", "max sim", "copies", "blank",
+                "outl"):
         table.add_column(col, justify="left" if col == "class" else "right")
 
     def fmt(value: Any) -> str:
         return "-" if value is None else (f"{value:.3g}" if isinstance(value, float) else str(value))
 
+    def pair(c: dict[str, Any], name: str) -> str:
+        return f"{fmt(c.get(name + '_half_synthetic'))} ({fmt(c.get(name + '_real_halves'))})"
+
     for label, c in report.classes.items():
-        table.add_row(label, str(c["n_real"]), str(c["n_synthetic"]), fmt(c.get("fd_half_synthetic")),
-                      fmt(c.get("fd_real_halves")),
-                      fmt(c.get("kid")), fmt(c.get("diversity_ratio")), fmt(c.get("max_similarity")),
-                      str(c["copies"]), str(c["blank"] + c["unreadable"]), str(c["outliers"]))
+        table.add_row(label, str(c["n_real"]), str(c["n_synthetic"]), pair(c, "fd"), pair(c, "kid"),
+                      pair(c, "precision"), pair(c, "coverage"), fmt(c.get("diversity_ratio")),
+                      fmt(c.get("max_similarity")), str(c["copies"]), str(c["blank"] + c["unreadable"]),
+                      str(c["outliers"]))
     return table
 
 
@@ -95,6 +110,14 @@ def _show(result: dict[str, Any], report_title: str, synthetic: Path, quiet: boo
     console.print(f"feature space: {result['settings']['feature_space']} ({result['settings']['feature_space_note']})")
     console.print(f"flagged {o['flagged']} of {o['n_synthetic']}: {o['copies']} near-copies, {o['blank']} blank, "
                   f"{o['unreadable']} unreadable, {o['outliers']} outliers")
+    for label, c in [("overall", report.overall), *report.classes.items()]:
+        if c.get("cannot_rank"):
+            console.print(f"{label}: {', '.join(c['cannot_rank'])} cannot rank (no worse than the real–real floor)")
+        for warning in c.get("warnings", []):
+            console.print(f"{label}: small sample: {warning}")
+    for name, per_class in (report.filters or {}).items():
+        kept = ", ".join(f"{label} {c['kept']}/{c['n']}" for label, c in per_class.items())
+        console.print(f"kept by {name}: {kept}")
     if result.get("report_dir"):
         console.print(f"report: {Path(result['report_dir']) / 'report.md'}")
     if "filtered" in result:
@@ -113,10 +136,11 @@ def _show(result: dict[str, Any], report_title: str, synthetic: Path, quiet: boo
               help="Also move flagged images out of SYNTHETIC (a synthaug output folder) into OUT.synthaug/rejected/.")
 @click.option("--filter-on", "filter_on", default="copy,blank,unreadable", show_default=True,
               help=_REASONS_HELP)
-def report_cmd(real: Path, synthetic: Path, out: Path, features: str, copy_threshold, outlier_factor, seed: int,
-               max_memory: float | None, as_json: bool, quiet: bool, do_filter: bool, filter_on: str) -> None:
-    """Measure SYNTHETIC images against the REAL training images: near-copies, diversity, FD/KID, defects."""
-    options = _kwargs(features, copy_threshold, outlier_factor, seed, max_memory)
+def report_cmd(real: Path, synthetic: Path, out: Path, features: str, device: str, bootstrap: int | None,
+               copy_threshold, outlier_factor, seed: int, max_memory: float | None, as_json: bool, quiet: bool,
+               do_filter: bool, filter_on: str) -> None:
+    """Measure SYNTHETIC images against the REAL training images: near-copies, diversity, FD/KID/PRDC, defects."""
+    options = _kwargs(features, copy_threshold, outlier_factor, seed, max_memory, device, bootstrap)
     result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, do_filter, _reasons(filter_on))
     write_html_report(out, command=command_line())  # report.html beside report.json (synthaug._html_report)
     _show(result, f"quality of {synthetic}", synthetic, quiet, as_json, report)
@@ -125,22 +149,30 @@ def report_cmd(real: Path, synthetic: Path, out: Path, features: str, copy_thres
 @click.argument("synthetic", type=click.Path(path_type=Path))
 @click.option("--real", "real", required=True, type=click.Path(path_type=Path),
               help="The real training data the generator was fitted on.")
-@click.option("--on", "filter_on", default="copy,blank,unreadable", show_default=True, help=_REASONS_HELP)
+@click.option("--on", "filter_on", default=None,
+              help=_REASONS_HELP + " Default copy,blank,unreadable (blank,unreadable when --by nearest-real runs in a "
+                   "learned feature space, which then replaces the pixel-space copy rule).")
+@click.option("--by", "by", multiple=True, metavar="FILTER[:OPTIONS]",
+              help="A filter, repeatable: prompt-similarity[:MIN|top=F] (CLIP), classifier-confidence[:MIN|top=F], "
+                   "nearest-real[:near=Q,far=Q], outlier[:FACTOR|top=F]; see docs/quality-report.md.")
 @click.option("--report", "out", default=None, type=click.Path(path_type=Path),
-              help="Also write the report files into this folder.")
+              help="Also write the report files (with the keep rates of each filter) into this folder.")
 @_report_options
-def filter_cmd(synthetic: Path, real: Path, filter_on: str, out: Path | None, features: str, copy_threshold,
-               outlier_factor, seed: int, max_memory: float | None, as_json: bool, quiet: bool) -> None:
+def filter_cmd(synthetic: Path, real: Path, filter_on: str | None, by: tuple[str, ...], out: Path | None,
+               features: str, device: str, bootstrap: int | None, copy_threshold, outlier_factor, seed: int,
+               max_memory: float | None, as_json: bool, quiet: bool) -> None:
     """Move flagged images of the synthaug output folder SYNTHETIC to SYNTHETIC.synthaug/rejected/.
 
     Rerunning the same `synthaug balance` command afterwards regenerates exactly the
     missing images (with new seeds).
     """
-    reasons = _reasons(filter_on)
-    if not reasons:
+    reasons = None if filter_on is None else _reasons(filter_on)
+    if reasons is not None and not reasons:
         raise InvalidParameterError("--on", filter_on, _REASONS_HELP)
-    options = _kwargs(features, copy_threshold, outlier_factor, seed, max_memory)
-    result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, True, reasons)
+    options = _kwargs(features, copy_threshold, outlier_factor, seed, max_memory, device, bootstrap)
+    result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, True, reasons, list(by))
+    if out is not None:
+        write_html_report(out, command=command_line())
     _show(result, f"quality of {synthetic} (before filtering)", synthetic, quiet, as_json, report)
 
 
@@ -168,21 +200,28 @@ def _claimed(real: Path, synthetic: Path, out: Path | None, do_filter: bool) -> 
 
 
 def _run_with_report(real: Path, synthetic: Path, out: Path | None, options: dict[str, Any], quiet: bool,
-                     do_filter: bool, reasons: list[str]) -> tuple[dict[str, Any], Any]:
-    """Run the report (and filtering); return the JSON-able summary and the report object."""
-    from .._quality.assessment import quality_report
+                     do_filter: bool, reasons: list[str] | None, by: list[str] | None = None) -> tuple[dict[str, Any], Any]:
+    """Run the report (and filtering); write the report files; return the JSON-able summary and the report."""
+    from .._quality.assessment import quality_report, write_report
     from .._quality.filter import filter_synthetic
+    from .._quality.selection import apply_filters, parse_filter
 
-    if do_filter:
+    specs = [parse_filter(text) for text in by or ()]
+    if do_filter and reasons is not None:
         from .._quality.filter import _reasons as validate_reasons
 
         validate_reasons(reasons)
     with _claimed(real, synthetic, out, do_filter), RichProgress(quiet=quiet) as progress:
-        report = quality_report(real, synthetic, out, progress=progress, **options)
+        report = quality_report(real, synthetic, None, progress=progress, **options)
+        if specs:  # flags and keep rates first, so the report files show them and its figures see every image
+            apply_filters(report, specs, device=options["device"], seed=options["seed"])
+        if out is not None:
+            write_report(report, out, train=report.sides[2])
         result: dict[str, Any] = {"report_dir": str(out) if out else None, "settings": report.settings,
                                   "overall": report.overall, "classes": report.classes}
         if do_filter:
-            filtered = filter_synthetic(synthetic, report=report, reasons=reasons)
+            filtered = filter_synthetic(synthetic, report=report, reasons=reasons, by=by or (),
+                                        device=options["device"])
             filtered.pop("report")
             result["filtered"] = filtered
     return result, report

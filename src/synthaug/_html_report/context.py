@@ -191,9 +191,22 @@ def evaluation_context(report: Mapping[str, Any], out_dir: Path) -> dict[str, An
 # -- synthaug report (quality) ------------------------------------------------------------------
 _QUALITY_COLUMNS = (("n_real", "real"), ("n_synthetic", "synthetic"), ("fd", "FD"),
                     ("fd_half_synthetic", "FD½ real–synth"), ("fd_real_halves", "FD½ real–real"), ("kid", "KID"),
+                    ("kid_real_halves", "KID½ real–real"), ("precision", "precision"),
+                    ("precision_real_halves", "precision½ real–real"), ("recall", "recall"), ("density", "density"),
+                    ("coverage", "coverage"), ("coverage_real_halves", "coverage½ real–real"),
                     ("diversity_ratio", "diversity synth / real"), ("max_similarity", "max copy sim."),
                     ("copies", "copies"), ("blank", "blank"), ("unreadable", "unreadable"), ("outliers", "outliers"),
                     ("flagged", "flagged"))
+
+
+def _filter_tables(filters: Any) -> list[dict[str, Any]]:
+    """Keep rates per filter and class (``synthaug filter --by``)."""
+    if not isinstance(filters, Mapping) or not filters:
+        return []
+    labels = sorted({label for per_class in filters.values() if isinstance(per_class, Mapping) for label in per_class})
+    rows = [[name, *(f"{c['kept']}/{c['n']}" if isinstance(c := per_class.get(label), Mapping) else "–"
+                     for label in labels)] for name, per_class in filters.items() if isinstance(per_class, Mapping)]
+    return [{"title": "Filters: images kept per class", "header": ["filter", *labels], "rows": rows}]
 
 
 def quality_context(report: Mapping[str, Any], out_dir: Path, *, images: bool) -> dict[str, Any]:
@@ -209,6 +222,12 @@ def quality_context(report: Mapping[str, Any], out_dir: Path, *, images: bool) -
                          f"{overall.get('unreadable', '?')} unreadable, {overall.get('outliers', '?')} outliers")]
     tables = [{"title": "Per class", "header": ["class", *(t for _, t in _QUALITY_COLUMNS)],
                "rows": [[label, *(fmt(c.get(k)) for k, _ in _QUALITY_COLUMNS)] for label, c in classes.items()]}]
+    for label, c in [("overall", overall), *classes.items()]:
+        if c.get("cannot_rank"):
+            facts.append((f"cannot rank ({label})", ", ".join(c["cannot_rank"]) + ": no worse than the real–real floor"))
+        if c.get("warnings"):
+            facts.append((f"small sample ({label})", "; ".join(c["warnings"])))
+    tables += _filter_tables(report.get("filters"))
     flagged = [f for f in report.get("flagged") or [] if isinstance(f, Mapping)]
     if flagged:
         tables.append({"title": f"Flagged images ({len(flagged)}; first 50)",

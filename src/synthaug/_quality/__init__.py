@@ -29,7 +29,7 @@ _EXPORTS = {
     "FeatureSpace": ".._features",
     "GeneratorFeatures": ".._features",
     "InceptionFeatures": ".._features",
-    "resolve_feature_space": ".._features",
+    "resolve_feature_space": ".._extractors",
     "QualityReport": ".results",
     "quality_report": ".assessment",
     "filter_synthetic": ".filter",

@@ -40,6 +40,8 @@ from typing import Any
 from .._dataset import Dataset
 from .._errors import DatasetError, InvalidParameterError
 from .._progress import NULL_PROGRESS, Progress
+from .distribution import DEFAULT_BOOTSTRAP
+from .distribution import distribution as distribution_of
 from .metrics import DEFAULT_MAX_MEMORY_MB
 from .results import QualityReport, SyntheticImage
 from .results import json_number as _num
@@ -129,34 +131,6 @@ def _self_excluded_nearest(descriptors: Any) -> Any:
     return out
 
 
-def _distribution(real: Any, synth: Any, seed: int) -> dict[str, Any]:
-    """FD, KID, diversity of one real/synthetic pair of feature sets."""
-    import numpy as np
-
-    from .metrics import frechet_distance, kernel_distance, mean_pairwise_distance
-
-    kid, kid_std = kernel_distance(real, synth, seed=seed)
-    div_real = mean_pairwise_distance(real, seed=seed)
-    div_synth = mean_pairwise_distance(synth, seed=seed)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(real))
-    half = len(real) // 2
-    floor = matched = float("nan")
-    if half >= 2 and len(synth) >= half:  # same set sizes on both sides: FD's small-sample bias cancels
-        floor = frechet_distance(real[order[:half]], real[order[half : 2 * half]])
-        matched = frechet_distance(real[order[:half]], synth[rng.choice(len(synth), half, replace=False)])
-    return {
-        "fd": _num(frechet_distance(real, synth), 3),
-        "fd_half_synthetic": _num(matched, 3),
-        "fd_real_halves": _num(floor, 3),
-        "kid": _num(kid, 5),
-        "kid_std": _num(kid_std, 5),
-        "diversity_synthetic": _num(div_synth, 3),
-        "diversity_real": _num(div_real, 3),
-        "diversity_ratio": _num(div_synth / div_real if div_real and math.isfinite(div_real) else float("nan"), 3),
-    }
-
-
 def _flag_defects(images: Sequence[SyntheticImage], infos: Sequence[Any]) -> None:
     for im, info in zip(images, infos):
         im.readable, im.blank = info.readable, info.blank
@@ -214,7 +188,7 @@ def _counts(images: Sequence[SyntheticImage]) -> dict[str, Any]:
 
 
 def _measure_class(label: str, images: Sequence[SyntheticImage], synth: Scanned, real: Scanned,
-                   outlier_factor: float, seed: int, max_memory_mb: float) -> dict[str, Any]:
+                   outlier_factor: float, seed: int, max_memory_mb: float, bootstrap: int) -> dict[str, Any]:
     """Outlier flags and the per-class numbers of one class."""
     in_class = synth.labels == label
     rmask, smask = real.usable & (real.labels == label), synth.usable & in_class
@@ -224,7 +198,8 @@ def _measure_class(label: str, images: Sequence[SyntheticImage], synth: Scanned,
     if rmask.sum() >= 2 and smask.any():
         usable_members = [im for im, ok in zip(members, synth.usable[in_class]) if ok]
         _flag_outliers(usable_members, synth.features[smask], real.features[rmask], outlier_factor, max_memory_mb)
-        distribution = _distribution(real.features[rmask], synth.features[smask], seed)
+        distribution = distribution_of(real.features[rmask], synth.features[smask], seed, bootstrap=bootstrap,
+                                       max_memory_mb=max_memory_mb)
     elif rmask.sum() < 2:
         entry["note"] = "fewer than 2 usable real images of this class: no distribution metrics"
     return {**entry, **_counts(members), **distribution}
@@ -242,22 +217,27 @@ def quality_report(
     figures: bool = True,
     max_memory: float = DEFAULT_MAX_MEMORY_MB,
     workers: int | None = None,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    device: str = "auto",
     progress: Progress = NULL_PROGRESS,
 ) -> QualityReport:
     """Measure synthetic images against the real training images (see the module docstring).
 
     ``real`` is the training data (a class folder, CSV, Dataset, or split root whose
     ``train/`` part is used); ``synthetic`` a synthaug output folder or any class folder.
-    ``features`` is ``"auto"``, ``"colour-texture"``, ``"inception"`` or a feature space.
+    ``features`` is a spec (``"auto"``, ``"colour-texture"``, ``"inception"``,
+    ``"dinov2:/local/folder"``, ``"clip:/local/folder"``, ``"package.module:function"``, see
+    :mod:`synthaug._extractors`) or a feature space; learned spaces run on ``device``.
     With ``out_dir`` the report files are written there (created if needed).
     ``max_memory`` (MiB) bounds the working arrays of the near-copy and nearest-neighbour
     searches, which run in chunks of query images; the per-image descriptors and features
     (about 5 KiB per image) come on top and grow linearly. ``workers`` processes decode the
-    images of large sets (default: the usable CPU cores, at most 8).
+    images of large sets (default: the usable CPU cores, at most 8). ``bootstrap`` resamples
+    give the FD and KID intervals (0: none).
     """
     import numpy as np
 
-    from .._features import resolve_feature_space
+    from .._extractors import resolve_feature_space
     from .._generation_pool import default_workers
     from .metrics import Standardizer
 
@@ -267,7 +247,7 @@ def quality_report(
     root, images, is_synthaug = _synthetic_images(synthetic)
     if not images:
         raise DatasetError(f"synthetic folder {str(root)!r} holds no images")
-    space, space_note = resolve_feature_space(features)
+    space, space_note = resolve_feature_space(features, device=device)
     real_side, _ = scan_side([s.path for s in train], [s.label for s in train], space, progress, "real", workers)
     if not real_side.usable.any():
         raise DatasetError("no usable real training image (all unreadable or blank)")
@@ -282,7 +262,7 @@ def quality_report(
     task = progress.task("measuring classes", len(labels))
     classes = {}
     for label in labels:
-        classes[label] = _measure_class(label, images, synth, real_side, outlier_factor, seed, max_memory)
+        classes[label] = _measure_class(label, images, synth, real_side, outlier_factor, seed, max_memory, bootstrap)
         task.advance()
     task.close()
 
@@ -295,7 +275,8 @@ def quality_report(
         "training_pairs_similarity": _copy_reference(real_side.descriptors, real_side.usable, seed),
     }
     if present.sum() >= 2 and synth.usable.sum() >= 2:
-        overall.update(_distribution(real_side.features[present], synth.features[synth.usable], seed))
+        overall.update(distribution_of(real_side.features[present], synth.features[synth.usable], seed,
+                                       bootstrap=bootstrap, max_memory_mb=max_memory))
     settings = {
         "real": str(real) if not isinstance(real, Dataset) else repr(real),
         "synthetic": str(root),
@@ -307,8 +288,9 @@ def quality_report(
         "outlier_factor": outlier_factor,
         "seed": seed,
         "max_memory_mb": max_memory,
+        "bootstrap": bootstrap,
     }
-    report = QualityReport(settings, overall, classes, images, root)
+    report = QualityReport(settings, overall, classes, images, root, sides=(real_side, synth, train, space))
     if out_dir is not None:
         write_report(report, out_dir, train=train, figures=figures)
     return report

@@ -106,31 +106,16 @@ def render_markdown(report: QualityReport) -> str:
     ]
     if "fd" in o:
         lines += [
-            f"Overall FD {_fmt(o['fd'])}; at half the real size: real–synthetic {_fmt(o['fd_half_synthetic'])}, "
-            f"real–real {_fmt(o['fd_real_halves'])}; KID {_fmt(o['kid'])}, "
+            f"Overall FD {_fmt(o['fd'])} {_interval(o.get('fd_interval'))}; at half the real size: real–synthetic "
+            f"{_fmt(o['fd_half_synthetic'])}, real–real {_fmt(o['fd_real_halves'])}; KID {_fmt(o['kid'])} "
+            f"{_interval(o.get('kid_interval'))}; precision {_fmt(o.get('precision'))}, recall {_fmt(o.get('recall'))}, "
+            f"density {_fmt(o.get('density'))}, coverage {_fmt(o.get('coverage'))}; "
             f"diversity ratio (synthetic / real mean pairwise distance) {_fmt(o['diversity_ratio'])}.",
             "",
         ]
-    header = ["class", "real", "synthetic", "FD", "FD½ real–synth", "FD½ real–real", "KID", "diversity synth / real",
-              "max sim", "copies", "blank", "outliers", "flagged"]
-    lines += ["## Per class", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for label, c in report.classes.items():
-        div = (f"{_fmt(c.get('diversity_synthetic'))} / {_fmt(c.get('diversity_real'))}"
-               if "diversity_real" in c else "–")
-        row = [label, c["n_real"], c["n_synthetic"], c.get("fd"), c.get("fd_half_synthetic"), c.get("fd_real_halves"),
-               c.get("kid"), div,
-               c.get("max_similarity"), c["copies"], c["blank"] + c["unreadable"], c["outliers"], c["flagged"]]
-        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
-    lines += [
-        "",
-        "How to read it: FD and KID are distances between the real and synthetic feature distributions "
-        "(lower is closer). FD is biased upwards for small sets, so compare at equal sizes: *FD½ real–synth* "
-        "is the FD between half of the real class and as many synthetic images, *FD½ real–real* the FD between "
-        "the two halves of the real class (what a perfect generator would score). KID is unbiased (about 0 for "
-        "one distribution, can be slightly negative). A diversity ratio well below 1 means the synthetic images "
-        "vary less than the real ones. *max sim* is the highest copy similarity to any training image.",
-        "",
-    ]
+    lines += _class_table(report)
+    lines += _trust_section(report)
+    lines += _filter_section(report)
     flagged = report.flagged()
     if flagged:
         lines += ["## Flagged images", "", "| file | class | flags | similarity | nearest training image |",
@@ -148,3 +133,70 @@ def render_markdown(report: QualityReport) -> str:
             lines.append(f"![{name}]({name})")
         lines.append("")
     return "\n".join(lines)
+
+
+def _pair(c: dict[str, Any], name: str) -> str:
+    """``synthetic (real–real)`` at half the real size, the noise floor beside the figure."""
+    value, floor = c.get(f"{name}_half_synthetic"), c.get(f"{name}_real_halves")
+    return "–" if value is None and floor is None else f"{_fmt(value)} ({_fmt(floor)})"
+
+
+def _interval(pair: Any) -> str:
+    return f"[{_fmt(pair[0])}, {_fmt(pair[1])}]" if pair else ""
+
+
+def _class_table(report: QualityReport) -> list[str]:
+    header = ["class", "real", "synthetic", "FD [95% interval]", "FD½ synth (real–real)", "KID½ synth (real–real)",
+              "precision½", "recall½", "density½", "coverage½", "diversity synth / real", "max sim", "copies",
+              "blank", "outliers", "flagged"]
+    lines = ["## Per class", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, c in report.classes.items():
+        div = (f"{_fmt(c.get('diversity_synthetic'))} / {_fmt(c.get('diversity_real'))}"
+               if "diversity_real" in c else "–")
+        fd = f"{_fmt(c.get('fd'))} {_interval(c.get('fd_interval'))}".strip()
+        row = [label, c["n_real"], c["n_synthetic"], fd, _pair(c, "fd"), _pair(c, "kid"), _pair(c, "precision"),
+               _pair(c, "recall"), _pair(c, "density"), _pair(c, "coverage"), div, c.get("max_similarity"),
+               c["copies"], c["blank"] + c["unreadable"], c["outliers"], c["flagged"]]
+        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+    lines += [
+        "",
+        "How to read it: FD and KID are distances between the real and synthetic feature distributions "
+        "(lower is closer); precision (fidelity), recall (diversity), density and coverage (Naeem et al. 2020) "
+        "are shares of nearest-neighbour balls (higher is closer). Every ½ column is computed at half the real "
+        "class size, real half vs as many synthetic images, and in brackets the same figure between the two real "
+        "halves: the noise floor, what a perfect generator would score. A figure no better than its floor cannot "
+        "rank (see below). KID is unbiased (about 0 for one distribution, can be slightly negative). A diversity "
+        "ratio well below 1 means the synthetic images vary less than the real ones. *max sim* is the highest copy "
+        "similarity to any training image.",
+        "",
+    ]
+    return lines
+
+
+def _trust_section(report: QualityReport) -> list[str]:
+    """Per class: the figures that cannot rank, and the small-sample warnings."""
+    lines = []
+    for label, c in [("overall", report.overall), *report.classes.items()]:
+        if c.get("cannot_rank"):
+            lines.append(f"- **{label}**: {', '.join(c['cannot_rank'])} cannot rank here: the real–synthetic value is "
+                         "no worse than the real–real floor, so the figure cannot tell this set from real images at "
+                         "this size.")
+        for warning in c.get("warnings", []):
+            lines.append(f"- **{label}**: small sample: {warning}.")
+    return ["## Which figures can be trusted", "", *lines, ""] if lines else []
+
+
+def _filter_section(report: QualityReport) -> list[str]:
+    """Keep rates per filter and class (after ``filter --by``)."""
+    if not report.filters:
+        return []
+    classes = sorted({label for per_class in report.filters.values() for label in per_class})
+    lines = ["## Filters: share of images kept", "", "| filter | " + " | ".join(classes) + " |",
+             "|" + "---|" * (len(classes) + 1)]
+    for name, per_class in report.filters.items():
+        cells = []
+        for label in classes:
+            c = per_class.get(label)
+            cells.append("–" if not c else f"{c['kept']}/{c['n']} ({_fmt(c['rate'])})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]

@@ -62,9 +62,15 @@ class QualityReport:
     images: list[SyntheticImage]
     synthetic_root: Path
     figures: list[str] = field(default_factory=list)
+    #: keep rates of the filters applied (``filter_synthetic(by=...)``): filter -> class -> counts
+    filters: dict[str, Any] = field(default_factory=dict)
+    #: (real side, synthetic side, training Dataset, feature space) as scanned: features for the filters; not in report.json
+    sides: Any = field(default=None, repr=False, compare=False)
 
-    def flagged(self, reasons: Sequence[str] = REASONS) -> list[SyntheticImage]:
-        """Synthetic images with at least one of ``reasons`` among their flags."""
+    def flagged(self, reasons: Sequence[str] | None = None) -> list[SyntheticImage]:
+        """Synthetic images with at least one of ``reasons`` among their flags (any flag when ``None``)."""
+        if reasons is None:
+            return [im for im in self.images if im.flags]
         wanted = set(reasons)
         return [im for im in self.images if wanted & set(im.flags)]
 
@@ -75,4 +81,5 @@ class QualityReport:
             "classes": self.classes,
             "flagged": [im.to_dict(self.synthetic_root) for im in self.flagged()],
             "figures": self.figures,
+            **({"filters": self.filters} if self.filters else {}),
         }

@@ -28,7 +28,7 @@ E = TypeVar("E", bound="type[Experiment]")
 EXPERIMENTS: dict[str, type[Experiment]] = {}
 #: synthaug's own experiment modules: plugins of the ``register_experiments`` hook like any other.
 BUILTIN_EXPERIMENTS = tuple(f"synthaug._evaluate.experiments.{name}" for name in (
-    "baseline", "upsample", "proportion", "oversample", "class_weights"))
+    "baseline", "upsample", "proportion", "oversample", "class_weights", "filtered"))
 _COLLECTED_FROM: list[object] = []  # the plugin manager EXPERIMENTS was collected from
 
 
