@@ -153,15 +153,31 @@ def test_tf_adapter_gives_identical_pixels(corpus) -> None:
         assert np.array_equal(image.astype(np.uint8), ref[stem]) and image.max() <= 255, stem
 
 
+def test_tf_adapter_on_plain_jpegs_gives_identical_pixels(tmp_path: Path) -> None:
+    """Plain JPEGs (RGB, grey; 4:2:0, 4:2:2, 4:4:4) go through tf.io: the same pixels at native size."""
+    pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "jpegs"
+    (folder / "x").mkdir(parents=True)
+    for i, (h, w, sub) in enumerate([(48, 64, 2), (37, 51, 1), (32, 32, 0)]):
+        pixels = (rng.integers(0, 128, (h, w, 3)) + np.linspace(0, 120, w)[None, :, None]).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / "x" / f"rgb{i}.jpg", "JPEG", quality=90, subsampling=sub)
+        Image.fromarray(pixels[..., 0]).save(folder / "x" / f"grey{i}.jpg", "JPEG")
+    augmented = _augmented(folder)
+    images = [np.asarray(x) for x, _ in augmented.to_tf(image_size=None, batch_size=None, shuffle=False)]
+    for sample, image in zip(augmented.real, images):
+        assert np.array_equal(image.astype(np.uint8), np.asarray(load_image(sample.path))), sample.path.name
+
+
 def test_tf_speed_path_only_for_plain_jpegs(corpus, tmp_path: Path) -> None:
-    """The DCT-scaled tf.io path is taken only for plain JPEGs without EXIF rotation."""
+    """The tf.io path is taken only for plain JPEGs without EXIF rotation."""
     from synthaug._adapters.keras import jpeg_ratio
 
     _, paths = corpus
     big = tmp_path / "big.jpg"
     Image.new("RGB", (400, 400), (1, 2, 3)).save(big, "JPEG")
     assert jpeg_ratio([big], (100, 100)) == 4
-    assert jpeg_ratio([big], None) is None and jpeg_ratio([big], (400, 400)) is None
+    assert jpeg_ratio([big], None) == 1 and jpeg_ratio([big], (400, 400)) == 1
     rotated = tmp_path / "rot.jpg"
     exif = Image.Exif()
     exif[0x0112] = 6

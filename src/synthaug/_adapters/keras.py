@@ -7,15 +7,14 @@ Elements are batches of ``(images, labels)``: images float32 ``(B, H, W, 3)`` in
 (as ``keras.utils.image_dataset_from_directory`` gives them), labels int32 class indices or
 one-hot float32 (``label_mode="categorical"``). With ``synthetic_weight`` a per-sample
 weight follows (Keras reads ``(x, y, sample_weight)``); with ``return_is_synthetic=True`` a
-bool flag per sample comes last (for inspection; do not pass that form to ``fit``). Images are
-decoded by synthaug's one decoder (:func:`synthaug._imageio.decode_image`: EXIF orientation,
-16-bit grey, transparency composited on black, CMYK), so they hold the pixels of ``to_torch``
-and ``synthaug.load_image``. The one exception is the speed path: when every file is a plain
-RGB or grey JPEG without EXIF rotation and the target size allows a DCT downscale (1/2, 1/4,
-1/8), ``tf.io`` decodes at that reduced scale (pixels then differ from the full decode by
-resampling only). Probability mixing happens inside the graph with
-stateless random ops, so each epoch draws anew and the whole pipeline is reproducible from
-``seed``.
+bool flag per sample comes last (for inspection; do not pass that form to ``fit``). Images hold
+the pixels of synthaug's one decoder (:func:`synthaug._imageio.decode_image`: EXIF orientation,
+16-bit grey, transparency composited on black, CMYK), the pixels of ``to_torch`` and
+``synthaug.load_image``. Datasets of plain JPEGs only (RGB or grey, no EXIF rotation) are
+decoded by ``tf.io`` instead, which gives those same pixels at full scale (the accurate integer
+IDCT, as Pillow's) and, when the target size allows it, decodes at a reduced DCT scale (1/2,
+1/4, 1/8; pixels then differ from the full decode by resampling only). Any other dataset is
+decoded by synthaug's decoder through ``tf.numpy_function``.
 """
 
 from __future__ import annotations
@@ -40,16 +39,17 @@ def _tf():
 
 
 def jpeg_ratio(paths: Sequence[Any], size: tuple[int, int] | None) -> int | None:
-    """The largest JPEG DCT downscale (1, 2, 4 or 8) keeping every image >= ``size``.
+    """The largest JPEG DCT downscale (1, 2, 4 or 8) keeping every image >= ``size`` (1 when
+    ``size`` is None).
 
     ``None`` when some file is not a plain JPEG (RGB or grey, no EXIF rotation): then the one
     decoder of synthaug is used (see the module docstring).
     """
     from PIL import Image
 
-    if size is None or not paths:
+    if not paths:
         return None
-    ratio = 8
+    ratio = 1 if size is None else 8
     for path in paths:
         with Image.open(path) as image:
             if image.format != "JPEG" or image.mode not in ("RGB", "L") or image.getexif().get(0x0112, 1) != 1:
@@ -57,7 +57,7 @@ def jpeg_ratio(paths: Sequence[Any], size: tuple[int, int] | None) -> int | None
             width, height = image.size
         while ratio > 1 and (height // ratio < size[0] or width // ratio < size[1]):
             ratio //= 2
-    return ratio if ratio > 1 else None
+    return ratio
 
 
 def _shared_pixels(path: bytes) -> Any:
@@ -73,8 +73,9 @@ def _decoder(size: tuple[int, int] | None, ratio: int | None):
     tf = _tf()
 
     def decode(path):
-        if ratio is not None:  # the speed path: plain JPEGs at a reduced DCT scale
-            image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3, ratio=ratio, dct_method="INTEGER_FAST")
+        if ratio is not None:  # plain JPEGs only: at full scale Pillow's pixels, else the DCT speed path
+            image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3, ratio=ratio,
+                                      dct_method="INTEGER_ACCURATE" if ratio == 1 else "INTEGER_FAST")
         else:
             image = tf.numpy_function(_shared_pixels, [path], tf.uint8, stateful=False)
             image.set_shape([None, None, 3])
