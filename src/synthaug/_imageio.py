@@ -75,8 +75,10 @@ def check_size(width: int, height: int) -> None:
         )
 
 
-def _open(path: Path | io.BytesIO) -> Image.Image:
-    if not isinstance(path, io.BytesIO):
+def _open(path: Path | io.BytesIO, *, regular: bool = True) -> Image.Image:
+    """Open ``path`` lazily after the size checks; ``regular=False`` skips the regular-file check
+    (one ``stat``) for paths a dataset reader has already checked (the adapters' hot path)."""
+    if regular and not isinstance(path, io.BytesIO):
         check_regular_file(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
