@@ -147,3 +147,19 @@ def test_csv_and_folder_readers_agree_on_counts(tmp_path: Path) -> None:
     assert folder.counts() == listed.counts() == {"a": 4, "b": 3}
     assert json.dumps(sorted(str(s.path.resolve()) for s in folder)) == \
         json.dumps(sorted(str(s.path.resolve()) for s in listed))
+
+
+def test_kfold_splits_match_groups_by_relative_path(tmp_path: Path) -> None:
+    """``evaluate --repeats/--folds --groups``: the same path matching as ``split``."""
+    from synthaug._evaluate.splits import kfold_splits
+    from synthaug._splitting import read_groups
+
+    root, patient = _numbered(tmp_path)
+    groups = tmp_path / "groups.csv"
+    groups.write_text("path,patient\n" + "".join(f"{rel},{p}\n" for rel, p in patient.items()))
+    for split in kfold_splits(Dataset.from_folder(root), 2, 3, seed=1, groups=read_groups(f"{groups}:patient")):
+        seen: dict[str, set[str]] = {}
+        for part, ds in split.items():
+            for s in ds:
+                seen.setdefault(patient[s.path.relative_to(root).as_posix()], set()).add(part)
+        assert len(seen) == 10 and all(len(v) == 1 for v in seen.values()), seen

@@ -19,7 +19,7 @@ from ._dataset import SPLITS, Dataset, Sample
 from ._errors import DatasetError, InvalidParameterError, OutputConflictError
 from ._imageio import is_image_file
 
-__all__ = ["GroupMap", "read_groups", "split_dataset", "write_split", "load_split_root", "is_split_root"]
+__all__ = ["GroupMap", "assign_groups", "read_groups", "split_dataset", "write_split", "load_split_root", "is_split_root"]
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -83,6 +83,15 @@ class GroupMap(dict):
         return out
 
 
+def assign_groups(dataset: Iterable[Sample], groups: Mapping[str, str] | None) -> dict[Path, str | None]:
+    """``{sample path: group from groups}`` (empty without ``groups``); see :meth:`GroupMap.assign`."""
+    if groups is None:
+        return {}
+    if not isinstance(groups, GroupMap):
+        groups = GroupMap(groups)
+    return groups.assign([s.path for s in dataset], getattr(dataset, "root", None))
+
+
 def read_groups(spec: str) -> GroupMap:
     """Read ``labels.csv:column`` into a :class:`GroupMap` ``{image key: group}``.
 
@@ -126,8 +135,8 @@ def split_dataset(
 
     ``groups`` maps an image to its group (a :class:`GroupMap`, or a plain mapping whose keys
     are paths relative to the data root, file names or stems; see :meth:`GroupMap.assign`);
-    samples' own ``group`` is used otherwise. Images without a group form a group of their own;
-    one file reached by two paths (a link) is one image and lands in one split.
+    samples' own ``group`` is used otherwise. Images without a group form a group of their own
+    (the readers keep each file once, links included, so one file lands in one split).
     """
     val = _check_fraction("val", val)
     test = _check_fraction("test", test)
@@ -135,15 +144,11 @@ def split_dataset(
         raise InvalidParameterError("val + test", val + test, "less than 1, so that training images remain")
     rng = random.Random(seed)
     assigned: dict[str, list[Sample]] = {name: [] for name in SPLITS}
-    from ._inputcheck import file_identity
-
-    if groups is not None and not isinstance(groups, GroupMap):
-        groups = GroupMap(groups)
-    from_csv = groups.assign([s.path for s in dataset], dataset.root) if groups is not None else {}
+    from_csv = assign_groups(dataset, groups)
     group_of = {}
     for s in dataset:
         g = from_csv.get(s.path) or s.group
-        group_of[s] = g if g is not None else f"__image__:{file_identity(s.path)}"
+        group_of[s] = g if g is not None else f"__image__:{s.path}"  # the readers keep each file once
     seen_group_split: dict[str, str] = {}
     by_class: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
     for s in dataset:
