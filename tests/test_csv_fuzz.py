@@ -11,23 +11,28 @@ from __future__ import annotations
 
 import csv
 import io
-import tempfile
 import unicodedata
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from synthaug import Dataset, DatasetError, UsageError
 
-_DIR = Path(tempfile.mkdtemp(prefix="synthaug-csv-fuzz-"))
-_IMAGES = []
-for _i in range(4):
-    _IMAGES.append(_DIR / f"img{_i}.png")
-    Image.fromarray(np.full((8, 8, 3), 40 * _i, np.uint8)).save(_IMAGES[-1])
+N_IMAGES = 4
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four distinct 8x8 images ``img0.png`` … ``img3.png`` (the rows' paths)."""
+    root = tmp_path_factory.mktemp("csv-fuzz")
+    for i in range(N_IMAGES):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(root / f"img{i}.png")
+    return root
 
 _ALPHABET = st.characters(codec="utf-8", exclude_categories=("Cs",))
 _TRICKY = st.sampled_from(["caf\u00e9", "cafe\u0301", "a,b", 'q"uote', "a;b", "tab\tx", "nul\0x", "new\nline",
@@ -35,28 +40,28 @@ _TRICKY = st.sampled_from(["caf\u00e9", "cafe\u0301", "a,b", 'q"uote', "a;b", "t
 _LABEL = st.one_of(st.text(_ALPHABET, min_size=0, max_size=12), _TRICKY)
 
 
-def _write(labels: list[str], encoding: str, delimiter: str) -> Path | None:
+def _write(folder: Path, labels: list[str], encoding: str, delimiter: str) -> Path | None:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=delimiter)
     writer.writerow(["path", "label"])
-    for image, label in zip(_IMAGES, labels):
-        writer.writerow([image.name, label])
+    for i, label in enumerate(labels):
+        writer.writerow([f"img{i}.png", label])
     try:
         data = buffer.getvalue().encode(encoding)
     except UnicodeEncodeError:
         return None  # a label this encoding cannot write: nothing to read
-    path = _DIR / "labels.csv"
+    path = folder / "labels.csv"
     path.write_bytes(data)
     return path
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(labels=st.lists(_LABEL, min_size=1, max_size=4),
+@given(labels=st.lists(_LABEL, min_size=1, max_size=N_IMAGES),
        encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "latin-1", "cp1252"]),
        delimiter=st.sampled_from([",", ",", ";", "\t"]))
-def test_csv_reader_round_trips_class_names_or_raises_a_synthaug_error(labels: list[str], encoding: str,
-                                                                       delimiter: str) -> None:
-    path = _write(labels, encoding, delimiter)
+def test_csv_reader_round_trips_class_names_or_raises_a_synthaug_error(folder: Path, labels: list[str],
+                                                                       encoding: str, delimiter: str) -> None:
+    path = _write(folder, labels, encoding, delimiter)
     if path is None:
         return
     try:
