@@ -165,6 +165,7 @@ class Case:
     call: Callable[[Ctx], Any] | None = None
     check: Callable[[Ctx, str], None] | None = None
     keeps_out: bool = True
+    alarm: int = 0  # seconds before a hang fails the case (a FIFO once blocked `plan` forever)
 
 
 BAL = ("balance", "{data}", "--out", "{out}", "-q")
@@ -403,6 +404,67 @@ def check_nine_at_06(ctx: Ctx, message: str) -> None:
     assert plan["classes"]["a"]["synthetic"] == 14  # 9 * 0.6 / 0.4 = 13.5 exactly -> 14
 
 
+# -- issue 21: one identity per image, input files, class names, CSV text -------------------------
+
+
+def with_fifo(rel: str):
+    """The standard input plus a FIFO named like an image (``mkfifo``)."""
+    def build(tmp: Path) -> Path:
+        root = std(tmp)
+        os.mkfifo(root / rel)
+        return root
+    return build
+
+
+def fifo_in_csv(tmp: Path) -> Path:
+    root = with_fifo("a/pipe.png")(tmp)
+    (root / "labels.csv").write_text("path,label\na/a_000.png,a\na/pipe.png,a\n")
+    return root
+
+
+def strip_png() -> bytes:
+    """A valid 60000x1 PNG: a degenerate aspect ratio that once became a gigapixel canvas."""
+    return png_bytes(Image.new("RGB", (60_000, 1), (90, 90, 90)))
+
+
+def csv_bytes(data: bytes):
+    """The standard images plus ``data/labels.csv`` holding exactly ``data``."""
+    def build(tmp: Path) -> Path:
+        root = std(tmp)
+        (root / "labels.csv").write_bytes(data)
+        return root
+    return build
+
+
+CAFE_NFC, CAFE_NFD = "caf\u00e9", "cafe\u0301"
+LONG_NAME = "\u00e9" * 120  # 240 bytes of UTF-8: a legal folder name, too long for synthaug's derived names
+
+
+def restored_with_cp_p(ctx: Ctx) -> None:
+    """A.png is damaged in place (same size, mtime kept), probed as unreadable, then restored
+    from a backup with ``cp -p``: size and mtime are the damaged file's again."""
+    import shutil
+    import time
+
+    victim = ctx.data / "a" / "a_000.png"
+    backup = ctx.tmp / "backup.png"
+    shutil.copy2(victim, backup)
+    good = victim.read_bytes()
+    stamp = victim.stat()
+    victim.write_bytes(good[:-12] + bytes(12))  # IEND chunk zeroed: "truncated", same size
+    os.utime(victim, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert ctx.cli("plan", "{data}") == 0  # probes it: unreadable, cached
+    time.sleep(0.05)
+    shutil.copy2(backup, victim)
+    assert victim.stat().st_size == stamp.st_size and victim.stat().st_mtime_ns == stamp.st_mtime_ns
+
+
+def nothing_at(rel: str) -> Callable[[Ctx, str], None]:
+    def check(ctx: Ctx, message: str) -> None:
+        assert not (ctx.tmp / rel).exists(), f"{rel} was written before the refusal"
+    return check
+
+
 CASES: list[Case] = [
     # -- images and folders -------------------------------------------------------------
     Case("corrupt-png", BAL, 0, "a/x.png (", data_with({"a/x.png": EXTRA["corrupt"]})),
@@ -458,6 +520,48 @@ CASES: list[Case] = [
     Case("csv-empty-label", ("plan", "{data}/labels.csv"), 2, "empty class label", csv_data(["a/a_000.png,"])),
     Case("csv-path-is-folder", code=__import__("synthaug").DatasetError, needle="is a folder, not a CSV file",
          call=lambda ctx: __import__("synthaug").Dataset.from_csv(ctx.data)),
+    # -- issue 21: input files, class names, CSV text (refused or skipped at read time) -----------
+    Case("fifo-named-like-image", ("plan", "{data}"), 0, "is a FIFO, not a regular file", with_fifo("a/pipe.png"),
+         alarm=30),
+    Case("fifo-listed-in-csv", ("plan", "{data}/labels.csv"), 2, "are not regular files",
+         lambda tmp: fifo_in_csv(tmp), alarm=30),
+    Case("aspect-ratio-60000x1", ("plan", "{data}"), 0, "c/strip.png (ValueError: 60000x1 pixels",
+         data_with({"c/strip.png": strip_png}), check=lambda ctx, m: "aspect ratio of 100:1" in m or pytest.fail(m)),
+    Case("probe-cache-restored-with-cp-p", ("plan", "{data}", "--json"), 0, '"a"', before=restored_with_cp_p,
+         check=expect_counts({"a": 6, "b": 3, "c": 2})),
+    Case("classes-nfc-nfd", ("plan", "{data}"), 2, "two Unicode normalisations", names(CAFE_NFC, CAFE_NFD)),
+    Case("class-name-240-bytes", ("plan", "{data}"), 2, "the limit is 200 bytes", names(LONG_NAME, "b")),
+    Case("csv-label-240-bytes", ("plan", "{data}/labels.csv"), 2, "the limit is 200 bytes",
+         csv_data([f"a/a_000.png,{LONG_NAME}", "b/b_000.png,b"])),
+    Case("csv-nul-in-label", ("plan", "{data}/labels.csv"), 2, "control character U+0000",
+         csv_data(["a/a_000.png,a\0b", "b/b_000.png,b"])),
+    Case("csv-label-column-twice", ("plan", "{data}/labels.csv"), 2, "has the column 'label' 2 times",
+         csv_data(["a/a_000.png,a,b", "b/b_000.png,b,a"], "path,label,label")),
+    Case("csv-path-column-twice", ("plan", "{data}/labels.csv"), 2, "has the column 'path' 2 times",
+         csv_data(["a/a_000.png,b/b_000.png,a"], "path,path,label")),
+    Case("csv-latin-1", ("plan", "{data}/labels.csv"), 2, "is not valid UTF-8: byte 0xe9",
+         csv_bytes("path,label\na/a_000.png,caf\u00e9\nb/b_000.png,b\n".encode("latin-1")),
+         check=lambda ctx, m: "labels.csv" in m or pytest.fail(m)),
+    Case("csv-utf-16-with-bom", ("plan", "{data}/labels.csv", "--json"), 0, '"b"',
+         csv_bytes("path,label\na/a_000.png,caf\u00e9\nb/b_000.png,b\n".encode("utf-16")),
+         check=expect_counts({CAFE_NFC: 1, "b": 1})),
+    Case("csv-utf-8-bom", ("plan", "{data}/labels.csv", "--json"), 0, '"b"',
+         csv_bytes("path,label\na/a_000.png,caf\u00e9\nb/b_000.png,b\n".encode("utf-8-sig")),
+         check=expect_counts({CAFE_NFC: 1, "b": 1})),
+    Case("evaluate-lr-nan", ("evaluate", "{data}", "--out", "{tmp}/eval", "--lr", "nan", "-q"), 2,
+         "invalid --lr=nan", check=nothing_at("eval")),
+    Case("evaluate-lr-inf", ("evaluate", "{data}", "--out", "{tmp}/eval", "--lr", "inf", "-q"), 2,
+         "invalid --lr=inf", check=nothing_at("eval")),
+    Case("evaluate-epochs-inf", ("evaluate", "{data}", "--out", "{tmp}/eval", "--epochs", "inf", "-q"), 2,
+         "invalid --epochs=inf", check=nothing_at("eval")),
+    Case("evaluate-epochs-nan", ("evaluate", "{data}", "--out", "{tmp}/eval", "--epochs", "nan", "-q"), 2,
+         "invalid --epochs=nan", check=nothing_at("eval")),
+    Case("evaluate-alpha-nan", ("evaluate", "{data}", "--out", "{tmp}/eval", "--alpha", "nan", "-q"), 2,
+         "invalid --alpha=nan", check=nothing_at("eval")),
+    Case("evaluate-val-nan", ("evaluate", "{data}", "--out", "{tmp}/eval", "--val", "nan", "-q"), 2,
+         "invalid --val=nan", check=nothing_at("eval")),
+    Case("evaluate-shares-inf", ("evaluate", "{data}", "--out", "{tmp}/eval", "--experiments", "proportion",
+                                 "--shares", "inf", "-q"), 2, "invalid --shares=inf", check=nothing_at("eval")),
     # -- the output folder -----------------------------------------------------------------------
     Case("out-inside-data", ("balance", "{data}", "--out", "{data}/synthetic"), 2, "inside the data folder"),
     Case("out-is-data", ("balance", "{data}", "--out", "{data}"), 2, "inside the data folder"),
@@ -572,6 +676,9 @@ def _fresh_plugins():
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     ctx = Ctx(tmp_path, case.data(tmp_path), tmp_path / "out", monkeypatch)
+    if case.alarm:
+        signal.signal(signal.SIGALRM, _hung)
+        signal.alarm(case.alarm)
     try:
         if case.before:
             case.before(ctx)
@@ -600,9 +707,16 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
         if case.check:
             case.check(ctx, message)
     finally:
+        if case.alarm:
+            signal.alarm(0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
         for proc in ctx.procs:
             proc.kill()
             proc.wait()
+
+
+def _hung(signum: int, frame: Any) -> None:
+    raise TimeoutError("the case hung (blocked reading input)")
 
 
 # -- signals and the warning filter: real processes ---------------------------------------------------

@@ -80,10 +80,12 @@ def test_cli_split_with_groups_on_skin_lesions(skin_lesions: Path, tmp_path: Pat
                  "--groups", f"{skin_lesions / 'labels.csv'}:lesion_id", "--json"])
     assert code == 0
     groups = read_groups(f"{skin_lesions / 'labels.csv'}:lesion_id")
+    by_file = {os.path.realpath(skin_lesions / key): group for key, group in groups.items()}
     seen: dict[str, str] = {}
     for split in ("train", "val", "test"):
         for path in (out / split).rglob("*.jpg"):
-            assert seen.setdefault(groups[path.stem], split) == split
+            group = by_file[os.path.realpath(path)]  # the CSV names images by path (class/file.jpg)
+            assert seen.setdefault(group, split) == split
             assert os.path.realpath(path).startswith(str(skin_lesions.resolve()))
     assert len(seen) == 890
     counts = {s: len(list((out / s).rglob("*.jpg"))) for s in ("train", "val", "test")}

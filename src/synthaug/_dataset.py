@@ -9,11 +9,15 @@ about, never silently dropped. The same sentences are kept as data in
 
 Class folders are the visible sub-folders of the root (names starting with ``_`` are classes,
 as in torchvision and Keras; hidden ``.`` folders are skipped).
+
+Every reader identifies an image by its file (``(st_dev, st_ino)``, links followed; see
+:mod:`synthaug._inputcheck`): one file under two labels is an error, one file twice under a
+label counts once (with a notice), and class names are checked alike (control characters,
+length, Unicode normalisation) whichever reader found them.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from collections import Counter
@@ -24,6 +28,16 @@ from typing import Any
 
 from ._errors import DatasetError, UnreadableImageError
 from ._imageio import is_image_file, load_image
+from ._inputcheck import (
+    check_class_names,
+    read_csv_table,
+    refuse_linked_class_folders,
+    refuse_repeated_columns,
+    validate_label,
+    without_duplicates,
+)
+
+_validate_label = validate_label  # the name Dataset.from_hf passes on
 
 __all__ = ["Dataset", "Sample", "UnreadableImagesWarning", "EmptyClassWarning", "DuplicateRowsWarning"]
 
@@ -68,18 +82,6 @@ class Sample:
     def load(self):  # -> PIL.Image.Image
         """Decode the image as 8-bit RGB."""
         return load_image(self.path)
-
-
-def _validate_label(label: object, where: str) -> str:
-    text = str(label).strip() if label is not None else ""
-    if not text:
-        raise DatasetError(f"empty class label in {where}; every image needs a class label")
-    if text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
-        raise DatasetError(
-            f"class label {text!r} in {where} cannot be used as a folder name; "
-            "labels must not contain '/' or '\\' or start with '.'"
-        )
-    return text
 
 
 class Dataset(Sequence[Sample]):
@@ -183,7 +185,7 @@ class Dataset(Sequence[Sample]):
                 "class, or a CSV file with path,label columns"
             )
         class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        _refuse_ancestor_links(root, class_dirs)
+        refuse_linked_class_folders(root, class_dirs)
         if not class_dirs:
             raise DatasetError(
                 f"data folder {str(root)!r} has no class sub-folders; expected {root}/<class>/<image>"
@@ -191,12 +193,14 @@ class Dataset(Sequence[Sample]):
         samples = []
         for class_dir in class_dirs:
             label = class_dir.name
+            validate_label(label, f"data folder {str(root)!r}")  # control characters, length
             for dirpath, dirnames, filenames in os.walk(class_dir):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
                     if is_image_file(name):
                         samples.append(Sample(Path(dirpath) / name, label))
-        return cls._checked(samples, root=root, classes=[d.name for d in class_dirs], strict=strict)
+        samples, notices = without_duplicates(samples, f"data folder {str(root)!r}")
+        return cls._checked(samples, root=root, classes=[d.name for d in class_dirs], strict=strict, notices=notices)
 
     @classmethod
     def from_csv(
@@ -223,42 +227,35 @@ class Dataset(Sequence[Sample]):
             )
         if not csv_path.is_file():
             raise DatasetError(f"CSV file {str(csv_path)!r} does not exist")
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = reader.fieldnames or []
+        columns, rows = read_csv_table(csv_path)
+        if label_column is None:
+            label_column = next((c for c in LABEL_COLUMNS if c in columns), None)
             if label_column is None:
-                label_column = next((c for c in LABEL_COLUMNS if c in columns), None)
-                if label_column is None:
-                    raise DatasetError(
-                        f"CSV file {str(csv_path)!r} has no label column; its columns are "
-                        f"{', '.join(columns) or 'none'}; name the label column one of {', '.join(LABEL_COLUMNS)} "
-                        "(or pass label_column= to Dataset.from_csv)"
-                    )
-            for needed in (path_column, label_column, group_column):
-                if needed is not None and needed not in columns:
-                    raise DatasetError(
-                        f"CSV file {str(csv_path)!r} has no column {needed!r}; its columns are "
-                        f"{', '.join(columns) or 'none'}"
-                    )
-            samples = []
-            for line, row in enumerate(reader, start=2):
-                where = f"{csv_path}:{line}"
-                raw_path = (row.get(path_column) or "").strip()
-                if not raw_path:
-                    raise DatasetError(f"empty {path_column!r} in {where}")
-                path = Path(raw_path)
-                if not path.is_absolute():
-                    path = csv_path.parent / path
-                group = row.get(group_column) if group_column else None
-                samples.append(Sample(path, _validate_label(row.get(label_column), where), group or None))
-        missing = [s.path for s in samples if not s.path.is_file()]
-        if missing:
-            shown = ", ".join(str(p) for p in missing[:5])
-            raise DatasetError(
-                f"{len(missing)} path(s) in {str(csv_path)!r} do not exist, e.g. {shown}; "
-                "paths are read relative to the CSV file's folder"
-            )
-        samples, notices = _without_duplicates(samples, str(csv_path))
+                raise DatasetError(
+                    f"CSV file {str(csv_path)!r} has no label column; its columns are "
+                    f"{', '.join(columns) or 'none'}; name the label column one of {', '.join(LABEL_COLUMNS)} "
+                    "(or pass label_column= to Dataset.from_csv)"
+                )
+        refuse_repeated_columns(csv_path, columns, (path_column, label_column, group_column))
+        for needed in (path_column, label_column, group_column):
+            if needed is not None and needed not in columns:
+                raise DatasetError(
+                    f"CSV file {str(csv_path)!r} has no column {needed!r}; its columns are "
+                    f"{', '.join(columns) or 'none'}"
+                )
+        samples = []
+        for line, row in rows:
+            where = f"{csv_path}:{line}"
+            raw_path = (row.get(path_column) or "").strip()
+            if not raw_path:
+                raise DatasetError(f"empty {path_column!r} in {where}")
+            path = Path(raw_path)
+            if not path.is_absolute():
+                path = csv_path.parent / path
+            group = row.get(group_column) if group_column else None
+            samples.append(Sample(path, validate_label(row.get(label_column), where), group or None))
+        _refuse_missing(samples, f" in {str(csv_path)!r}", "; paths are read relative to the CSV file's folder")
+        samples, notices = without_duplicates(samples, str(csv_path))
         return cls._checked(samples, root=csv_path.parent, classes=[], strict=strict, notices=notices)
 
     @classmethod
@@ -280,15 +277,13 @@ class Dataset(Sequence[Sample]):
         samples = [
             Sample(
                 Path(p),
-                _validate_label(lab, f"labels[{i}]"),
+                validate_label(lab, f"labels[{i}]"),
                 None if groups is None else str(groups[i]),
             )
             for i, (p, lab) in enumerate(zip(paths, labels))
         ]
-        missing = [str(s.path) for s in samples if not s.path.is_file()]
-        if missing:
-            raise DatasetError(f"{len(missing)} path(s) do not exist, e.g. {', '.join(missing[:5])}")
-        samples, notices = _without_duplicates(samples, "the path list")
+        _refuse_missing(samples, "", "")
+        samples, notices = without_duplicates(samples, "the path list")
         return cls._checked(samples, root=None, classes=[], strict=strict, notices=notices)
 
     @classmethod
@@ -321,6 +316,7 @@ class Dataset(Sequence[Sample]):
     ) -> Dataset:
         from ._probe import probe_files  # header probe + completeness check, cached (see probe.py)
 
+        check_class_names([*classes, *(s.label for s in samples)], f"{str(root)!r}" if root else "the labels")
         failed = probe_files((s.path for s in samples), root)
         good = [s for s in samples if s.path not in failed] if failed else samples
         bad, reasons = list(failed), list(failed.values())
@@ -357,38 +353,22 @@ def _shown_path(path: Path, root: Path | None) -> str:
     return str(path)
 
 
-def _without_duplicates(samples: list[Sample], source: str) -> tuple[list[Sample], list[str]]:
-    """``samples`` with each image (resolved path) once, and a notice when rows were dropped.
+def _refuse_missing(samples: Sequence[Sample], where: str, hint: str) -> None:
+    """A DatasetError naming the listed paths that do not exist or are not regular files (a
+    FIFO, a folder): such a file is never opened, so reading cannot block on it."""
+    import stat
 
-    The same image listed with two different labels is a :class:`DatasetError`."""
-    first: dict[str, Sample] = {}
-    dropped = 0
+    missing, special = [], []
     for s in samples:
-        key = os.path.realpath(s.path)
-        seen = first.setdefault(key, s)
-        if seen is s:
+        try:
+            mode = os.stat(s.path).st_mode
+        except OSError:
+            missing.append(str(s.path))
             continue
-        if seen.label != s.label:
-            raise DatasetError(
-                f"image {str(s.path)!r} is listed in {source} with two labels, {seen.label!r} and {s.label!r}; "
-                "give every image one label"
-            )
-        dropped += 1
-    if not dropped:
-        return samples, []
-    kept = list(first.values())
-    return kept, [f"{source} lists {dropped} image(s) more than once; each image is counted once "
-                  f"({len(kept)} distinct images)"]
-
-
-def _refuse_ancestor_links(root: Path, class_dirs: Sequence[Path]) -> None:
-    """A class folder that is (a link to) the data root or one of its ancestors would make a
-    class of every image: refuse it."""
-    real_root = Path(os.path.realpath(root))
-    for folder in class_dirs:
-        target = Path(os.path.realpath(folder))
-        if target == real_root or target in real_root.parents:
-            raise DatasetError(
-                f"class folder {str(folder)!r} links to {str(target)!r}, the data folder itself or one "
-                "of its parents, so it would hold every image; remove the link"
-            )
+        if not stat.S_ISREG(mode):
+            special.append(str(s.path))
+    if missing:
+        raise DatasetError(f"{len(missing)} path(s){where} do not exist, e.g. {', '.join(missing[:5])}{hint}")
+    if special:
+        raise DatasetError(f"{len(special)} path(s){where} are not regular files (a FIFO, socket, device or "
+                           f"folder), e.g. {', '.join(special[:5])}; list image files only")

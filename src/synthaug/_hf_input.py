@@ -1,6 +1,8 @@
 """Materialising a local Hugging Face ``datasets.Dataset`` as PNG files (used by ``Dataset.from_hf``).
 
-Cached files are named by the SHA-256 of their PNG bytes, ``cache_dir/<label>/<hash>.png``, so
+Every row's image goes through :func:`synthaug._imageio.decode_image`, the decoder of the folder
+and CSV readers (EXIF orientation, 16-bit grey, transparency, CMYK), so a cached PNG holds the
+pixels the folder reader would give for the same file. Cached files are named by the SHA-256 of their PNG bytes, ``cache_dir/<label>/<hash>.png``, so
 a shuffled dataset, or train and test splits sharing one ``cache_dir``, never reuse another
 row's image. Nothing is downloaded. The ``datasets`` package itself is not imported: any object
 with ``features`` and iterable rows works.
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import DatasetError
-from ._imageio import load_image
+from ._imageio import decode_image
 
 __all__ = ["materialize_hf"]
 
@@ -40,15 +42,17 @@ def materialize_hf(hf_dataset: Any, cache_dir: str | os.PathLike[str], image_col
         raw = row[label_column]
         label = validate_label(names[raw] if names is not None and isinstance(raw, int) else raw,
                                f"row {i} of the Hugging Face dataset")
-        image = row[image_column]
-        if isinstance(image, (str, os.PathLike)):
-            image = load_image(image)
+        try:
+            image = decode_image(row[image_column])  # the decoder of every reader (synthaug._imageio)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure: name the row
+            raise DatasetError(f"row {i} of the Hugging Face dataset: image cannot be decoded "
+                               f"({type(exc).__name__}: {exc})") from exc
         yield _cached_png(image, Path(cache_dir), label), label
 
 
 def _cached_png(image: Any, cache_dir: Path, label: str) -> Path:
     buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
+    image.save(buffer, format="PNG")  # already 8-bit RGB (decode_image)
     data = buffer.getvalue()
     target = cache_dir / label / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
     if not target.exists():

@@ -9,18 +9,31 @@ Rules (applied in this order):
    black, the background of dermoscopy and most medical images.
 4. Everything else (``L``, ``P``, ``CMYK``, ``YCbCr``, ``1``) goes through Pillow's ``convert("RGB")``.
 
-Images larger than :data:`MAX_IMAGE_PIXELS` are refused as decompression bombs.
+Images larger than :data:`MAX_IMAGE_PIXELS` are refused as decompression bombs, images
+longer than :data:`MAX_ASPECT_RATIO` times their width (or the reverse) as degenerate (a
+60000x1 strip would otherwise become a gigapixel canvas in a generator), and a path that is
+not a regular file (a FIFO, a socket, a device) is refused before it is opened, so reading
+never blocks.
+
+:func:`decode_image` is THE decoder: the folder and CSV readers (through the probe),
+``Dataset.from_hf``, the torch and TF adapters, the generators and the quality report all
+decode through it (``synthaug.load_image`` is its public face for paths), so every reader
+gives the same pixels for the same file.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import warnings
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageOps
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "is_image_file", "load_image", "probe_image"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_ASPECT_RATIO", "MAX_IMAGE_PIXELS", "check_regular_file", "decode_image",
+           "is_image_file", "load_image", "probe_image"]
 
 #: File extensions (lower case) treated as images; anything else is ignored.
 IMAGE_EXTENSIONS = frozenset(
@@ -30,6 +43,9 @@ IMAGE_EXTENSIONS = frozenset(
 #: Largest image accepted (pixels); bigger files are refused as decompression bombs.
 MAX_IMAGE_PIXELS = 89_478_485  # Pillow's own default warning threshold
 
+#: Largest ratio of the longer to the shorter side accepted (a 60000x1 strip is refused).
+MAX_ASPECT_RATIO = 100
+
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
     """True for a visible file whose extension is an image extension."""
@@ -37,18 +53,44 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
     return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
 
 
-def _open(path: Path) -> Image.Image:
+def check_regular_file(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`OSError` when ``path`` (links followed) is not a regular file; never opens it,
+    so a FIFO named ``x.png`` cannot block the reader."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a folder" if stat.S_ISDIR(mode) else "a device or special file")
+        raise OSError(f"{os.fspath(path)!r} is {kind}, not a regular file")
+
+
+def check_size(width: int, height: int) -> None:
+    """Raise when an image of ``width`` x ``height`` pixels is a decompression bomb or degenerate
+    (one side more than :data:`MAX_ASPECT_RATIO` times the other)."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise Image.DecompressionBombError(f"{width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS}")
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        raise ValueError(
+            f"{width}x{height} pixels: one side is more than {MAX_ASPECT_RATIO} times the other "
+            f"(the limit is an aspect ratio of {MAX_ASPECT_RATIO}:1)"
+        )
+
+
+def _open(path: Path | io.BytesIO, *, regular: bool = True) -> Image.Image:
+    """Open ``path`` lazily after the size checks; ``regular=False`` skips the regular-file check
+    (one ``stat``) for paths a dataset reader has already checked (the adapters' hot path)."""
+    if regular and not isinstance(path, io.BytesIO):
+        check_regular_file(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(path)
         except Image.DecompressionBombWarning as exc:
             raise Image.DecompressionBombError(str(exc)) from exc
-    if image.width * image.height > MAX_IMAGE_PIXELS:
+    try:
+        check_size(image.width, image.height)
+    except Exception:
         image.close()
-        raise Image.DecompressionBombError(
-            f"{image.width}x{image.height} pixels exceeds the limit of {MAX_IMAGE_PIXELS}"
-        )
+        raise
     return image
 
 
@@ -82,12 +124,31 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image
 
 
-def load_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Decode ``path`` into a new 8-bit RGB image (see the module docstring for the rules)."""
-    with _open(Path(path)) as image:
-        image.load()
-        rgb = to_rgb(image)
-        if rgb is image:
-            rgb = image.copy()
+def decode_image(source: Any) -> Image.Image:
+    """THE decoder: ``source`` (a path, encoded bytes, a ``{"bytes", "path"}`` dict as Hugging Face
+    ``datasets`` stores images, or a decoded PIL image) as a new 8-bit RGB image, by the module's
+    rules. Raises (``OSError``, ``ValueError``, ``DecompressionBombError``) for what cannot be used."""
+    if isinstance(source, dict):
+        data = source.get("bytes")
+        source = data if data is not None else source.get("path")
+        if source is None:
+            raise ValueError("an image record with neither 'bytes' nor 'path'")
+    if isinstance(source, Image.Image):
+        check_size(source.width, source.height)
+        rgb = to_rgb(source)
+        rgb = rgb.copy() if rgb is source else rgb
+    else:
+        stream = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source)
+        with _open(stream) as image:
+            image.load()
+            rgb = to_rgb(image)
+            if rgb is image:
+                rgb = image.copy()
     rgb.info.pop("exif", None)
     return rgb
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Decode the image file ``path`` into a new 8-bit RGB image (see the module docstring for the
+    rules); the same pixels every synthaug reader gives for that file."""
+    return decode_image(Path(path))

@@ -13,8 +13,10 @@ images that is minutes before anything happens. :func:`probe_file` instead:
 Damage inside a complete JPEG/PNG body is found where the pixels are used (fitting,
 generating, the adapters, the quality report), which report the file by name.
 
-:class:`ProbeCache` keeps each file's result keyed by (absolute path, size, mtime), so a
-second read of the same folder probes nothing. Input folders are never written to: the cache
+:class:`ProbeCache` keeps each file's result keyed by (absolute path, size, mtime, inode,
+ctime), so a second read of the same folder probes nothing, while a file repaired or restored
+with its old size and mtime (``cp -p``, ``touch -r``) gets a new inode or ctime and is probed
+again. Input folders are never written to: the cache
 lives in the user's cache folder, ``$SYNTHAUG_CACHE_DIR`` or ``$XDG_CACHE_HOME/synthaug``
 (default ``~/.cache/synthaug``), one ``probe/<hash of the dataset root>.json`` file per
 dataset root. ``SYNTHAUG_CACHE_DIR=off`` disables it; a damaged cache file is ignored.
@@ -32,7 +34,7 @@ from ._imageio import _open
 
 __all__ = ["ProbeCache", "cache_root", "probe_file", "probe_files"]
 
-PROBE_FORMAT = 1
+PROBE_FORMAT = 2  # 2: entries are [size, mtime_ns, inode, ctime_ns, reason]
 _FULL_DECODE = frozenset({"GIF", "TIFF", "WEBP", "BMP", "PPM", "MPO"})
 
 
@@ -71,7 +73,7 @@ def probe_file(path: str | os.PathLike[str]) -> None:
 
 
 class ProbeCache:
-    """Probe results of one dataset root, keyed by absolute path with (size, mtime_ns).
+    """Probe results of one dataset root, keyed by absolute path with (size, mtime_ns, inode, ctime_ns).
 
     ``None`` as ``folder`` (or ``SYNTHAUG_CACHE_DIR=off``) keeps results in memory only.
     """
@@ -97,7 +99,7 @@ class ProbeCache:
         return entries if isinstance(entries, dict) else {}
 
     def check(self, path: Path) -> str | None:
-        """``None`` when ``path`` is a usable image, else the reason (cached by size and mtime)."""
+        """``None`` when ``path`` is a usable image, else the reason (cached by size, mtime, inode and ctime)."""
         key = os.fspath(path)
         if not os.path.isabs(key):
             key = os.path.abspath(key)
@@ -105,10 +107,10 @@ class ProbeCache:
             st = os.stat(key)
         except OSError as exc:
             return f"{type(exc).__name__}: {exc}"
-        stamp = [st.st_size, st.st_mtime_ns]
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
         hit = self.entries.get(key)
-        if hit is not None and hit[:2] == stamp:
-            return hit[2]
+        if isinstance(hit, list) and len(hit) == len(stamp) + 1 and hit[:-1] == stamp:
+            return hit[-1]
         self.probed += 1
         try:
             probe_file(path)

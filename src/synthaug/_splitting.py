@@ -7,20 +7,19 @@ split's share of images comes as close as possible to the requested fraction.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import random
 import shutil
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ._dataset import SPLITS, Dataset, Sample
 from ._errors import DatasetError, InvalidParameterError, OutputConflictError
 from ._imageio import is_image_file
 
-__all__ = ["read_groups", "split_dataset", "write_split", "load_split_root", "is_split_root"]
+__all__ = ["GroupMap", "assign_groups", "read_groups", "split_dataset", "write_split", "load_split_root", "is_split_root"]
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -33,28 +32,95 @@ def _check_fraction(name: str, value: float) -> float:
     return value
 
 
-def read_groups(spec: str) -> dict[str, str]:
-    """Read ``labels.csv:column`` into ``{image file stem: group}``.
+class GroupMap(dict):
+    """``{key: group}`` read from a groups CSV, where a key is what the CSV names an image by:
+    a path (relative to the data root or to the CSV's folder, or absolute), a file name, or a
+    file stem (``image_id``). :meth:`assign` matches images to keys by path first; a bare name
+    or stem is used only when it names exactly one image (per-class numbering such as
+    ``a/0001.png`` and ``b/0001.png`` makes the stem ``0001`` ambiguous: an error)."""
 
-    The CSV needs the group column and either ``path`` or ``image_id`` (or ``image``).
+    def __init__(self, entries: Mapping[str, str] = (), *, base: Path | None = None, source: str = "groups") -> None:
+        super().__init__(entries)
+        self.base = base
+        self.source = source
+
+    def _by_real_path(self, root: Path | None) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for key, group in self.items():
+            if os.path.isabs(key):
+                out.setdefault(os.path.realpath(key), group)
+                continue
+            for folder in (root, self.base):
+                if folder is not None:
+                    candidate = os.path.join(folder, key)
+                    if os.path.lexists(candidate):
+                        out.setdefault(os.path.realpath(candidate), group)
+        return out
+
+    def assign(self, paths: Iterable[Path], root: Path | None = None) -> dict[Path, str | None]:
+        """The group of every path of ``paths`` (``None`` when the CSV has none for it)."""
+        paths = list(paths)
+        by_real = self._by_real_path(root)
+        out: dict[Path, str | None] = {}
+        by_short: dict[str, list[Path]] = defaultdict(list)
+        for path in paths:
+            group = by_real.get(os.path.realpath(path))
+            out[path] = group
+            if group is None:
+                for short in dict.fromkeys((path.name, path.stem)):
+                    if short in self:
+                        by_short[short].append(path)
+                        out[path] = self[short]
+                        break
+        for short, matched in by_short.items():
+            if len(matched) > 1:
+                shown = ", ".join(str(p) for p in matched[:5])
+                raise DatasetError(
+                    f"{self.source} names an image {short!r}, which matches {len(matched)} files ({shown}); "
+                    "give each image's path relative to the data folder (e.g. class/file.png) in that column, "
+                    "so that each row names one file"
+                )
+        return out
+
+
+def assign_groups(dataset: Iterable[Sample], groups: Mapping[str, str] | None) -> dict[Path, str | None]:
+    """``{sample path: group from groups}`` (empty without ``groups``); see :meth:`GroupMap.assign`."""
+    if groups is None:
+        return {}
+    if not isinstance(groups, GroupMap):
+        groups = GroupMap(groups)
+    return groups.assign([s.path for s in dataset], getattr(dataset, "root", None))
+
+
+def read_groups(spec: str) -> GroupMap:
+    """Read ``labels.csv:column`` into a :class:`GroupMap` ``{image key: group}``.
+
+    The CSV needs the group column and a ``path`` column (relative paths: to the data root or
+    the CSV's folder) or else ``image_id`` / ``image`` / ``file`` (a file name or stem).
     """
+    from ._inputcheck import read_csv_table, refuse_repeated_columns
+
     file, sep, column = spec.rpartition(":")
     if not sep or not file or not column:
         raise InvalidParameterError("groups", spec, "a CSV file and a column, as FILE.csv:COLUMN")
     path = Path(file)
     if not path.is_file():
         raise DatasetError(f"groups file {file!r} (from groups={spec!r}) does not exist")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = reader.fieldnames or []
-        if column not in columns:
-            raise DatasetError(f"groups file {file!r} has no column {column!r}; columns: {', '.join(columns)}")
-        key_column = next((c for c in ("path", "image_id", "image", "file") if c in columns), None)
-        if key_column is None:
-            raise DatasetError(
-                f"groups file {file!r} needs a path or image_id column to match images; columns: {', '.join(columns)}"
-            )
-        return {Path(row[key_column]).stem: row[column] for row in reader if row.get(column)}
+    columns, rows = read_csv_table(path)
+    if column not in columns:
+        raise DatasetError(f"groups file {file!r} has no column {column!r}; columns: {', '.join(columns)}")
+    key_column = next((c for c in ("path", "image_id", "image", "file") if c in columns), None)
+    if key_column is None:
+        raise DatasetError(
+            f"groups file {file!r} needs a path or image_id column to match images; columns: {', '.join(columns)}"
+        )
+    refuse_repeated_columns(path, columns, (column, key_column))
+    entries = {}
+    for _, row in rows:
+        key, group = (row.get(key_column) or "").strip(), row.get(column)
+        if key and group:
+            entries[Path(key).as_posix().removeprefix("./")] = group
+    return GroupMap(entries, base=path.parent, source=f"groups file {file!r}")
 
 
 def split_dataset(
@@ -67,8 +133,10 @@ def split_dataset(
 ) -> dict[str, Dataset]:
     """Split ``dataset`` into ``{"train", "val", "test"}`` datasets, stratified by class.
 
-    ``groups`` maps an image file stem to its group; samples' own ``group`` is used otherwise.
-    Images without a group form a group of their own.
+    ``groups`` maps an image to its group (a :class:`GroupMap`, or a plain mapping whose keys
+    are paths relative to the data root, file names or stems; see :meth:`GroupMap.assign`);
+    samples' own ``group`` is used otherwise. Images without a group form a group of their own
+    (the readers keep each file once, links included, so one file lands in one split).
     """
     val = _check_fraction("val", val)
     test = _check_fraction("test", test)
@@ -76,10 +144,11 @@ def split_dataset(
         raise InvalidParameterError("val + test", val + test, "less than 1, so that training images remain")
     rng = random.Random(seed)
     assigned: dict[str, list[Sample]] = {name: [] for name in SPLITS}
+    from_csv = assign_groups(dataset, groups)
     group_of = {}
     for s in dataset:
-        g = (groups or {}).get(s.path.stem, s.group)
-        group_of[s] = g if g is not None else f"__image__:{s.path}"
+        g = from_csv.get(s.path) or s.group
+        group_of[s] = g if g is not None else f"__image__:{s.path}"  # the readers keep each file once
     seen_group_split: dict[str, str] = {}
     by_class: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
     for s in dataset:

@@ -252,7 +252,7 @@ def _csv_groups(setting: SubgroupSetting, by_class: Mapping[str, Sequence[Path]]
     mapping = read_groups(f"{setting.csv}:{setting.column}")
     result = SubgroupAssignment(setting, feature_space="csv")
     for label, paths in by_class.items():
-        values = {p: mapping.get(Path(p).stem) for p in paths}
+        values = mapping.assign([Path(p) for p in paths])
         missing = [p for p, v in values.items() if not v]
         if missing and len(missing) < len(paths):
             shown = ", ".join(Path(p).name for p in missing[:5])

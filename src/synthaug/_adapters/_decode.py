@@ -27,7 +27,7 @@ def decode_for_size(path: str | os.PathLike[str], size: tuple[int, int] | None, 
     """Decode ``path`` as RGB, a JPEG at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps it
     at least ``size`` = (height, width), and return ``finish(rgb)``, called before the file is
     closed (it must copy what it keeps)."""
-    with _open(Path(path)) as image:
+    with _open(Path(path), regular=False) as image:  # a Dataset's reader refused non-regular files
         if size is not None and image.format == "JPEG":
             image.draft("RGB", (size[1], size[0]))
         image.load()

@@ -7,10 +7,14 @@ Elements are batches of ``(images, labels)``: images float32 ``(B, H, W, 3)`` in
 (as ``keras.utils.image_dataset_from_directory`` gives them), labels int32 class indices or
 one-hot float32 (``label_mode="categorical"``). With ``synthetic_weight`` a per-sample
 weight follows (Keras reads ``(x, y, sample_weight)``); with ``return_is_synthetic=True`` a
-bool flag per sample comes last (for inspection; do not pass that form to ``fit``). Files are read and decoded with ``tf.io``; all-JPEG datasets are decoded at a reduced
-DCT scale when the target size allows it. Probability mixing happens inside the graph with
-stateless random ops, so each epoch draws anew and the whole pipeline is reproducible from
-``seed``.
+bool flag per sample comes last (for inspection; do not pass that form to ``fit``). Images hold
+the pixels of synthaug's one decoder (:func:`synthaug._imageio.decode_image`: EXIF orientation,
+16-bit grey, transparency composited on black, CMYK), the pixels of ``to_torch`` and
+``synthaug.load_image``. Datasets of plain JPEGs only (RGB or grey, no EXIF rotation) are
+decoded by ``tf.io`` instead, which gives those same pixels at full scale (the accurate integer
+IDCT, as Pillow's) and, when the target size allows it, decodes at a reduced DCT scale (1/2,
+1/4, 1/8; pixels then differ from the full decode by resampling only). Any other dataset is
+decoded by synthaug's decoder through ``tf.numpy_function``.
 """
 
 from __future__ import annotations
@@ -35,18 +39,20 @@ def _tf():
 
 
 def jpeg_ratio(paths: Sequence[Any], size: tuple[int, int] | None) -> int | None:
-    """The largest JPEG DCT downscale (1, 2, 4 or 8) keeping every image >= ``size``.
+    """The largest JPEG DCT downscale (1, 2, 4 or 8) keeping every image >= ``size`` (1 when
+    ``size`` is None).
 
-    ``None`` when some file is not a JPEG (then the generic decoder is used).
+    ``None`` when some file is not a plain JPEG (RGB or grey, no EXIF rotation): then the one
+    decoder of synthaug is used (see the module docstring).
     """
     from PIL import Image
 
-    if size is None:
-        return 1 if paths else None
-    ratio = 8
+    if not paths:
+        return None
+    ratio = 1 if size is None else 8
     for path in paths:
         with Image.open(path) as image:
-            if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+            if image.format != "JPEG" or image.mode not in ("RGB", "L") or image.getexif().get(0x0112, 1) != 1:
                 return None
             width, height = image.size
         while ratio > 1 and (height // ratio < size[0] or width // ratio < size[1]):
@@ -54,15 +60,25 @@ def jpeg_ratio(paths: Sequence[Any], size: tuple[int, int] | None) -> int | None
     return ratio
 
 
+def _shared_pixels(path: bytes) -> Any:
+    """``path`` (bytes, from the graph) decoded by synthaug's one decoder, as a uint8 HxWx3 array."""
+    import numpy as np
+
+    from .._imageio import load_image
+
+    return np.asarray(load_image(path.decode()), dtype=np.uint8)
+
+
 def _decoder(size: tuple[int, int] | None, ratio: int | None):
     tf = _tf()
 
     def decode(path):
-        data = tf.io.read_file(path)
-        if ratio is not None:
-            image = tf.io.decode_jpeg(data, channels=3, ratio=ratio, dct_method="INTEGER_FAST")
+        if ratio is not None:  # plain JPEGs only: at full scale Pillow's pixels, else the DCT speed path
+            image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3, ratio=ratio,
+                                      dct_method="INTEGER_ACCURATE" if ratio == 1 else "INTEGER_FAST")
         else:
-            image = tf.io.decode_image(data, channels=3, expand_animations=False)
+            image = tf.numpy_function(_shared_pixels, [path], tf.uint8, stateful=False)
+            image.set_shape([None, None, 3])
         if size is not None:
             image = tf.image.resize(image, size, method="bilinear")
         else:

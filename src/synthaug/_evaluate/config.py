@@ -3,6 +3,7 @@ identical across experiments) and the whole run (:class:`EvaluationConfig`)."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -21,6 +22,19 @@ SELECT_METRICS = ("balanced_accuracy", "accuracy", "macro_f1", "loss")
 #: Default budget in baseline epochs: the small-cnn baseline at 64 px on the skin-lesion
 #: development set stops improving before it (docs/evaluation.md, "Budget").
 DEFAULT_EPOCHS = 30.0
+
+
+def check_real(parameter: str, value: object, allowed: str, low: float, high: float = math.inf, *,
+               low_open: bool = True, high_open: bool = False) -> None:
+    """The validator of one numeric parameter: ``value`` must be a finite real number in the range
+    from ``low`` to ``high`` (each end open or closed); else :class:`InvalidParameterError`
+    naming ``parameter``, echoing ``value`` and saying ``allowed``. NaN and infinity never pass."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidParameterError(parameter, value, allowed)
+    above = value > low if low_open else value >= low
+    below = value < high if high_open else value <= high
+    if not (above and below):
+        raise InvalidParameterError(parameter, value, allowed)
 
 
 @dataclass(frozen=True)
@@ -70,20 +84,21 @@ class TrainConfig:
             raise InvalidParameterError("--select", self.select, "one of " + ", ".join(SELECT_METRICS))
         if self.threads is not None and self.threads < 1:
             raise InvalidParameterError("--threads", self.threads, "a positive number of CPU threads")
-        if not 0 < self.alpha <= 4:
-            raise InvalidParameterError("--alpha", self.alpha, "a MobileNet width multiplier in (0, 4], e.g. 0.25")
+        check_real("--alpha", self.alpha, "a MobileNet width multiplier in (0, 4], e.g. 0.25", 0, 4)
+        check_real("--rotation", self.rotation, "a finite number of turns in [0, 1], e.g. 0.1", 0, 1, low_open=False)
         if self.image_size < 16:
             raise InvalidParameterError("--image-size", self.image_size, "at least 16 pixels")
         if self.batch_size < 1:
             raise InvalidParameterError("--batch-size", self.batch_size, "a positive integer")
-        if self.steps is None and (self.epochs is None or self.epochs <= 0):
+        if self.steps is None and self.epochs is None:
             raise InvalidParameterError("--epochs", self.epochs, "a positive number of baseline epochs (or give --steps)")
+        if self.epochs is not None:
+            check_real("--epochs", self.epochs, "a positive, finite number of baseline epochs (or give --steps)", 0)
         if self.steps is not None and self.steps < 1:
             raise InvalidParameterError("--steps", self.steps, "a positive number of optimizer steps")
         if self.eval_every is not None and self.eval_every < 1:
             raise InvalidParameterError("--eval-every", self.eval_every, "a positive number of steps")
-        if self.learning_rate <= 0:
-            raise InvalidParameterError("--lr", self.learning_rate, "a positive learning rate")
+        check_real("--lr", self.learning_rate, "a positive, finite learning rate, e.g. 0.001", 0)
         if self.weights == "imagenet" and (self.backend != "keras" or self.model != "mobilenet"):
             if self.factory is not None:
                 raise InvalidParameterError(
@@ -169,8 +184,11 @@ class EvaluationConfig:
                                      ("--folds", self.folds, 2)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
                 raise InvalidParameterError(flag, value, f"a whole number of at least {minimum}, or leave it out")
-        if not 0 < self.confidence < 1:
-            raise InvalidParameterError("confidence", self.confidence, "a level in (0, 1), e.g. 0.95")
+        check_real("confidence", self.confidence, "a level in (0, 1), e.g. 0.95", 0, 1, high_open=True)
+        check_real("--val", self.val, "a fraction in [0, 1)", 0, 1, low_open=False, high_open=True)
+        check_real("--test", self.test, "a fraction in [0, 1)", 0, 1, low_open=False, high_open=True)
+        for share in self.shares:
+            check_real("--shares", share, "numbers in (0, 1], e.g. 0.3,0.6", 0, 1)
         if self.train is None:
             object.__setattr__(self, "train", TrainConfig())
 

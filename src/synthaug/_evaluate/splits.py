@@ -21,15 +21,15 @@ from typing import Any
 
 from .._dataset import SPLITS, Dataset, Sample
 from .._errors import DatasetError, InvalidParameterError
-from .._splitting import split_dataset
+from .._splitting import assign_groups, split_dataset
 
 __all__ = ["Split", "random_splits", "kfold_splits", "load_splits_file", "splits_to_json", "check_disjoint"]
 
 Split = dict[str, Dataset]
 
 
-def _group_of(sample: Sample, groups: Mapping[str, str] | None) -> str:
-    group = (groups or {}).get(sample.path.stem, sample.group)
+def _group_of(sample: Sample, assigned: Mapping[Path, str | None]) -> str:
+    group = assigned.get(sample.path) or sample.group
     return group if group is not None else f"__image__:{sample.path}"
 
 
@@ -65,12 +65,13 @@ def kfold_splits(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise InvalidParameterError("--repeats", repeats, "a positive integer")
     out: list[Split] = []
+    assigned = assign_groups(data, groups)  # by path; an ambiguous stem is an error (GroupMap.assign)
     for r in range(repeats):
         rng = random.Random(seed + r)
         fold_of_group: dict[str, int] = {}
         by_class: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
         for s in data:
-            by_class[s.label][_group_of(s, groups)].append(s)
+            by_class[s.label][_group_of(s, assigned)].append(s)
         for label in sorted(by_class):
             keys = sorted(by_class[label])
             rng.shuffle(keys)
@@ -82,7 +83,7 @@ def kfold_splits(
         for f in range(folds):
             parts: dict[str, list[Sample]] = {name: [] for name in SPLITS}
             for s in data:
-                fold = fold_of_group[_group_of(s, groups)]
+                fold = fold_of_group[_group_of(s, assigned)]
                 part = "test" if fold == f else "val" if fold == (f + 1) % folds else "train"
                 parts[part].append(Sample(s.path, s.label, s.group, part))
             out.append({name: Dataset(parts[name], root=data.root) for name in SPLITS})
