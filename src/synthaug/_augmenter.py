@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._augmented import AugmentedDataset, synthetic_samples
-from ._concepts import ConceptStrategy, validate_concepts
+from ._concepts import ConceptStrategy, validate_concepts, with_training_context
 from ._dataset import Dataset, Sample
 from ._errors import InvalidParameterError
 from ._generation import fit_generator, generate_missing
@@ -192,8 +192,10 @@ class SyntheticAugmenter:
         quota of 0 are left out.
         """
         needed = {label: cp.synthetic for label, cp in plan.classes.items() if cp.synthetic > 0}
-        return self.concept_strategy.concepts(train.paths_by_class(), needed, generator=self.generator,
-                                              seed=self.random_state, progress=self.progress)
+        by_class = train.paths_by_class()
+        concepts, quotas = self.concept_strategy.concepts(by_class, needed, generator=self.generator,
+                                                          seed=self.random_state, progress=self.progress)
+        return [with_training_context(c, by_class, train.root) for c in concepts], quotas
 
     def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
         g = self.generator

@@ -23,7 +23,7 @@ from ._generator import Concept
 from ._progress import NULL_PROGRESS, Progress
 from ._subgroups import SubgroupAssignment, SubgroupSetting, parse_subgroups
 
-__all__ = ["ByClass", "ConceptStrategy", "Subgroups", "concepts_from", "validate_concepts"]
+__all__ = ["ByClass", "ConceptStrategy", "Subgroups", "concepts_from", "validate_concepts", "with_training_context"]
 
 ClassPaths = Mapping[str, Sequence[Path]]
 
@@ -167,6 +167,16 @@ def concepts_from(subgroups: str | int | SubgroupSetting | None = "none", *, max
     setting = parse_subgroups(subgroups, max_subgroups=max_subgroups, min_group_size=min_group_size,
                               min_silhouette=min_silhouette, features=_feature_name(features))
     return Subgroups(setting, features=features) if setting.active else ByClass()
+
+
+def with_training_context(concept: Concept, by_class: ClassPaths, root: str | os.PathLike[str] | None) -> Concept:
+    """``concept`` with its data ``root`` and the training images of every other class
+    (``other_images``, for ``init_from=other-classes``); ``by_class`` must be the training split."""
+    from dataclasses import replace
+
+    others = tuple((label, tuple(sorted(Path(p) for p in paths))) for label, paths in sorted(by_class.items())
+                   if label != concept.label and paths)
+    return replace(concept, root=None if root is None else Path(root), other_images=others)
 
 
 def validate_concepts(concepts: ConceptStrategy | None) -> ConceptStrategy:

@@ -104,6 +104,7 @@ class DiffusionGeneratorBase(PerConceptGenerator):
     def __init__(self, options: GeneratorOptions | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
         super().__init__(options, **overrides)
         self._pipe: Any = None
+        self._img2img: Any = None  # diffusers' img2img pipeline sharing the base pipeline's modules
         self._active: str | None = None
         # parallel=data: every rank trains every concept together; else one concept per rank
         self.fit_scope = "data" if getattr(self.options, "parallel", "concepts") == "data" else "concept"
@@ -179,9 +180,11 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         return concept.text
 
     def prompt_for(self, concept: Concept) -> str:
-        """The prompt of ``concept``: its template (per-concept or default) filled in."""
+        """The prompt of ``concept``: its template (per-concept or default) filled in (with
+        ``fine_tune=false`` the concept's own text: there is no learned token)."""
         template = self.options.prompts.get(concept.name, self.options.prompt_template)
-        return template.replace("{concept}", self.concept_phrase(concept))
+        phrase = self.concept_phrase(concept) if self.options.fine_tune else concept.text
+        return template.replace("{concept}", phrase)
 
     # -- hooks for the training loop (see synthaug.diffusion._training.TrainingHooks) ----
     def add_trainable(self, pipe: Any, concept: Concept) -> Mapping[str, Any]:
@@ -245,7 +248,7 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         from ._training import resolve_optimizer
 
         o = self.options
-        if resolve_optimizer(o.optimizer, resolve_device(o.device)) == "adamw8bit":
+        if o.fine_tune and resolve_optimizer(o.optimizer, resolve_device(o.device)) == "adamw8bit":
             from .._optional import require
 
             require("bitsandbytes", purpose=f"generator {self.name!r} option optimizer={o.optimizer!r} (8-bit AdamW; "
@@ -261,6 +264,9 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         from ._checkpoints import CHECKPOINT_DIR
         from ._training import Trainer
 
+        if not self.options.fine_tune:  # real-guidance: the base model as is, nothing to train
+            return {"base_model": self.options.base_model, "prompt": self.prompt_for(concept), "adapter_files": [],
+                    "adapter_sha256": None, "versions": library_versions(), "training": None}
         if not concept.images:
             raise DatasetError(f"concept {concept.name!r} has no training images; {self.name} needs at least one")
         pipe = self.pipeline
@@ -319,16 +325,23 @@ class DiffusionGeneratorBase(PerConceptGenerator):
             raise GenerationError(f"{self.name}: concept {concept.name!r} is not fitted in {self.concept_dir(concept)}; "
                                   "call fit() first")
         pipe = self.pipeline
-        if self._active != concept.name:
+        o = self.options
+        if o.fine_tune and self._active != concept.name:
             from ._loading import quiet_libraries
 
             with quiet_libraries():
                 self.activate_adapter(pipe, concept, self.concept_dir(concept))
             self._active = concept.name
-        o = self.options
-        yield from generate_images(pipe, seeds, prompt=self.prompt_for(concept), negative_prompt=o.negative_prompt,
-                                   batch_size=o.generation_batch_size, max_retries=o.max_retries,
-                                   call_kwargs=self.generation_kwargs())
+        common = {"prompt": self.prompt_for(concept), "negative_prompt": o.negative_prompt,
+                  "batch_size": o.generation_batch_size, "max_retries": o.max_retries}
+        if o.strength >= 1:  # text-to-image
+            yield from generate_images(pipe, seeds, call_kwargs=self.generation_kwargs(), **common)
+            return
+        from ._img2img import guided_images, img2img_pipeline
+
+        if self._img2img is None:
+            self._img2img = img2img_pipeline(pipe, self.pipeline_class)
+        yield from guided_images(self._img2img, concept, seeds, o, call_kwargs=self.generation_kwargs(), **common)
 
     def record(self, concept: Concept) -> dict[str, Any]:
         """Manifest fields of ``concept``'s images: base model, adapter hash and files, prompts."""
@@ -336,14 +349,14 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         return {
             "base_model": self.options.base_model,
             "adapter_sha256": artifact["adapter_sha256"],
-            "adapter_files": [str(self.concept_dir(concept) / f) for f in artifact["adapter_files"]],
+            "adapter_files": [str(self.concept_dir(concept) / f) for f in artifact["adapter_files"]],  # [] unfitted
             "prompt": self.prompt_for(concept),
             "negative_prompt": self.options.negative_prompt,
         }
 
     def close(self) -> None:
         """Drop the pipeline and free (GPU) memory."""
-        self._pipe, self._active = None, None
+        self._pipe, self._img2img, self._active = None, None, None
         gc.collect()
         try:
             import torch

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .._generator import GeneratorOptions
 from .._options import DeviceOptions, SamplingOptions, TrainingOptions, fit_neutral_field
 from ._casting import BaseWeights
 
 __all__ = ["DEFAULT_BASE_MODEL", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT_TEMPLATE", "DiffusionOptions", "fill_preset",
-           "DiffusionTrainingOptions", "FlowMatchingOptions", "LargeModelOptions", "LoraOptions"]
+           "DiffusionTrainingOptions", "FlowMatchingOptions", "ImageGuidanceOptions", "LargeModelOptions",
+           "LoraOptions", "RECIPES"]
 
 #: The SD1.5 weights on the Hugging Face hub (the community mirror of runwayml/stable-diffusion-v1-5).
 DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -63,7 +64,58 @@ class DiffusionTrainingOptions(DeviceOptions, TrainingOptions):
     )
 
 
-class DiffusionOptions(SamplingOptions, DiffusionTrainingOptions):
+#: What each ``recipe`` fills (only the options the user did not set; see docs/recipes.md).
+RECIPES: dict[str, dict[str, Any]] = {
+    # DA-Fusion (Trabucco et al., ICLR 2024): SDEdit from a real image of the class at strength 0.5
+    # (the paper learns a textual-inversion token per class: use generator textual-inversion).
+    "da-fusion": {"strength": 0.5, "init_from": "own-class"},
+    # Real Guidance (He et al., ICLR 2023): no fine-tuning; the base model, img2img from real images.
+    "real-guidance": {"fine_tune": False, "strength": 0.5, "init_from": "own-class"},
+    # Diff-Mix (Wang et al., CVPR 2024): other classes' images translated into the class at about 0.7,
+    # labelled with a soft label (target weight strength**gamma).
+    "diff-mix": {"strength": 0.7, "init_from": "other-classes", "soft_labels": True, "soft_label_gamma": 0.5},
+}
+
+
+class ImageGuidanceOptions(GeneratorOptions):
+    """Generation guided by real images (SDEdit / img2img), soft labels, the recipes, and ``fine_tune``.
+
+    Every field but ``fine_tune`` is fit-neutral: changing it never forces a refit.
+    """
+
+    strength: float = fit_neutral_field(
+        1.0, gt=0, le=1,
+        description="Img2img strength: each image starts from a real training image noised to this level (0 < s < 1; "
+                    "lower keeps more of the source). 1.0: text-to-image, no source image (the default).")
+    init_from: Literal["own-class", "other-classes"] = fit_neutral_field(
+        "own-class",
+        description="Where the source images of strength < 1 come from: own-class (the concept's own training "
+                    "images) or other-classes (the other classes' training images, translated into the concept: "
+                    "Diff-Mix). The per-image seed chooses the source.")
+    soft_labels: bool = fit_neutral_field(
+        False, description="With init_from=other-classes: record a soft label per image (target class weight "
+                           "strength**soft_label_gamma, the source class the rest) for label_mode='soft' training.")
+    soft_label_gamma: float = fit_neutral_field(
+        0.5, gt=0, description="Exponent of the soft label: target weight = strength**gamma (Diff-Mix's annotation).")
+    fine_tune: bool = Field(
+        True, description="Fine-tune an adapter per concept (LoRA or embedding). false: nothing is trained, the base "
+                          "model generates from the concept's text (real-guidance); training options are ignored.")
+    recipe: Literal["da-fusion", "real-guidance", "diff-mix"] | None = fit_neutral_field(
+        None,
+        description="Named method from the literature (docs/recipes.md): da-fusion (strength 0.5 from the class's own "
+                    "images), real-guidance (no fine-tuning, strength 0.5 from real images), diff-mix (other classes' "
+                    "images translated at strength 0.7, soft labels). Options you set explicitly override it.")
+
+    @model_validator(mode="after")
+    def _apply_recipe(self) -> ImageGuidanceOptions:
+        """Fill the recipe's options that the user did not set (``model_fields_set``)."""
+        for key, value in RECIPES.get(self.recipe or "", {}).items():
+            if key not in self.model_fields_set:
+                object.__setattr__(self, key, value)  # frozen model; recipe values are valid by construction
+        return self
+
+
+class DiffusionOptions(SamplingOptions, ImageGuidanceOptions, DiffusionTrainingOptions):
     """Options of a Stable Diffusion fine-tuning generator (loading, training, prompts, sampling)."""
 
     # -- the base model ------------------------------------------------------------------
