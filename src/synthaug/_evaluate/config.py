@@ -60,8 +60,13 @@ class TrainConfig:
     augment: bool = True
     threads: int | None = None
     select: str = "balanced_accuracy"
+    #: "hard": cross-entropy on class indices; "soft": cross-entropy on probability targets (a
+    #: synthetic image's ``soft_label``, one-hot for every other image; see docs/recipes.md).
+    label_mode: str = "hard"
 
     def __post_init__(self) -> None:
+        if self.label_mode not in ("hard", "soft"):
+            raise InvalidParameterError("--label-mode", self.label_mode, "'hard' or 'soft'")
         if self.backend not in BACKENDS:
             raise InvalidParameterError("--backend", self.backend, "'torch' or 'keras'")
         if self.factory is None and self.model not in MODELS:
