@@ -120,3 +120,32 @@ def test_balance_with_the_da_fusion_recipe_on_the_skin_lesions(skin_lesions, tin
         assert r["strength"] == 0.5 and r["init_class"] == "dermatofibroma" and "soft_label" not in r
         assert r["init_image"].startswith("dermatofibroma/") and (skin_lesions / r["init_image"]).is_file()
         assert r["options"]["recipe"] == "da-fusion" and "<dermatofibroma>" in r["prompt"]
+
+
+@pytest.mark.slow
+def test_evaluate_strengths_gives_one_experiment_per_strength_sharing_the_adapters(split_root, tiny_sd15_model,
+                                                                                  tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # main() replaces it
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(split_root), "--out", str(out), "-e", "upsample", "--strengths", "0.5,1",
+            "-g", "lora-sd15", "-o", f"base_model={tiny_sd15_model}", "-o", "max_train_steps=2", "-o", "resolution=32",
+            "-o", "num_inference_steps=2", "-o", "validation_images=0", "--steps", "2", "--eval-every", "1",
+            "--image-size", "16", "--batch-size", "8", "--threads", "1", "--quiet", "--no-plots"]
+    assert main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["experiments"]) == ["baseline", "upsample", "strength-0.5", "strength-1"]
+    for name, strength in (("strength-0.5", 0.5), ("strength-1", 1.0)):
+        e = report["experiments"][name]
+        assert e["kind"] == "strength" and e["strength"] == strength
+        assert e["source"] == f"generator:lora-sd15@strength={strength:g}"
+        assert e["vs_baseline"]["balanced_accuracy"]["verdict"] in {"better", "worse", "no evidence"}
+        assert report["synthetic_sources"][e["source"]]["options"]["strength"] == strength
+    work = next(out.glob("work/**/synthetic-lora-sd15@strength=0.5")).parent
+    guided = _records(work / "synthetic-lora-sd15@strength=0.5")
+    plain = _records(work / "synthetic-lora-sd15@strength=1")
+    assert {r["strength"] for r in guided} == {0.5} and all("init_image" not in r for r in plain)
+    # the two strengths used the same adapters, trained once, in the shared fits folder
+    shared = work / "fits-lora-sd15"
+    assert {r["adapter_sha256"] for r in guided} == {r["adapter_sha256"] for r in plain}
+    assert sorted(p.parent.name for p in shared.glob("*/artifact.json")) == ["b", "c"]
+    assert not list(work.glob("synthetic-lora-sd15@*.synthaug/fits"))

@@ -128,6 +128,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["model"] = self.model_name
+        if out["label_mode"] == "hard":  # the default: left out, so results cached before it existed stay valid
+            del out["label_mode"]
         return out
 
 
@@ -137,7 +139,8 @@ class EvaluationConfig:
 
     Experiments: ``experiments`` names kinds from the experiment registry (``baseline`` always
     runs first); ``shares``/``proportion_mode`` expand ``proportion``; ``upsample`` says which
-    classes ``upsample``/``classic`` fill. Synthetic images come from ``generator`` (fitted per
+    classes ``upsample``/``classic`` fill; ``strengths`` expand ``strength`` (one experiment per img2img
+    strength of the generator). Synthetic images come from ``generator`` (fitted per
     split on its training images, with ``generator_options``) or from ``synthetic`` folders
     (one per split). Splits: ``splits`` random splits (``val``/``test`` fractions), or
     ``repeats`` x ``folds`` repeated k-fold, or a ``splits_file``; ``groups``
@@ -149,6 +152,7 @@ class EvaluationConfig:
     shares: Sequence[float] = ()
     proportion_mode: str = "replace"
     upsample: str = "auto"
+    strengths: Sequence[float] = ()
     generator: str | None = None
     generator_options: Mapping[str, Any] | None = None
     synthetic: Sequence[str | os.PathLike[str]] = ()
@@ -194,6 +198,7 @@ class EvaluationConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("train", "command")}
         out["experiments"] = list(self.experiments)
         out["shares"] = list(self.shares)
+        out["strengths"] = list(self.strengths)
         out["synthetic"] = [str(p) for p in self.synthetic]
         out["splits_file"] = None if self.splits_file is None else str(self.splits_file)
         out["generator_options"] = dict(self.generator_options or {})
