@@ -107,6 +107,11 @@ class SyntheticAugmenter:
         Worker processes for a CPU generator with ``parallel_generation`` (``classic``);
         default: the usable CPU cores, at most 8. The output is the same for any value
         (see :mod:`synthaug._generation_pool`).
+    metadata:
+        A CSV with one row per image (matched by file stem through a ``path``/``image_id``
+        column) whose columns a diffusion generator's ``prompt_template`` may name, e.g.
+        ``"a dermoscopic image of {dx} on the {localization}"``: training captions each image
+        with its own row, generation samples rows per new image (see :mod:`synthaug._metadata`).
     """
 
     def __init__(
@@ -124,8 +129,11 @@ class SyntheticAugmenter:
         progress: Progress | None = None,
         concepts: ConceptStrategy | None = None,
         workers: int | None = None,
+        metadata: str | os.PathLike[str] | None = None,
     ) -> None:
         self.generator_spec = generator
+        #: Per-image metadata CSV for attribute prompts (see :mod:`synthaug._metadata`), or None.
+        self.metadata = Path(metadata) if metadata is not None else None
         self.generator_options = generator_options
         self.policy = make_policy(policy) if policy is not None else MinorityUpsampling("auto")
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -195,7 +203,12 @@ class SyntheticAugmenter:
         by_class = train.paths_by_class()
         concepts, quotas = self.concept_strategy.concepts(by_class, needed, generator=self.generator,
                                                           seed=self.random_state, progress=self.progress)
-        return [with_training_context(c, by_class, train.root) for c in concepts], quotas
+        metadata = None
+        if self.metadata is not None:
+            from ._metadata import read_metadata
+
+            metadata = read_metadata(self.metadata)
+        return [with_training_context(c, by_class, train.root, metadata) for c in concepts], quotas
 
     def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
         g = self.generator

@@ -169,14 +169,19 @@ def concepts_from(subgroups: str | int | SubgroupSetting | None = "none", *, max
     return Subgroups(setting, features=features) if setting.active else ByClass()
 
 
-def with_training_context(concept: Concept, by_class: ClassPaths, root: str | os.PathLike[str] | None) -> Concept:
-    """``concept`` with its data ``root`` and the training images of every other class
-    (``other_images``, for ``init_from=other-classes``); ``by_class`` must be the training split."""
+def with_training_context(concept: Concept, by_class: ClassPaths, root: str | os.PathLike[str] | None,
+                          metadata: Mapping[str, Mapping[str, str]] | None = None) -> Concept:
+    """``concept`` with its data ``root``, the training images of every other class
+    (``other_images``, for ``init_from=other-classes``) and, with ``metadata`` (image stem -> row),
+    each image's row (``attributes``); ``by_class`` must be the training split."""
     from dataclasses import replace
+
+    from ._metadata import image_attributes
 
     others = tuple((label, tuple(sorted(Path(p) for p in paths))) for label, paths in sorted(by_class.items())
                    if label != concept.label and paths)
-    return replace(concept, root=None if root is None else Path(root), other_images=others)
+    attributes = image_attributes(metadata, concept.images) if metadata is not None else ()
+    return replace(concept, root=None if root is None else Path(root), other_images=others, attributes=attributes)
 
 
 def validate_concepts(concepts: ConceptStrategy | None) -> ConceptStrategy:

@@ -126,6 +126,8 @@ class Concept:
     (``init_image`` in the manifest), and ``other_images``, the *training* images of the other
     classes as ``((label, (path, ...)), ...)`` (``init_from=other-classes``, Diff-Mix). The
     augmenter fills both from the training split only; a val/test image is never among them.
+    ``attributes`` (with ``metadata=``) holds each training image's metadata row
+    (``{column: value}``, aligned with ``images``) for attribute prompts.
     """
 
     name: str
@@ -134,6 +136,7 @@ class Concept:
     text: str = ""
     root: Path | None = field(default=None, compare=False)
     other_images: tuple[tuple[str, tuple[Path, ...]], ...] = field(default=(), compare=False, repr=False)
+    attributes: tuple[Mapping[str, str], ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "images", tuple(Path(p) for p in self.images))

@@ -61,7 +61,7 @@ def generate_images(
     pipe: Callable[..., Any],
     seeds: Sequence[int],
     *,
-    prompt: str,
+    prompt: str | Callable[[int], str],
     negative_prompt: str = "",
     batch_size: int = 1,
     max_retries: int = 3,
@@ -76,7 +76,8 @@ def generate_images(
     is still defective after ``max_retries``, ``defect``.
 
     ``init_image(seed)`` (img2img) gives the source image of the image of ``seed``; a
-    regeneration keeps the source of the original seed and draws new noise.
+    regeneration keeps the source of the original seed and draws new noise. ``prompt`` may be
+    a function of the seed (attribute prompts); a regeneration keeps the original seed's prompt.
     """
     import torch
 
@@ -86,7 +87,7 @@ def generate_images(
         images = {"image": [init_image(s) for s in originals]} if init_image is not None else {}
         with torch.inference_mode():
             out = pipe(
-                prompt=[prompt] * len(batch),
+                prompt=[prompt(s) for s in originals] if callable(prompt) else [prompt] * len(batch),
                 negative_prompt=[negative_prompt] * len(batch) if negative_prompt else None,
                 generator=cpu_generators(batch),
                 output_type="np",
