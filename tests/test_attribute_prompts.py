@@ -72,6 +72,15 @@ def test_each_metadata_error_is_clear(folder, tiny_sd15_model, tmp_path, templat
     assert not list((tmp_path / "work").rglob("*.safetensors"))  # failed before training
 
 
+def test_a_template_naming_columns_without_metadata_is_an_error(tiny_sd15_model, folder, tmp_path) -> None:
+    from synthaug_lora_sd15 import LoraSD15Generator
+
+    root, _ = folder
+    gen = LoraSD15Generator(base_model=str(tiny_sd15_model), prompt_template=TEMPLATE, **FAST)
+    with pytest.raises(InvalidOptionsError, match=r"names dx, site, age but no metadata was given.*--metadata"):
+        gen.fit([Concept("b", "b", tuple(sorted((root / "b").glob("*.png"))))], tmp_path / "work")
+
+
 def test_a_template_with_concept_needs_no_class_column(folder, tiny_sd15_model) -> None:
     from synthaug_lora_sd15 import LoraSD15Generator
 

@@ -18,15 +18,22 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .._errors import InvalidOptionsError
 from .._generator import Concept, derive_seed
-from .._metadata import check_attributes, fill_template
+from .._metadata import check_attributes, fill_template, template_fields
 
 __all__ = ["attribute_fields", "captions_digest", "sampled_attributes", "training_captions"]
 
 
 def attribute_fields(template: str, concept: Concept) -> list[str]:
-    """The metadata columns ``template`` uses for ``concept`` (checked), or ``[]`` for none."""
+    """The metadata columns ``template`` uses for ``concept`` (checked), or ``[]`` for none; a template
+    naming columns without metadata is an :class:`~synthaug.InvalidOptionsError`."""
     if not concept.attributes:
+        named = [f for f in template_fields(template) if f != "concept"]
+        if named:
+            raise InvalidOptionsError(f"option prompt_template={template!r} names {', '.join(named)} but no metadata "
+                                      "was given: pass the CSV with --metadata FILE.csv (or metadata=), or use only "
+                                      "{concept}")
         return []
     return check_attributes(template, concept.name, concept.label, concept.images, concept.attributes)
 
