@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._augmented import AugmentedDataset, synthetic_samples
-from ._concepts import ConceptStrategy, validate_concepts, with_training_context
+from ._concepts import ConceptStrategy, training_contexts, validate_concepts
 from ._dataset import Dataset, Sample
 from ._errors import InvalidParameterError
 from ._generation import fit_generator, generate_missing
@@ -108,10 +108,8 @@ class SyntheticAugmenter:
         default: the usable CPU cores, at most 8. The output is the same for any value
         (see :mod:`synthaug._generation_pool`).
     metadata:
-        A CSV with one row per image (matched by file stem through a ``path``/``image_id``
-        column) whose columns a diffusion generator's ``prompt_template`` may name, e.g.
-        ``"a dermoscopic image of {dx} on the {localization}"``: training captions each image
-        with its own row, generation samples rows per new image (see :mod:`synthaug._metadata`).
+        A CSV of per-image attributes (rows matched by file stem) that a diffusion generator's
+        ``prompt_template`` may name, e.g. ``"... of {dx} on the {localization}"`` (:mod:`synthaug._metadata`).
     """
 
     def __init__(
@@ -132,7 +130,6 @@ class SyntheticAugmenter:
         metadata: str | os.PathLike[str] | None = None,
     ) -> None:
         self.generator_spec = generator
-        #: Per-image metadata CSV for attribute prompts (see :mod:`synthaug._metadata`), or None.
         self.metadata = Path(metadata) if metadata is not None else None
         self.generator_options = generator_options
         self.policy = make_policy(policy) if policy is not None else MinorityUpsampling("auto")
@@ -203,12 +200,7 @@ class SyntheticAugmenter:
         by_class = train.paths_by_class()
         concepts, quotas = self.concept_strategy.concepts(by_class, needed, generator=self.generator,
                                                           seed=self.random_state, progress=self.progress)
-        metadata = None
-        if self.metadata is not None:
-            from ._metadata import read_metadata
-
-            metadata = read_metadata(self.metadata)
-        return [with_training_context(c, by_class, train.root, metadata) for c in concepts], quotas
+        return training_contexts(concepts, by_class, train.root, self.metadata), quotas
 
     def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
         g = self.generator
