@@ -126,6 +126,8 @@ def test_balance_trains_on_captions_and_samples_attributes_per_image(folder, tin
     artifact = json.loads(next((out.parent / "out.synthaug" / "fits" / "lora-sd15").glob("b/artifact.json")).read_text())
     captions = [TEMPLATE.format(**row) for row in b_rows]
     assert artifact["captions_sha256"] == hashlib.sha256(json.dumps(captions).encode()).hexdigest()
+    run = json.loads((out / "plan.json").read_text())["run"]  # other metadata: another run
+    assert run["metadata_sha256"] == hashlib.sha256(csv_path.read_bytes()).hexdigest()
     # the fit is reused with the same metadata; changed captions mean a new fit
     from synthaug_lora_sd15 import LoraSD15Generator
 

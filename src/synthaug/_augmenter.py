@@ -22,7 +22,7 @@ from ._concepts import ConceptStrategy, training_contexts, validate_concepts
 from ._dataset import Dataset, Sample
 from ._errors import InvalidParameterError
 from ._generation import fit_generator, generate_missing
-from ._generator import Concept, Generator, GeneratorOptions
+from ._generator import Concept, Generator, GeneratorOptions, file_digest
 from ._inputs import RunInputs, check_no_leakage, read_inputs
 from ._outdir import RunState, claim_output, input_roots, open_run_folder, storage_error
 from ._policy import MinorityUpsampling, Plan, Policy, make_policy
@@ -108,8 +108,7 @@ class SyntheticAugmenter:
         default: the usable CPU cores, at most 8. The output is the same for any value
         (see :mod:`synthaug._generation_pool`).
     metadata:
-        A CSV of per-image attributes (rows matched by file stem) that a diffusion generator's
-        ``prompt_template`` may name, e.g. ``"... of {dx} on the {localization}"`` (:mod:`synthaug._metadata`).
+        CSV of per-image attributes a diffusion ``prompt_template`` may name (:mod:`synthaug._metadata`).
     """
 
     def __init__(
@@ -203,9 +202,10 @@ class SyntheticAugmenter:
         return training_contexts(concepts, by_class, train.root, self.metadata), quotas
 
     def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
-        g = self.generator
-        strategy = self.concept_strategy
+        g, strategy = self.generator, self.concept_strategy
         extra = {"subgroups": strategy.describe()} if strategy.active else {}
+        if self.metadata is not None:  # other metadata: another run (prompts and captions change)
+            extra["metadata_sha256"] = file_digest(self.metadata)
         return {
             "generator": {"name": g.name, "options": g.options.model_dump(mode="json")},
             "policy": dict(plan.policy),
