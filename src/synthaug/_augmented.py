@@ -143,7 +143,8 @@ class AugmentedDataset(Sequence[Sample]):
         ``split``: ``"train"`` (real + synthetic), ``"val"`` or ``"test"`` (real only: asking
         for synthetic mixing there raises :class:`~synthaug._errors.LeakageError`).
         ``image``: float32 CxHxW in [0, 1] resized to ``image_size`` (int or (height, width)),
-        or ``transform(pil_image)``. ``label``: index in :attr:`class_to_index`.
+        or ``transform(pil_image)``. ``label``: index in :attr:`class_to_index` (``label_mode="soft"``:
+        a float32 probability vector, a synthetic image's ``soft_label`` or one-hot).
         ``mixing="concat"`` serves real then synthetic samples; ``mixing="probability"`` serves
         each real sample, replaced with probability ``p`` by a synthetic one of its class
         (call ``set_epoch`` per epoch, or use :meth:`to_torch_loader`, which does).
@@ -175,7 +176,8 @@ class AugmentedDataset(Sequence[Sample]):
         """A prefetched ``tf.data.Dataset`` of ``(images, labels[, weights][, is_synthetic])``.
 
         Images are float32 (B, H, W, 3) in [0, 255] decoded with ``tf.io``; labels are int32
-        indices of :attr:`class_to_index` or one-hot (``label_mode="categorical"``).
+        indices of :attr:`class_to_index`, one-hot (``label_mode="categorical"``) or probability
+        vectors (``label_mode="soft"``: a synthetic image's ``soft_label``, one-hot otherwise).
         ``shuffle`` defaults to True for the training split. Mixing, weights and the
         real-only rule for ``val``/``test`` are as in :meth:`to_torch`; probability draws
         change every epoch and are reproducible from ``seed``.

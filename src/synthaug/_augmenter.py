@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ._augmented import AugmentedDataset, synthetic_samples
-from ._concepts import ConceptStrategy, validate_concepts
+from ._concepts import ConceptStrategy, training_contexts, validate_concepts
 from ._dataset import Dataset, Sample
 from ._errors import InvalidParameterError
 from ._generation import fit_generator, generate_missing
-from ._generator import Concept, Generator, GeneratorOptions
+from ._generator import Concept, Generator, GeneratorOptions, file_digest
 from ._inputs import RunInputs, check_no_leakage, read_inputs
 from ._outdir import RunState, claim_output, input_roots, open_run_folder, storage_error
 from ._policy import MinorityUpsampling, Plan, Policy, make_policy
@@ -107,6 +107,8 @@ class SyntheticAugmenter:
         Worker processes for a CPU generator with ``parallel_generation`` (``classic``);
         default: the usable CPU cores, at most 8. The output is the same for any value
         (see :mod:`synthaug._generation_pool`).
+    metadata:
+        CSV of per-image attributes a diffusion ``prompt_template`` may name (:mod:`synthaug._metadata`).
     """
 
     def __init__(
@@ -124,8 +126,10 @@ class SyntheticAugmenter:
         progress: Progress | None = None,
         concepts: ConceptStrategy | None = None,
         workers: int | None = None,
+        metadata: str | os.PathLike[str] | None = None,
     ) -> None:
         self.generator_spec = generator
+        self.metadata = Path(metadata) if metadata is not None else None
         self.generator_options = generator_options
         self.policy = make_policy(policy) if policy is not None else MinorityUpsampling("auto")
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -192,13 +196,16 @@ class SyntheticAugmenter:
         quota of 0 are left out.
         """
         needed = {label: cp.synthetic for label, cp in plan.classes.items() if cp.synthetic > 0}
-        return self.concept_strategy.concepts(train.paths_by_class(), needed, generator=self.generator,
-                                              seed=self.random_state, progress=self.progress)
+        by_class = train.paths_by_class()
+        concepts, quotas = self.concept_strategy.concepts(by_class, needed, generator=self.generator,
+                                                          seed=self.random_state, progress=self.progress)
+        return training_contexts(concepts, by_class, train.root, self.metadata), quotas
 
     def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
-        g = self.generator
-        strategy = self.concept_strategy
+        g, strategy = self.generator, self.concept_strategy
         extra = {"subgroups": strategy.describe()} if strategy.active else {}
+        if self.metadata is not None:  # other metadata: another run (prompts and captions change)
+            extra["metadata_sha256"] = file_digest(self.metadata)
         return {
             "generator": {"name": g.name, "options": g.options.model_dump(mode="json")},
             "policy": dict(plan.policy),

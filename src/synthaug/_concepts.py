@@ -23,7 +23,8 @@ from ._generator import Concept
 from ._progress import NULL_PROGRESS, Progress
 from ._subgroups import SubgroupAssignment, SubgroupSetting, parse_subgroups
 
-__all__ = ["ByClass", "ConceptStrategy", "Subgroups", "concepts_from", "validate_concepts"]
+__all__ = ["ByClass", "ConceptStrategy", "Subgroups", "concepts_from", "training_contexts", "validate_concepts",
+           "with_training_context"]
 
 ClassPaths = Mapping[str, Sequence[Path]]
 
@@ -167,6 +168,30 @@ def concepts_from(subgroups: str | int | SubgroupSetting | None = "none", *, max
     setting = parse_subgroups(subgroups, max_subgroups=max_subgroups, min_group_size=min_group_size,
                               min_silhouette=min_silhouette, features=_feature_name(features))
     return Subgroups(setting, features=features) if setting.active else ByClass()
+
+
+def with_training_context(concept: Concept, by_class: ClassPaths, root: str | os.PathLike[str] | None,
+                          metadata: Mapping[str, Mapping[str, str]] | None = None) -> Concept:
+    """``concept`` with its data ``root``, the training images of every other class
+    (``other_images``, for ``init_from=other-classes``) and, with ``metadata`` (image stem -> row),
+    each image's row (``attributes``); ``by_class`` must be the training split."""
+    from dataclasses import replace
+
+    from ._metadata import image_attributes
+
+    others = tuple((label, tuple(sorted(Path(p) for p in paths))) for label, paths in sorted(by_class.items())
+                   if label != concept.label and paths)
+    attributes = image_attributes(metadata, concept.images) if metadata is not None else ()
+    return replace(concept, root=None if root is None else Path(root), other_images=others, attributes=attributes)
+
+
+def training_contexts(concepts: Sequence[Concept], by_class: ClassPaths, root: str | os.PathLike[str] | None,
+                      metadata: str | os.PathLike[str] | None = None) -> list[Concept]:
+    """:func:`with_training_context` of every concept, with the ``metadata`` CSV (if any) read once."""
+    from ._metadata import read_metadata
+
+    rows = read_metadata(metadata) if metadata is not None else None
+    return [with_training_context(c, by_class, root, rows) for c in concepts]
 
 
 def validate_concepts(concepts: ConceptStrategy | None) -> ConceptStrategy:

@@ -120,15 +120,29 @@ class Concept:
     ``name`` is unique within a run (``"melanoma"`` or ``"melanoma~1"`` for a sub-group),
     ``label`` is the class the generated images belong to, ``images`` the training images.
     ``text`` is the human phrase for prompts (the label with ``_`` as spaces by default).
+
+    Two optional fields serve generation guided by real images (they take no part in
+    equality or hashing): ``root``, the data root the image paths are recorded relative to
+    (``init_image`` in the manifest), and ``other_images``, the *training* images of the other
+    classes as ``((label, (path, ...)), ...)`` (``init_from=other-classes``, Diff-Mix). The
+    augmenter fills both from the training split only; a val/test image is never among them.
+    ``attributes`` (with ``metadata=``) holds each training image's metadata row
+    (``{column: value}``, aligned with ``images``) for attribute prompts.
     """
 
     name: str
     label: str
     images: tuple[Path, ...] = ()
     text: str = ""
+    root: Path | None = field(default=None, compare=False)
+    other_images: tuple[tuple[str, tuple[Path, ...]], ...] = field(default=(), compare=False, repr=False)
+    attributes: tuple[Mapping[str, str], ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
+        object.__setattr__(self, "root", None if self.root is None else Path(self.root))
+        object.__setattr__(self, "other_images", tuple(
+            (str(label), tuple(Path(p) for p in paths)) for label, paths in self.other_images))
         if not self.text:
             object.__setattr__(self, "text", self.label.replace("_", " "))
 

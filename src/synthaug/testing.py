@@ -14,6 +14,8 @@
   :mod:`synthaug.diffusion._testing` and are re-exported here when diffusers is installed.
 - :func:`diffusion_plugin_fixtures`: the session fixtures a diffusion plugin's tests share (a
   tiny model, quick options, small concepts, a fitted generator), for its ``conftest.py``.
+- :func:`check_img2img_matches_diffusers`: a diffusion generator's img2img image (``strength`` < 1)
+  equals, pixel for pixel, a direct call of diffusers' img2img pipeline with the same adapter.
 - :func:`check_balance_cli`: ``synthaug balance`` with a generator, end to end, in this process,
   checked against its plan; returns the manifest records for the plugin's own checks.
 
@@ -39,8 +41,8 @@ from ._lazy import lazy_attributes
 #: (diffusers and transformers load only when one is used).
 _TINY_MODELS = ("tiny_clip_tokenizer", "tiny_flux", "tiny_sd3", "tiny_sd15", "tiny_sdxl", "tiny_t5_tokenizer", "tiny_vae")
 
-__all__ = [*_conformance_names, "InterruptAfter", "check_balance_cli", "check_resume", "diffusion_plugin_fixtures",
-           *_TINY_MODELS]
+__all__ = [*_conformance_names, "InterruptAfter", "check_balance_cli", "check_img2img_matches_diffusers",
+           "check_resume", "diffusion_plugin_fixtures", *_TINY_MODELS]
 
 
 __getattr__, _ = lazy_attributes(__name__, dict.fromkeys(_TINY_MODELS, ".diffusion._testing"), anchor=__package__)
@@ -187,3 +189,49 @@ def check_balance_cli(data: str | Path, out: str | Path, generator: str, options
         if "base_model" in options:
             assert record["base_model"] == str(options["base_model"]), record
     return records
+
+
+def check_img2img_matches_diffusers(fitted: Generator, concept: Concept, *, img2img_class: str,
+                                    load_adapter: Callable[[Any, Path], None], strength: float = 0.6,
+                                    seeds: tuple[int, ...] = (3, 11), load_kwargs: Mapping[str, Any] | None = None,
+                                    call_kwargs: Mapping[str, Any] | None = None) -> list[Any]:
+    """Check that ``fitted``'s images at ``strength`` equal diffusers' own img2img pipeline's, pixel for pixel.
+
+    ``fitted`` is a diffusion generator fitted on ``concept`` (at any strength: strength is
+    fit-neutral). A second instance with ``strength`` generates from the same artifacts; then
+    ``diffusers.<img2img_class>.from_pretrained(base_model, **load_kwargs)``, with the adapter
+    loaded by ``load_adapter(pipe, concept_folder)``, is called for each seed with the source the
+    record names (squared as training images are), the recorded prompt, ``strength`` and a CPU
+    generator seeded with the seed (``call_kwargs`` added). Also checks that the source is a
+    training image of ``concept`` and that the same seed gives the same image again.
+    Returns synthaug's :class:`~synthaug.GeneratedImage` items.
+    """
+    import diffusers
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    o = fitted.options
+    gen = type(fitted)(fitted.options.model_dump(exclude_unset=True), strength=strength)
+    gen.work_dir = fitted.work_dir
+    items = list(gen.generate(concept, list(seeds)))
+    again = list(gen.generate(concept, [seeds[0]]))
+    record = gen.record(concept)
+    gen.close()
+    assert np.array_equal(np.asarray(again[0].image), np.asarray(items[0].image)), "same seed, different image"
+    pipe = getattr(diffusers, img2img_class).from_pretrained(o.base_model, dtype=torch.float32,
+                                                             **dict(load_kwargs or {}))
+    pipe.set_progress_bar_config(disable=True)
+    load_adapter(pipe, fitted.concept_dir(concept))
+    for item in items:
+        meta = item.metadata
+        assert meta["strength"] == strength and Path(meta["init_image"]) in set(concept.images), meta
+        with Image.open(meta["init_image"]) as image:
+            source = image.convert("RGB").resize((o.resolution, o.resolution), Image.Resampling.BICUBIC)
+        expected = pipe(prompt=record["prompt"], negative_prompt=o.negative_prompt or None, image=source,
+                        strength=strength, num_inference_steps=o.num_inference_steps,
+                        guidance_scale=o.guidance_scale, generator=torch.Generator("cpu").manual_seed(item.seed),
+                        **dict(call_kwargs or {})).images[0]
+        assert np.array_equal(np.asarray(expected), np.asarray(item.image)), (
+            f"{fitted.name}: img2img image of seed {item.seed} differs from diffusers' {img2img_class}")
+    return items

@@ -16,6 +16,10 @@ Mixing modes (training split only):
     one item per real sample; each time it is read, it is replaced with probability ``p`` by a
     synthetic sample of the same class drawn uniformly (classes without synthetic samples stay
     real). The draw changes every epoch and is reproducible from ``seed`` and the epoch.
+
+Soft labels (``label_mode="soft"``): each item's target is a probability vector over the
+classes: the ``soft_label`` of its manifest record (Diff-Mix translations, see
+docs/recipes.md) or, for every other image, the one-hot vector of its class.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ __all__ = [
     "adapter_options",
     "mixed_samples",
     "normalize_image_size",
+    "soft_target",
     "source_names",
 ]
 
@@ -92,6 +97,7 @@ class TorchOptions(MixingOptions):
     image_size: int | Sequence[int] | None = None
     transform: Callable[[Any], Any] | None = None
     cache: Any = False
+    label_mode: str = "int"
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,10 @@ class MixedSamples:
             return sample
         return pool[rng.randrange(len(pool))]
 
+    def target_of(self, sample: Sample) -> list[float]:
+        """The probability target of ``sample`` (see :func:`soft_target`)."""
+        return soft_target(sample, self.class_to_index)
+
     def weight_of(self, sample: Sample) -> float:
         """``synthetic_weight`` for synthetic samples, 1.0 for real ones."""
         if self.synthetic_weight is not None and sample.is_synthetic:
@@ -185,6 +195,25 @@ class MixedSamples:
         """Every sample that can be served (base plus replacement pools)."""
         extra = tuple(s for pool in self.synthetic_by_class.values() for s in pool)
         return self.base + extra
+
+
+def soft_target(sample: Sample, class_to_index: Mapping[str, int]) -> list[float]:
+    """``sample``'s target as probabilities over the classes: its record's ``soft_label``
+    (``{class: weight}``, weights >= 0 summing to 1) or the one-hot vector of its class.
+    A soft label naming an unknown class, or with bad weights, is an :class:`InvalidParameterError`."""
+    target = [0.0] * len(class_to_index)
+    soft = (sample.provenance or {}).get("soft_label")
+    if not soft:
+        target[class_to_index[sample.label]] = 1.0
+        return target
+    unknown = sorted(set(soft) - set(class_to_index))
+    weights = [float(w) for w in soft.values()]
+    if unknown or min(weights) < 0 or abs(sum(weights) - 1.0) > 1e-6:
+        raise InvalidParameterError("soft_label", dict(soft), f"weights >= 0 summing to 1 over the classes "
+                                    f"{sorted(class_to_index)} (image {sample.path})")
+    for label, weight in soft.items():
+        target[class_to_index[label]] = float(weight)
+    return target
 
 
 def _check_real_only(samples: Sequence[Sample], split: str) -> None:

@@ -5,7 +5,8 @@
 
 Elements are batches of ``(images, labels)``: images float32 ``(B, H, W, 3)`` in ``[0, 255]``
 (as ``keras.utils.image_dataset_from_directory`` gives them), labels int32 class indices or
-one-hot float32 (``label_mode="categorical"``). With ``synthetic_weight`` a per-sample
+one-hot float32 (``label_mode="categorical"``) or float32 probability vectors (``label_mode="soft"``:
+the record's ``soft_label``, one-hot for other images). With ``synthetic_weight`` a per-sample
 weight follows (Keras reads ``(x, y, sample_weight)``); with ``return_is_synthetic=True`` a
 bool flag per sample comes last (for inspection; do not pass that form to ``fit``). Images hold
 the pixels of synthaug's one decoder (:func:`synthaug._imageio.decode_image`: EXIF orientation,
@@ -31,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["make_tf_dataset", "jpeg_ratio"]
 
-LABEL_MODES = ("int", "categorical")
+LABEL_MODES = ("int", "categorical", "soft")
 
 
 def _tf():
@@ -88,8 +89,9 @@ def _decoder(size: tuple[int, int] | None, ratio: int | None):
     return decode
 
 
-def _selector(mixed: MixedSamples, n_classes: int):
-    """(real index, seed pair) -> (path, label, is_synthetic) with probability replacement."""
+def _selector(mixed: MixedSamples, n_classes: int, soft_labels: bool = False):
+    """(real index, seed pair) -> (path, label, is_synthetic) with probability replacement
+    (``soft_labels``: the label is the served sample's probability target)."""
     tf = _tf()
     real_paths = tf.constant([str(s.path) for s in mixed.base])
     real_labels = tf.constant([mixed.label_of(s) for s in mixed.base], dtype=tf.int32)
@@ -103,6 +105,11 @@ def _selector(mixed: MixedSamples, n_classes: int):
     offsets_t = tf.constant(offsets, dtype=tf.int32)
     counts_t = tf.constant(counts, dtype=tf.int32)
     p = float(mixed.p)
+    soft = None
+    if soft_labels:
+        pool = [s for k in range(n_classes) for s in mixed.synthetic_by_class.get(k, ())]
+        soft = (tf.constant([mixed.target_of(s) for s in mixed.base], dtype=tf.float32),
+                tf.constant([mixed.target_of(s) for s in pool] or [[0.0] * n_classes], dtype=tf.float32))
 
     def select(index, seed):
         label = real_labels[index]
@@ -111,7 +118,10 @@ def _selector(mixed: MixedSamples, n_classes: int):
         replace = tf.logical_and(draws[0] < p, count > 0)
         pick = offsets_t[label] + tf.minimum(tf.cast(draws[1] * tf.cast(count, tf.float32), tf.int32),
                                              tf.maximum(count - 1, 0))
-        path = tf.where(replace, synth_paths[tf.minimum(pick, tf.size(synth_paths) - 1)], real_paths[index])
+        pick = tf.minimum(pick, tf.size(synth_paths) - 1)
+        path = tf.where(replace, synth_paths[pick], real_paths[index])
+        if soft is not None:  # the probability target of the sample served
+            label = tf.where(replace, soft[1][pick], soft[0][index])
         return path, label, replace
 
     return select
@@ -124,7 +134,7 @@ def make_tf_dataset(data: AugmentedData, split: str = "train", **keywords: Any) 
     o = adapter_options(TfOptions, keywords, "to_tf()")
     size = normalize_image_size(o.image_size)
     if o.label_mode not in LABEL_MODES:
-        raise InvalidParameterError("label_mode", o.label_mode, "'int' or 'categorical'")
+        raise InvalidParameterError("label_mode", o.label_mode, "'int', 'categorical' or 'soft'")
     batch_size = o.batch_size
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
         raise InvalidParameterError("batch_size", batch_size, "a positive integer or None (unbatched)")
@@ -142,6 +152,7 @@ def make_tf_dataset(data: AugmentedData, split: str = "train", **keywords: Any) 
 
     def finish(image, label, syn):
         target = tf.one_hot(label, n_classes, dtype=tf.float32) if label_mode == "categorical" else label
+        # label_mode="soft": label is already the probability vector
         out: list[Any] = [image, target]
         if weight is not None:
             out.append(tf.where(syn, tf.constant(float(weight)), tf.constant(1.0)))
@@ -150,7 +161,7 @@ def make_tf_dataset(data: AugmentedData, split: str = "train", **keywords: Any) 
         return tuple(out)
 
     if mixed.mode == "probability":
-        select = _selector(mixed, n_classes)
+        select = _selector(mixed, n_classes, soft_labels=label_mode == "soft")
 
         def load(index, seed):
             path, label, syn = select(tf.cast(index, tf.int32), seed)
@@ -163,7 +174,8 @@ def make_tf_dataset(data: AugmentedData, split: str = "train", **keywords: Any) 
         ds = ds.map(load, num_parallel_calls=autotune)
     else:
         paths = tf.constant([str(s.path) for s in mixed.base])
-        labels = tf.constant([mixed.label_of(s) for s in mixed.base], dtype=tf.int32)
+        labels = (tf.constant([mixed.target_of(s) for s in mixed.base], dtype=tf.float32) if label_mode == "soft"
+                  else tf.constant([mixed.label_of(s) for s in mixed.base], dtype=tf.int32))
         flags = tf.constant([s.is_synthetic for s in mixed.base], dtype=tf.bool)
         ds = tf.data.Dataset.from_tensor_slices((paths, labels, flags))
         if cache:  # decode once, then reshuffle the decoded images every epoch

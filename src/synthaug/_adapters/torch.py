@@ -5,7 +5,8 @@
 
 Items are ``(image, label)``: ``image`` a float32 ``CxHxW`` tensor in ``[0, 1]`` (or whatever
 ``transform`` returns from the RGB PIL image), ``label`` the class index of
-``AugmentedDataset.class_to_index``. With ``synthetic_weight`` a per-sample weight follows
+``AugmentedDataset.class_to_index`` (``label_mode="soft"``: a float32 probability vector over the
+classes, the record's ``soft_label`` or one-hot). With ``synthetic_weight`` a per-sample weight follows
 (``synthetic_weight`` for synthetic images, 1.0 for real ones); with
 ``return_is_synthetic=True`` a bool flag comes last. torch is imported lazily: a missing
 installation raises :class:`~synthaug._errors.MissingDependencyError` with the pip command.
@@ -67,8 +68,10 @@ class SynthaugTorchDataset:
         transform: Callable[[Any], Any] | None = None,
         return_is_synthetic: bool = False,
         cache: ImageCache | None = None,
+        label_mode: str = "int",
     ) -> None:
         self.mixed = mixed
+        self.label_mode = label_mode
         self.image_size = image_size
         self.transform = transform
         self.return_is_synthetic = return_is_synthetic
@@ -120,7 +123,9 @@ class SynthaugTorchDataset:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         sample = self.mixed.draw(index % len(self), epoch)
-        out: list[Any] = [self._image(sample, as_uint8), self.mixed.label_of(sample)]
+        label = (torch.tensor(self.mixed.target_of(sample), dtype=torch.float32) if self.label_mode == "soft"
+                 else self.mixed.label_of(sample))
+        out: list[Any] = [self._image(sample, as_uint8), label]
         if self.mixed.synthetic_weight is not None:
             out.append(torch.tensor(self.mixed.weight_of(sample), dtype=torch.float32))
         if self.return_is_synthetic:
@@ -148,10 +153,15 @@ def make_torch_dataset(data: AugmentedData, split: str = "train", **keywords: An
     _torch()
     o = adapter_options(TorchOptions, keywords, "to_torch()")
     size = normalize_image_size(o.image_size)
+    if o.label_mode not in ("int", "soft"):
+        from .._errors import InvalidParameterError
+
+        raise InvalidParameterError("label_mode", o.label_mode, "'int' (class indices) or 'soft' (probability vectors)")
     mixed = mixed_samples(data, split, o)
     image_cache = ImageCache() if o.cache is True else (o.cache or None)
     dataset = SynthaugTorchDataset(mixed, image_size=size, transform=o.transform,
-                                   return_is_synthetic=o.return_is_synthetic, cache=image_cache)
+                                   return_is_synthetic=o.return_is_synthetic, cache=image_cache,
+                                   label_mode=o.label_mode)
     return _as_torch_dataset(dataset)
 
 

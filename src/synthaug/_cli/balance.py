@@ -47,13 +47,17 @@ from .common import (
               help="On a rerun, also decode every listed image (default: check size and SHA-256 only).")
 @click.option("--combined", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Also write DIR/<class>/ holding links to the real and the synthetic images (one class tree).")
+@click.option("--metadata", type=click.Path(path_type=Path), default=None, metavar="FILE.csv",
+              help="Per-image metadata (a path or image_id column, then attributes) whose columns the generator's "
+                   "prompt_template may name, e.g. -o 'prompt_template=a dermoscopic image of {dx} on the "
+                   "{localization}' (see docs/recipes.md).")
 @click.option("--workers", type=int, default=None,
               help="Worker processes for a CPU generator such as classic (default: the usable cores, at most 8); "
                    "the output is the same for any value.")
 def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy, targets, share, replace, strict,
                 seed: int, overwrite: bool, as_json: bool, quiet: bool, subgroups: str, max_subgroups: int,
                 min_group_size: int, subgroup_features: str, processes: int, verify: bool,
-                combined: Path | None, workers: int | None) -> None:
+                combined: Path | None, workers: int | None, metadata: Path | None) -> None:
     """Fit the generator on DATA's training images and write the synthetic images to --out."""
     from .._augmenter import SyntheticAugmenter
     from .._concepts import concepts_from
@@ -80,6 +84,7 @@ def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy
     with RichProgress(quiet=not show) as progress:
         augmenter = SyntheticAugmenter(gen, pol, out_dir=out, random_state=seed, overwrite=overwrite,
                                        verify=verify, strict=strict, progress=progress, workers=workers,
+                                       metadata=metadata,
                                        concepts=concepts_from(subgroups, max_subgroups=max_subgroups,
                                                               min_group_size=min_group_size,
                                                               features=subgroup_features))

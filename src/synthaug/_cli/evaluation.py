@@ -32,6 +32,19 @@ def _floats(text: str | None, option: str) -> list[float]:
     return out
 
 
+def _strengths(text: str | None) -> list[float]:
+    """``--strengths``: comma-separated numbers in (0, 1] (no percentages: 1 means strength 1.0)."""
+    out = []
+    for part in (text or "").replace(";", ",").split(","):
+        if part.strip():
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise InvalidParameterError("--strengths", text, "comma-separated numbers in (0, 1], e.g. "
+                                                                 "0.25,0.5,0.75,1.0") from None
+    return out
+
+
 def _names(values: tuple[str, ...]) -> list[str]:
     return [n.strip() for v in values for n in v.split(",") if n.strip()]
 
@@ -45,6 +58,10 @@ def _names(values: tuple[str, ...]) -> list[str]:
               "oversample, class-weights, classic (and any registered kind).")
 @click.option("--shares", default=None, metavar="LIST",
               help="Synthetic shares of the proportion experiment, e.g. 0.1,0.3,0.6,1.0 (or percentages).")
+@click.option("--strengths", default=None, metavar="LIST",
+              help="Img2img strengths of the generator, one experiment each (strength-S), e.g. 0.25,0.5,0.75,1.0.")
+@click.option("--label-mode", type=click.Choice(["hard", "soft"]), default="hard", show_default=True,
+              help="soft: train on the records' soft labels (Diff-Mix) with soft cross-entropy; hard: class indices.")
 @click.option("--proportion-mode", type=click.Choice(["replace", "add"]), default="replace", show_default=True,
               help="replace: same class sizes, a share of real images swapped for synthetic; add: synthetic added.")
 @click.option("--upsample", "upsample", default="auto", show_default=True, metavar="SPEC",
@@ -86,7 +103,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the test summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables.")
-def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, upsample, generator, options, synthetic,
+def evaluate_cmd(data: Path, out: Path, experiments, shares, strengths, label_mode, proportion_mode, upsample, generator, options, synthetic,
                  n_splits, repeats, folds, splits_file, val, test, groups, backend, model, alpha, weights,
                  image_size, batch_size, epochs, steps, eval_every, lr, no_augment, select, threads, jobs, seed,
                  strict, no_plots, as_json, quiet) -> None:
@@ -108,9 +125,11 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, up
         raise InvalidParameterError("-o/--option", list(options), "only together with --generator")
     config = TrainConfig(backend=backend, model=model, alpha=alpha, weights=weights, image_size=image_size,
                          batch_size=batch_size, epochs=epochs, steps=steps, eval_every=eval_every,
-                         learning_rate=lr, augment=not no_augment, threads=threads, select=select)
+                         learning_rate=lr, augment=not no_augment, threads=threads, select=select,
+                         label_mode=label_mode)
     evaluation = EvaluationConfig(
         experiments=_names(experiments), shares=_floats(shares, "--shares"), proportion_mode=proportion_mode,
+        strengths=_strengths(strengths),
         upsample=upsample, generator=generator, generator_options=generator_options, synthetic=list(synthetic),
         splits=n_splits, repeats=repeats, folds=folds, splits_file=splits_file, val=val, test=test, groups=groups,
         train=config, seed=seed, strict=strict, plots=not no_plots, jobs=jobs, command=command_line(),

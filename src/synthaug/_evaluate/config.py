@@ -74,8 +74,13 @@ class TrainConfig:
     augment: bool = True
     threads: int | None = None
     select: str = "balanced_accuracy"
+    #: "hard": cross-entropy on class indices; "soft": cross-entropy on probability targets (a
+    #: synthetic image's ``soft_label``, one-hot for every other image; see docs/recipes.md).
+    label_mode: str = "hard"
 
     def __post_init__(self) -> None:
+        if self.label_mode not in ("hard", "soft"):
+            raise InvalidParameterError("--label-mode", self.label_mode, "'hard' or 'soft'")
         if self.backend not in BACKENDS:
             raise InvalidParameterError("--backend", self.backend, "'torch' or 'keras'")
         if self.factory is None and self.model not in MODELS:
@@ -138,6 +143,8 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["model"] = self.model_name
+        if out["label_mode"] == "hard":  # the default: left out, so results cached before it existed stay valid
+            del out["label_mode"]
         return out
 
 
@@ -147,7 +154,8 @@ class EvaluationConfig:
 
     Experiments: ``experiments`` names kinds from the experiment registry (``baseline`` always
     runs first); ``shares``/``proportion_mode`` expand ``proportion``; ``upsample`` says which
-    classes ``upsample``/``classic`` fill. Synthetic images come from ``generator`` (fitted per
+    classes ``upsample``/``classic`` fill; ``strengths`` expand ``strength`` (one experiment per img2img
+    strength of the generator). Synthetic images come from ``generator`` (fitted per
     split on its training images, with ``generator_options``) or from ``synthetic`` folders
     (one per split). Splits: ``splits`` random splits (``val``/``test`` fractions), or
     ``repeats`` x ``folds`` repeated k-fold, or a ``splits_file``; ``groups``
@@ -159,6 +167,7 @@ class EvaluationConfig:
     shares: Sequence[float] = ()
     proportion_mode: str = "replace"
     upsample: str = "auto"
+    strengths: Sequence[float] = ()
     generator: str | None = None
     generator_options: Mapping[str, Any] | None = None
     synthetic: Sequence[str | os.PathLike[str]] = ()
@@ -207,6 +216,7 @@ class EvaluationConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("train", "command")}
         out["experiments"] = list(self.experiments)
         out["shares"] = list(self.shares)
+        out["strengths"] = list(self.strengths)
         out["synthetic"] = [str(p) for p in self.synthetic]
         out["splits_file"] = None if self.splits_file is None else str(self.splits_file)
         out["generator_options"] = dict(self.generator_options or {})

@@ -99,7 +99,8 @@ def build_keras_model(config: TrainConfig, n_classes: int):
 def _compiled(keras, model, config: TrainConfig):
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=(keras.losses.CategoricalCrossentropy(from_logits=True) if config.label_mode == "soft"
+              else keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
     )
     return model
 
@@ -125,7 +126,8 @@ class KerasClassifier:
         self.class_weight = (
             {i: float(class_weights[c]) for i, c in enumerate(self.classes)} if class_weights is not None else None
         )
-        train = data.to_tf(config.image_size, config.batch_size, True, seed, cache=True)
+        train = data.to_tf(config.image_size, config.batch_size, True, seed, cache=True,
+                           label_mode="soft" if config.label_mode == "soft" else "int")
         self._iterator = iter(train.repeat())
         self._held = {}
         for split in ("val", "test"):

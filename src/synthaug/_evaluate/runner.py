@@ -229,7 +229,8 @@ def _run_claimed(data: str | os.PathLike[str] | Dataset, out: Path, config: Eval
                  progress: Progress) -> dict[str, Any]:
     from .report import write_report
 
-    exps = parse_experiments(config.experiments, config.shares, config.proportion_mode, config.upsample)
+    exps = parse_experiments(config.experiments, config.shares, config.proportion_mode, config.upsample,
+                             config.strengths)
     chosen = _chosen_source(config)
     sources = {e.name: e.source(chosen) for e in exps}
     dataset, split_list, split_info, fixed_root = _resolve_splits(data, config)

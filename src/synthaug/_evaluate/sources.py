@@ -35,10 +35,12 @@ class Source:
     name: str = ""
     options: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     folders: tuple[Path, ...] = ()
+    #: Tells apart generator sources that differ only in generation options (``strength=0.5``).
+    variant: str = ""
 
     @classmethod
-    def generator(cls, name: str, options: Mapping[str, Any] | None = None) -> Source:
-        return cls("generator", name, dict(options or {}))
+    def generator(cls, name: str, options: Mapping[str, Any] | None = None, *, variant: str = "") -> Source:
+        return cls("generator", name, dict(options or {}), variant=variant)
 
     @classmethod
     def from_folders(cls, folders: Sequence[str | Path]) -> Source:
@@ -47,7 +49,9 @@ class Source:
     @property
     def key(self) -> str:
         """The source's name in report.json (``generator:NAME`` or ``folders``)."""
-        return f"generator:{self.name}" if self.kind == "generator" else "folders"
+        if self.kind == "folders":
+            return "folders"
+        return f"generator:{self.name}" + (f"@{self.variant}" if self.variant else "")
 
     def describe(self) -> dict[str, Any]:
         """The report.json entry of the source."""
@@ -89,9 +93,13 @@ def _generated_pool(source: Source, split: Mapping[str, Dataset], fixed_root: Pa
     root = _split_root(split, fixed_root, work)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # targets above the majority are intended here
+        # variants of one generator (a strength sweep) share the fitted adapters: their options differ in
+        # fit-neutral generation options only
+        variant = {"out_dir": work / f"synthetic-{source.name}@{source.variant}",
+                   "work_dir": work / f"fits-{source.name}"} if source.variant else {
+            "out_dir": work / f"synthetic-{source.name}"}
         result = SyntheticAugmenter(source.name, MinorityUpsampling(targets), generator_options=dict(source.options),
-                                    out_dir=work / f"synthetic-{source.name}", random_state=seed, progress=progress,
-                                    overwrite=True).fit_resample(root)
+                                    random_state=seed, progress=progress, overwrite=True, **variant).fit_resample(root)
     return _ordered_pool(result.synthetic)
 
 

@@ -144,8 +144,10 @@ class TorchClassifier:
             weight = torch.tensor([class_weights[c] for c in self.classes], dtype=torch.float32)
         self.loss = torch.nn.CrossEntropyLoss(weight=weight)
         self.generator = torch.Generator().manual_seed(seed)
+        label_mode = "soft" if config.label_mode == "soft" else "int"  # soft: probability targets
         self.loader = data.to_torch_loader("train", batch_size=config.batch_size, seed=seed,
-                                           image_size=config.image_size, cache=cache, drop_last=False)
+                                           image_size=config.image_size, cache=cache, drop_last=False,
+                                           label_mode=label_mode)
         self._iterator = iter(self.loader)
         self._held = {split: self._stack(data.to_torch(split, image_size=config.image_size, cache=cache))
                       for split in ("val", "test")}
@@ -172,7 +174,7 @@ class TorchClassifier:
             if self.config.augment:
                 images = augment_batch(images, self.config.rotation, self.generator)
             if images.shape[0] == 1:  # BatchNorm needs 2 samples: repeat a lone last image
-                images, labels = images.repeat(2, 1, 1, 1), labels.repeat(2)
+                images, labels = images.repeat(2, 1, 1, 1), labels.repeat(2, *[1] * (labels.dim() - 1))
             logits = self.model(self._scale(images))
             loss = self.loss(logits, labels)
             self.optimizer.zero_grad(set_to_none=True)

@@ -61,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "Denoiser": "._parts",
     "NoConditioning": "._parts",
     "PromptConditioning": "._parts",
+    "CaptionConditioning": "._parts",
     "TrainingParts": "._parts",
     "TransformerDenoiser": "._parts",
     "UNetDenoiser": "._parts",

@@ -104,6 +104,7 @@ class DiffusionGeneratorBase(PerConceptGenerator):
     def __init__(self, options: GeneratorOptions | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
         super().__init__(options, **overrides)
         self._pipe: Any = None
+        self._img2img: Any = None  # diffusers' img2img pipeline sharing the base pipeline's modules
         self._active: str | None = None
         # parallel=data: every rank trains every concept together; else one concept per rank
         self.fit_scope = "data" if getattr(self.options, "parallel", "concepts") == "data" else "concept"
@@ -178,10 +179,17 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         """What ``{concept}`` becomes in the prompt template (the concept's text by default)."""
         return concept.text
 
-    def prompt_for(self, concept: Concept) -> str:
-        """The prompt of ``concept``: its template (per-concept or default) filled in."""
-        template = self.options.prompts.get(concept.name, self.options.prompt_template)
-        return template.replace("{concept}", self.concept_phrase(concept))
+    def template_for(self, concept: Concept) -> str:
+        """The prompt template of ``concept`` (per-concept or default)."""
+        return self.options.prompts.get(concept.name, self.options.prompt_template)
+
+    def prompt_for(self, concept: Concept, attributes: Mapping[str, str] | None = None) -> str:
+        """The prompt of ``concept``: its template filled in (``{concept}``: with ``fine_tune=false``
+        the concept's own text, as there is no learned token; metadata columns from ``attributes``)."""
+        from .._metadata import fill_template
+
+        phrase = self.concept_phrase(concept) if self.options.fine_tune else concept.text
+        return fill_template(self.template_for(concept).replace("{concept}", phrase), attributes or {})
 
     # -- hooks for the training loop (see synthaug.diffusion._training.TrainingHooks) ----
     def add_trainable(self, pipe: Any, concept: Concept) -> Mapping[str, Any]:
@@ -245,7 +253,7 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         from ._training import resolve_optimizer
 
         o = self.options
-        if resolve_optimizer(o.optimizer, resolve_device(o.device)) == "adamw8bit":
+        if o.fine_tune and resolve_optimizer(o.optimizer, resolve_device(o.device)) == "adamw8bit":
             from .._optional import require
 
             require("bitsandbytes", purpose=f"generator {self.name!r} option optimizer={o.optimizer!r} (8-bit AdamW; "
@@ -259,14 +267,20 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         rank saves the adapter and removes the checkpoints; an error there stops every rank.
         """
         from ._checkpoints import CHECKPOINT_DIR
+        from ._prompts import captions_digest, training_captions
         from ._training import Trainer
 
+        captions = training_captions(self, concept)
+        digest = {"captions_sha256": captions_digest(captions)} if captions else {}
+        if not self.options.fine_tune:  # real-guidance: the base model as is, nothing to train
+            return {"base_model": self.options.base_model, "prompt": self.prompt_for(concept), "adapter_files": [],
+                    "adapter_sha256": None, "versions": library_versions(), "training": None, **digest}
         if not concept.images:
             raise DatasetError(f"concept {concept.name!r} has no training images; {self.name} needs at least one")
         pipe = self.pipeline
         self._active = None
         prompt = self.prompt_for(concept)
-        trainer = Trainer(self, pipe, concept, prompt=prompt, folder=folder, options=self.options,
+        trainer = Trainer(self, pipe, concept, prompt=prompt, captions=captions, folder=folder, options=self.options,
                           progress=progress, validate=partial(self.save_validation_grid, concept, folder))
         dist = trainer.dist
         try:
@@ -281,6 +295,7 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         return {
             "base_model": self.options.base_model,
             "prompt": prompt,
+            **digest,
             "adapter_files": [f.name for f in files],
             "adapter_sha256": adapter_digest(*files),
             "versions": library_versions(),
@@ -300,8 +315,9 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         from ._generation import generate_images
 
         o = self.options
+        seeds = list(range(o.validation_images))
         images = [g.image for g in generate_images(
-            self.pipeline, list(range(o.validation_images)), prompt=self.prompt_for(concept),
+            self.pipeline, seeds, prompt=self.prompts_for(concept, seeds)[0],
             negative_prompt=o.negative_prompt, batch_size=o.validation_images, max_retries=0,
             call_kwargs=self.generation_kwargs(),
         )]
@@ -319,16 +335,46 @@ class DiffusionGeneratorBase(PerConceptGenerator):
             raise GenerationError(f"{self.name}: concept {concept.name!r} is not fitted in {self.concept_dir(concept)}; "
                                   "call fit() first")
         pipe = self.pipeline
-        if self._active != concept.name:
+        o = self.options
+        if o.fine_tune and self._active != concept.name:
             from ._loading import quiet_libraries
 
             with quiet_libraries():
                 self.activate_adapter(pipe, concept, self.concept_dir(concept))
             self._active = concept.name
-        o = self.options
-        yield from generate_images(pipe, seeds, prompt=self.prompt_for(concept), negative_prompt=o.negative_prompt,
-                                   batch_size=o.generation_batch_size, max_retries=o.max_retries,
-                                   call_kwargs=self.generation_kwargs())
+        prompt, attributes = self.prompts_for(concept, seeds)
+        common = {"prompt": prompt, "negative_prompt": o.negative_prompt,
+                  "batch_size": o.generation_batch_size, "max_retries": o.max_retries}
+        if o.strength >= 1:  # text-to-image
+            items = generate_images(pipe, seeds, call_kwargs=self.generation_kwargs(), **common)
+        else:
+            from ._img2img import guided_images, img2img_pipeline
+
+            if self._img2img is None:
+                self._img2img = img2img_pipeline(pipe, self.pipeline_class)
+            items = guided_images(self._img2img, concept, seeds, o, call_kwargs=self.generation_kwargs(), **common)
+        for item in items:
+            if attributes is not None:  # attribute prompts: each image's sampled attributes and prompt
+                item.metadata.update(attributes=attributes[item.seed], prompt=prompt(item.seed))
+            yield item
+
+    def prompts_for(self, concept: Concept, seeds: Sequence[int]) -> tuple[Any, dict[int, dict[str, str]] | None]:
+        """``(prompt, None)``, or with attribute prompts ``(seed -> prompt, {seed: attributes})`` (``_prompts``)."""
+        from ._prompts import attribute_fields, sampled_attributes
+
+        template = self.template_for(concept)
+        if not attribute_fields(template, concept):
+            return self.prompt_for(concept), None
+        attributes = {int(s): sampled_attributes(template, concept, s) for s in seeds}
+        return (lambda seed: self.prompt_for(concept, attributes[int(seed)])), attributes
+
+    def is_fitted(self, concept: Concept) -> bool:
+        """Fitted with the same options and, with attribute prompts, the same training captions."""
+        if not super().is_fitted(concept):
+            return False
+        from ._prompts import captions_digest, training_captions
+
+        return self.artifact(concept).get("captions_sha256") == captions_digest(training_captions(self, concept))
 
     def record(self, concept: Concept) -> dict[str, Any]:
         """Manifest fields of ``concept``'s images: base model, adapter hash and files, prompts."""
@@ -336,14 +382,14 @@ class DiffusionGeneratorBase(PerConceptGenerator):
         return {
             "base_model": self.options.base_model,
             "adapter_sha256": artifact["adapter_sha256"],
-            "adapter_files": [str(self.concept_dir(concept) / f) for f in artifact["adapter_files"]],
+            "adapter_files": [str(self.concept_dir(concept) / f) for f in artifact["adapter_files"]],  # [] unfitted
             "prompt": self.prompt_for(concept),
             "negative_prompt": self.options.negative_prompt,
         }
 
     def close(self) -> None:
         """Drop the pipeline and free (GPU) memory."""
-        self._pipe, self._active = None, None
+        self._pipe, self._img2img, self._active = None, None, None
         gc.collect()
         try:
             import torch

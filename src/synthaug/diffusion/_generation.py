@@ -61,11 +61,12 @@ def generate_images(
     pipe: Callable[..., Any],
     seeds: Sequence[int],
     *,
-    prompt: str,
+    prompt: str | Callable[[int], str],
     negative_prompt: str = "",
     batch_size: int = 1,
     max_retries: int = 3,
     call_kwargs: Mapping[str, Any] | None = None,
+    init_image: Callable[[int], Any] | None = None,
 ) -> Iterator[GeneratedImage]:
     """Yield one :class:`GeneratedImage` per seed, in order, from a diffusers pipeline.
 
@@ -73,29 +74,35 @@ def generate_images(
     ``height``, ``width``…). A defective image is regenerated alone with
     :func:`retry_seed`; its metadata records ``retries``, ``generation_seed`` and, if it
     is still defective after ``max_retries``, ``defect``.
+
+    ``init_image(seed)`` (img2img) gives the source image of the image of ``seed``; a
+    regeneration keeps the source of the original seed and draws new noise. ``prompt`` may be
+    a function of the seed (attribute prompts); a regeneration keeps the original seed's prompt.
     """
     import torch
 
     kwargs = dict(call_kwargs or {})
 
-    def run(batch: Sequence[int]) -> Any:
+    def run(batch: Sequence[int], originals: Sequence[int]) -> Any:
+        images = {"image": [init_image(s) for s in originals]} if init_image is not None else {}
         with torch.inference_mode():
             out = pipe(
-                prompt=[prompt] * len(batch),
+                prompt=[prompt(s) for s in originals] if callable(prompt) else [prompt] * len(batch),
                 negative_prompt=[negative_prompt] * len(batch) if negative_prompt else None,
                 generator=cpu_generators(batch),
                 output_type="np",
+                **images,
                 **kwargs,
             )
         return out.images
 
     for batch in iter_batches(list(seeds), batch_size):
-        for seed, pixels in zip(batch, run(batch)):
+        for seed, pixels in zip(batch, run(batch, batch)):
             used, attempt, defect = int(seed), 0, image_defect(pixels)
             while defect and attempt < max_retries:
                 attempt += 1
                 used = retry_seed(seed, attempt)
-                pixels = run([used])[0]
+                pixels = run([used], [seed])[0]
                 defect = image_defect(pixels)
             metadata: dict[str, Any] = {}
             if attempt:

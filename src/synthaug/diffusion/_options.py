@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .._generator import GeneratorOptions
 from .._options import DeviceOptions, SamplingOptions, TrainingOptions, fit_neutral_field, override_default
@@ -30,7 +30,7 @@ from ._casting import BaseWeights
 
 __all__ = ["DEFAULT_BASE_MODEL", "DEFAULT_NEGATIVE_PROMPT", "DEFAULT_PROMPT_TEMPLATE", "DiffusionOptions", "fill_preset",
            "DiffusionTrainingOptions", "FlowMatchingOptions", "LargeModelOptions", "LoraOptions", "PipelineOptions",
-           "LoopOptions", "SD_OPTION_GROUPS", "auto_optimizer"]
+           "LoopOptions", "SD_OPTION_GROUPS", "auto_optimizer", "ImageGuidanceOptions", "RECIPES"]
 
 #: The SD1.5 weights on the Hugging Face hub (the community mirror of runwayml/stable-diffusion-v1-5).
 DEFAULT_BASE_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -66,6 +66,55 @@ class DiffusionTrainingOptions(GeneratorOptions):
                     "images, noise and timesteps; gradients are averaged, so each step sees N x train_batch_size "
                     "images: for one large class). Same result as concepts in a single process.",
     )
+
+
+#: What each ``recipe`` fills (only the options the user did not set; see docs/recipes.md).
+RECIPES: dict[str, dict[str, Any]] = {
+    # DA-Fusion (Trabucco et al., ICLR 2024): SDEdit from a real image of the class at strength 0.5
+    # (the paper learns a textual-inversion token per class: use generator textual-inversion).
+    "da-fusion": {"strength": 0.5, "init_from": "own-class"},
+    # Real Guidance (He et al., ICLR 2023): no fine-tuning; the base model, img2img from real images.
+    "real-guidance": {"fine_tune": False, "strength": 0.5, "init_from": "own-class"},
+    # Diff-Mix (Wang et al., CVPR 2024): other classes' images translated into the class at about 0.7,
+    # labelled with a soft label (target weight strength**gamma).
+    "diff-mix": {"strength": 0.7, "init_from": "other-classes", "soft_labels": True, "soft_label_gamma": 0.5},
+}
+
+
+class ImageGuidanceOptions(GeneratorOptions):
+    """Generation guided by real images (SDEdit / img2img), soft labels, the recipes, and ``fine_tune``.
+
+    Every field but ``fine_tune`` is fit-neutral: changing it never forces a refit.
+    """
+
+    strength: float = fit_neutral_field(
+        1.0, gt=0, le=1,
+        description="Img2img strength: each image starts from a real training image noised to this level (0 < s < 1; "
+                    "lower keeps more of the source). 1.0: text-to-image, no source image (the default).")
+    init_from: Literal["own-class", "other-classes"] = fit_neutral_field(
+        "own-class",
+        description="Where the source images of strength < 1 come from: own-class (the concept's own training "
+                    "images) or other-classes (the other classes' training images, translated into the concept: "
+                    "Diff-Mix). The per-image seed chooses the source.")
+    soft_labels: bool = fit_neutral_field(
+        False, description="With init_from=other-classes: record a soft label per image (target class weight "
+                           "strength**soft_label_gamma, the source class the rest) for label_mode='soft' training.")
+    soft_label_gamma: float = fit_neutral_field(
+        0.5, gt=0, description="Exponent of the soft label: target weight = strength**gamma (Diff-Mix's annotation).")
+    fine_tune: bool = Field(
+        True, description="Fine-tune an adapter per concept (LoRA or embedding). false: nothing is trained, the base "
+                          "model generates from the concept's text (real-guidance); training options are ignored.")
+    recipe: Literal["da-fusion", "real-guidance", "diff-mix"] | None = fit_neutral_field(
+        None,
+        description="Named method from the literature (docs/recipes.md): da-fusion (strength 0.5 from the class's own "
+                    "images), real-guidance (no fine-tuning, strength 0.5 from real images), diff-mix (other classes' "
+                    "images translated at strength 0.7, soft labels). Options you set explicitly override it.")
+
+    @model_validator(mode="after")
+    def _apply_recipe(self) -> ImageGuidanceOptions:
+        """Fill the recipe's options that the user did not set (``model_fields_set``)."""
+        fill_preset(self, RECIPES, key="recipe")
+        return self
 
 
 class PipelineOptions(GeneratorOptions):
@@ -126,7 +175,8 @@ class LoopOptions(DiffusionTrainingOptions, TrainingOptions, DeviceOptions):
 
 
 #: The groups of a Stable Diffusion fine-tuning generator's options.
-SD_OPTION_GROUPS = (PipelineOptions, DiffusionTrainingOptions, SamplingOptions, TrainingOptions, DeviceOptions)
+SD_OPTION_GROUPS = (PipelineOptions, ImageGuidanceOptions, DiffusionTrainingOptions, SamplingOptions, TrainingOptions,
+                    DeviceOptions)
 
 
 class DiffusionOptions(*SD_OPTION_GROUPS):  # type: ignore[misc]  # a composition: no fields of its own
@@ -182,9 +232,9 @@ def auto_optimizer() -> Any:
                             description="auto: 8-bit AdamW (bitsandbytes) on CUDA, AdamW elsewhere; or adamw / adamw8bit.")
 
 
-def fill_preset(options: Any, presets: dict[str, dict[str, Any]]) -> None:
-    """Give the options of ``presets[options.preset]`` that the user did not set
+def fill_preset(options: Any, presets: dict[str, dict[str, Any]], *, key: str = "preset") -> None:
+    """Give the options of ``presets[options.<key>]`` (a preset, a recipe) that the user did not set
     (``model_fields_set``) the preset's values; call it from an ``after`` model validator."""
-    for key, value in presets.get(getattr(options, "preset", None) or "", {}).items():
-        if key not in options.model_fields_set:
-            object.__setattr__(options, key, value)  # the model is frozen; preset values are valid by construction
+    for name, value in presets.get(getattr(options, key, None) or "", {}).items():
+        if name not in options.model_fields_set:
+            object.__setattr__(options, name, value)  # the model is frozen; preset values are valid by construction

@@ -168,6 +168,53 @@ class PromptConditioning:
         return self.per_image(conditioning, indices) if self.per_image else conditioning
 
 
+def _concat_batches(values: list[Any]) -> Any:
+    """Batch-1 conditioning structures stacked along dim 0 (tensors without a batch dim, FLUX's
+    text ids, are taken from the first)."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: _concat_batches([v[k] for v in values]) for k in first}
+    if hasattr(first, "shape") and hasattr(first, "dim") and first.dim() > 0 and first.shape[0] == 1:
+        import torch
+
+        return torch.cat(values)
+    return first
+
+
+class CaptionConditioning(PromptConditioning):
+    """Each training image its own caption (attribute prompts): ``captions[i]`` conditions image ``i``.
+
+    Each distinct caption is encoded once, alone, and cached while the encoders are frozen; a
+    batch stacks its images' encodings. :meth:`prompt_batch` encodes every caption (the hook that
+    caches before moving the text encoders off the GPU) and returns the first ``n`` captions'.
+    """
+
+    def __init__(self, encode: Callable[[list[str]], dict[str, Any]], captions: list[str], **kwargs: Any) -> None:
+        super().__init__(encode, captions[0], **kwargs)
+        self.captions = list(captions)
+        self._encoded: dict[str, dict[str, Any]] = {}
+
+    def _conditioning(self, prompts: list[str]) -> dict[str, Any]:
+        import torch
+
+        if self.needs_grad:
+            return _concat_batches([self.encode([p]) for p in prompts])
+        for p in dict.fromkeys(prompts):
+            if p not in self._encoded:
+                with torch.no_grad(), self.context():
+                    self._encoded[p] = self.encode([p])
+        return _concat_batches([self._encoded[p] for p in prompts])
+
+    def prompt_batch(self, n: int) -> dict[str, Any]:
+        if not self.needs_grad:
+            self._conditioning(self.captions)
+        return self._conditioning([self.captions[i % len(self.captions)] for i in range(n)])
+
+    def batch(self, indices: Any, generator: Any | None) -> dict[str, Any]:
+        conditioning = self._conditioning([self.captions[int(i)] for i in indices])
+        return self.per_image(conditioning, indices) if self.per_image else conditioning
+
+
 class DataSource(Protocol):
     """Clean training data: ``len`` rows, each of ``latent_shape``; see :mod:`synthaug.diffusion._data`."""
 

@@ -12,6 +12,7 @@ precision, checkpoints and exact resume, data-parallel ranks) lives in :mod:`~sy
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +20,7 @@ from .._progress import NULL_PROGRESS, Progress
 from ._checkpoints import CHECKPOINT_DIR, latest_checkpoint
 from ._loop import TrainingLoop, TrainResult, data_parallel_context
 from ._optim import resolve_optimizer
-from ._parts import PromptConditioning, TrainingParts, denoiser_for
+from ._parts import CaptionConditioning, PromptConditioning, TrainingParts, denoiser_for
 
 __all__ = ["CHECKPOINT_DIR", "TrainResult", "Trainer", "TrainingHooks", "TrainingLoop", "data_parallel_context",
            "latest_checkpoint", "resolve_optimizer"]
@@ -72,6 +73,7 @@ class Trainer(TrainingLoop):
         concept: Any,
         *,
         prompt: str,
+        captions: list[str] | None = None,
         folder: Path,
         options: Any,
         progress: Progress = NULL_PROGRESS,
@@ -82,6 +84,8 @@ class Trainer(TrainingLoop):
                          validate=validate, after_step=lambda: hooks.after_optimizer_step(pipe),
                          identity=fit_options() if callable(fit_options) else None)
         self.hooks, self.pipe, self.concept, self.prompt = hooks, pipe, concept, prompt
+        #: Each training image's own caption (attribute prompts), or None: ``prompt`` for every image.
+        self.captions = captions
 
     def build_parts(self) -> TrainingParts:
         import torch
@@ -97,11 +101,14 @@ class Trainer(TrainingLoop):
         pixels, self.images = load_training_images(self.concept.images, o.resolution, flip=o.flip, crop=o.crop)
         vae_dtype = torch.float32 if getattr(pipe.vae.config, "force_upcast", False) else pipe.vae.dtype
         source = LatentSource(pipe.vae, pixels, o.cache_latents, denoiser.device, vae_dtype)
-        conditioning = PromptConditioning(
-            lambda prompts: hooks.training_conditioning(pipe, prompts), self.prompt,
-            needs_grad=hooks.conditions_need_grad(), context=self._amp,
-            per_image=lambda cond, idx: hooks.image_conditioning(pipe, cond, [self.images[int(i)] for i in idx]),
-        )
+        common = {"needs_grad": hooks.conditions_need_grad(), "context": self._amp,
+                  "per_image": lambda cond, idx: hooks.image_conditioning(pipe, cond, [self.images[int(i)] for i in idx])}
+        encode = partial(hooks.training_conditioning, pipe)
+        if self.captions:  # rows of flipped copies follow the originals (load_training_images)
+            captions = self.captions * (len(self.images) // len(self.captions))
+            conditioning: Any = CaptionConditioning(encode, captions, **common)
+        else:
+            conditioning = PromptConditioning(encode, self.prompt, **common)
         return TrainingParts(denoiser=denoiser, rule=rule, conditioning=conditioning, source=source,
                              params=params, modules=list(hooks.trainable_modules(pipe)))
 

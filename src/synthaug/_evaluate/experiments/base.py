@@ -28,7 +28,7 @@ E = TypeVar("E", bound="type[Experiment]")
 EXPERIMENTS: dict[str, type[Experiment]] = {}
 #: synthaug's own experiment modules: plugins of the ``register_experiments`` hook like any other.
 BUILTIN_EXPERIMENTS = tuple(f"synthaug._evaluate.experiments.{name}" for name in (
-    "baseline", "upsample", "proportion", "oversample", "class_weights", "filtered"))
+    "baseline", "upsample", "proportion", "oversample", "class_weights", "filtered", "strength"))
 _COLLECTED_FROM: list[object] = []  # the plugin manager EXPERIMENTS was collected from
 
 
@@ -61,6 +61,7 @@ class ExperimentOptions:
     shares: Sequence[float] = ()
     proportion_mode: str = "replace"
     upsample: str = "auto"
+    strengths: Sequence[float] = ()
 
 
 @dataclass(frozen=True)
