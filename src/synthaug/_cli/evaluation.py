@@ -78,18 +78,25 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--no-augment", is_flag=True, help="Train without random flips and rotations.")
 @click.option("--select", type=click.Choice(list(SELECT_METRICS)), default="balanced_accuracy", show_default=True,
               help="Validation metric that selects the tested checkpoint (loss: the lowest validation loss).")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
+              help="Torch device of the classifier: auto (the first GPU if torch sees one, else the CPU), cpu, "
+              "cuda or cuda:N. With --jobs and several GPUs each worker gets its own GPU. Keras places itself.")
+@click.option("--precision", default="fp32", show_default=True, metavar="fp32|fp16|bf16",
+              help="Torch mixed precision (autocast): fp16 (CUDA, with a loss scaler) or bf16; fp32 is exact.")
 @click.option("--threads", type=int, default=None, help="CPU threads per training [default: CPU cores // --jobs].")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True,
               help="Trainings run at once, in worker processes (same results as --jobs 1 with the same --threads).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of splits, generation and training.")
+@click.option("--positive", default=None, metavar="CLASS",
+              help="Add a CLASS-vs-rest section (AUROC, sensitivity at 90%/95% specificity) with paired verdicts.")
 @click.option("--strict", is_flag=True, help="Treat unreadable images as an error.")
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the test summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables.")
 def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, upsample, generator, options, synthetic,
                  n_splits, repeats, folds, splits_file, val, test, groups, backend, model, alpha, weights,
-                 image_size, batch_size, epochs, steps, eval_every, lr, no_augment, select, threads, jobs, seed,
-                 strict, no_plots, as_json, quiet) -> None:
+                 image_size, batch_size, epochs, steps, eval_every, lr, no_augment, select, device, precision, threads, jobs, seed,
+                 positive, strict, no_plots, as_json, quiet) -> None:
     """Train a classifier per experiment and split; compare each with the real-only baseline.
 
     DATA is a class folder or CSV (split with --splits, --repeats/--folds or --splits-file)
@@ -108,12 +115,13 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, up
         raise InvalidParameterError("-o/--option", list(options), "only together with --generator")
     config = TrainConfig(backend=backend, model=model, alpha=alpha, weights=weights, image_size=image_size,
                          batch_size=batch_size, epochs=epochs, steps=steps, eval_every=eval_every,
-                         learning_rate=lr, augment=not no_augment, threads=threads, select=select)
+                         learning_rate=lr, augment=not no_augment, threads=threads, select=select,
+                         device=device, precision=precision)
     evaluation = EvaluationConfig(
         experiments=_names(experiments), shares=_floats(shares, "--shares"), proportion_mode=proportion_mode,
         upsample=upsample, generator=generator, generator_options=generator_options, synthetic=list(synthetic),
         splits=n_splits, repeats=repeats, folds=folds, splits_file=splits_file, val=val, test=test, groups=groups,
-        train=config, seed=seed, strict=strict, plots=not no_plots, jobs=jobs, command=command_line(),
+        train=config, seed=seed, positive=positive, strict=strict, plots=not no_plots, jobs=jobs, command=command_line(),
     )
     show = not quiet and not as_json
     with RichProgress(quiet=not show) as progress:

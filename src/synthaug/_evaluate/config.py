@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidParameterError
+from .device import check_device, check_precision
 from .factory import ModelFactory, factory_name, resolve_factory
 
 __all__ = ["BACKENDS", "MODELS", "SELECT_METRICS", "DEFAULT_EPOCHS", "TrainConfig", "EvaluationConfig"]
@@ -44,6 +45,9 @@ class TrainConfig:
     The validation set is scored every ``eval_every`` steps (default: one baseline epoch) and
     the weights best by the validation metric ``select`` (ties: lower validation loss, then
     the earlier step) are restored before testing.
+
+    ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and ``precision`` (``fp32``, ``fp16``,
+    ``bf16``) place the torch backend's training (:mod:`.device`); keras keeps its own placement.
     """
 
     backend: str = "torch"
@@ -60,10 +64,14 @@ class TrainConfig:
     augment: bool = True
     threads: int | None = None
     select: str = "balanced_accuracy"
+    device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise InvalidParameterError("--backend", self.backend, "'torch' or 'keras'")
+        check_device(self.device)
+        check_precision(self.precision, self.backend)
         if self.factory is None and self.model not in MODELS:
             raise InvalidParameterError("--model", self.model, "'small-cnn', 'mobilenet' or package.module:function")
         if self.select not in SELECT_METRICS:
@@ -137,7 +145,8 @@ class EvaluationConfig:
     (one per split). Splits: ``splits`` random splits (``val``/``test`` fractions), or
     ``repeats`` x ``folds`` repeated k-fold, or a ``splits_file``; ``groups``
     (``FILE.csv:COLUMN``) keeps groups together. ``train`` is the classifier; ``jobs`` the
-    number of worker processes; ``confidence`` the level of the intervals.
+    number of worker processes; ``confidence`` the level of the intervals; ``positive`` a class
+    whose CLASS-vs-rest figures (AUROC, sensitivity at fixed specificity) get their own section.
     """
 
     experiments: Sequence[str] = ("upsample",)
@@ -160,6 +169,7 @@ class EvaluationConfig:
     plots: bool = True
     jobs: int = 1
     confidence: float = 0.95
+    positive: str | None = None
     command: str | None = None
 
     def __post_init__(self) -> None:

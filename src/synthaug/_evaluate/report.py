@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write_bytes
+from .report_clinical import clinical_markdown, few_images_note, metric_name, test_count_cell, verdict_notes
+from .stats import MIN_RUNS, TOO_FEW
 
 __all__ = ["write_report", "render_markdown", "PLOT_FILES"]
 
@@ -42,17 +44,37 @@ def _p(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}" if value >= 0.001 else "<0.001"
 
 
+def _interval(r: Mapping[str, Any]) -> str:
+    if r["verdict"] == TOO_FEW:
+        return "– (too few runs)"
+    if r["ci_low"] is None:
+        return "–"
+    return f"[{_num(r['ci_low'], True)}, {_num(r['ci_high'], True)}]" + (" ‡" if r.get("clipped") else "")
+
+
+def _verdict_rows(rows: Sequence[Mapping[str, Any]], name=lambda m: _METRIC_NAMES.get(m, m)) -> list[list[str]]:
+    return [[f"`{r['experiment']}`", name(r["metric"]), _num(r["mean"], signed=True), _interval(r),
+             _p(r["wilcoxon_p"]), str(r["n"]), f"**{r['verdict']}**"] for r in rows]
+
+
 def _verdict_lines(report: Mapping[str, Any]) -> list[str]:
     stats = report["statistics"]
+    header = ["experiment", "metric", "Δ mean", "interval", "Wilcoxon p", "runs", "verdict"]
     lines = ["## Verdicts", "",
              f"Paired difference experiment − baseline on the same split (percentage points), its "
              f"{stats['confidence'] * 100:g}% interval by the corrected resampled t-test (Nadeau–Bengio; "
              f"test/train ratio {stats['test_train_ratio']:.3f}), and the two-sided Wilcoxon signed-rank p-value. "
-             "Verdict: `better`/`worse` when the interval excludes 0, else `no evidence`.", ""]
-    rows = [[f"`{r['experiment']}`", _METRIC_NAMES[r["metric"]], _num(r["mean"], signed=True),
-             f"[{_num(r['ci_low'], True)}, {_num(r['ci_high'], True)}]", _p(r["wilcoxon_p"]), str(r["n"]),
-             f"**{r['verdict']}**"] for r in report["verdicts"]]
-    return lines + _table(["experiment", "metric", "Δ mean", "interval", "Wilcoxon p", "runs", "verdict"], rows)
+             f"Verdict: `better`/`worse` when the interval excludes 0, else `no evidence`; `{TOO_FEW}` below "
+             f"{MIN_RUNS} paired runs.", ""]
+    lines += _table(header, _verdict_rows(report["verdicts"]))
+    clinical = report.get("clinical_verdicts") or []
+    if clinical:
+        positive = report.get("config", {}).get("positive")
+        lines += ["Clinical metrics (for ECE, lower is better: `better` means a lower calibration error):", ""]
+        lines += _table(header, _verdict_rows(clinical, lambda m: metric_name(m, positive)))
+    for note in verdict_notes(report):
+        lines += [note, ""]
+    return lines
 
 
 def _warning_lines(report: Mapping[str, Any]) -> list[str]:
@@ -69,6 +91,14 @@ def _warning_lines(report: Mapping[str, Any]) -> list[str]:
                          "this classifier does not learn here (try a larger budget, a pretrained --model factory, "
                          "or small-cnn instead of a MobileNet from random weights).")
     return ["## Warnings", "", *lines, ""] if lines else []
+
+
+def _compute_lines(report: Mapping[str, Any]) -> list[str]:
+    """Where the trainings ran: device(s) and precision (report.json ``compute``)."""
+    c = report.get("compute")
+    if not c:
+        return []
+    return [f"Device: {c['devices']} (asked: `--device {c['device_requested']}`), precision {c['precision']}.", ""]
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -92,6 +122,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         + f", checkpoint selected by validation {train['select'].replace('_', ' ')}. "
         "Every experiment of a split trains the same number of steps.",
         "",
+        *_compute_lines(report),
         "Values are percentages, mean ± std across splits; Δ columns are paired differences "
         "(experiment − baseline on the same split).",
         "",
@@ -110,9 +141,13 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _table(["experiment", "synthetic %", "accuracy", "balanced acc. (mean recall)", "macro-F1",
                      "Δ accuracy", "Δ balanced acc.", "Δ macro-F1"], rows)
     lines += ["## Per-class test recall", ""]
-    rows = [[f"`{c}`", str(report["data"]["class_counts"].get(c, 0)),
+    counts = split_test_counts(exps["baseline"]["per_split"], classes)
+    rows = [[f"`{c}`", str(report["data"]["class_counts"].get(c, 0)), test_count_cell(counts[c]),
              *(_pm(e["test"]["per_class_recall"][c]) for e in exps.values())] for c in classes]
-    lines += _table(["class", "images", *(f"`{n}`" for n in exps)], rows)
+    lines += _table(["class", "images (all)", "test images per split", *(f"`{n}`" for n in exps)], rows)
+    note = few_images_note(counts)
+    lines += [note, ""] if note else []
+    lines += clinical_markdown(report)
     lines += ["## Test balanced accuracy per split", ""]
     n = split["n"]
     rows = [[f"`{name}`", *(f"{r['test']['balanced_accuracy'] * 100:.2f}" for r in e["per_split"])]
@@ -136,6 +171,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for key, path in report.get("plots", {}).items():
         lines += [f"![{key}]({path})", ""]
     return "\n".join(lines)
+
+
+def split_test_counts(per_split: Sequence[Mapping[str, Any]], classes: Sequence[str]) -> dict[str, list[int]]:
+    """Per class, its test images in each split (row sums of the splits' confusion matrices)."""
+    return {c: [sum(r["test"]["confusion_matrix"][i]) for r in per_split] for i, c in enumerate(classes)}
 
 
 def _plot_accuracy_vs_share(report: Mapping[str, Any], path: Path) -> None:

@@ -170,6 +170,10 @@ def evaluation_context(report: Mapping[str, Any], out_dir: Path) -> dict[str, An
              ("splits", f"{splits.get('method', '?')}, {splits.get('n', '?')} split(s); validation and test "
                         "images are real only"),
              ("classifier", classifier_summary(train))]
+    compute = report.get("compute")
+    if isinstance(compute, Mapping):
+        facts.append(("device", f"{compute.get('devices', '?')} (asked: --device {compute.get('device_requested', '?')}), "
+                                f"precision {compute.get('precision', '?')}"))
     stats = report.get("statistics")
     if isinstance(stats, Mapping):
         facts.append(("statistics", "; ".join(f"{k.replace('_', ' ')}: {fmt(v)}" for k, v in stats.items())))
