@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write_bytes
-from .report_clinical import clinical_markdown, few_images_note, metric_name, test_count_cell, verdict_notes
+from .report_clinical import clinical_markdown, count_cell, few_images_note, metric_name, verdict_notes
 from .stats import MIN_RUNS, TOO_FEW
 
-__all__ = ["write_report", "render_markdown", "PLOT_FILES"]
+__all__ = ["write_report", "render_markdown", "warning_texts", "split_test_counts", "PLOT_FILES"]
 
 #: Plot files (relative to the output folder); one confusion matrix per experiment besides.
 PLOT_FILES = {"accuracy_vs_share": "plots/test_accuracy_vs_synthetic_share.png",
@@ -77,19 +77,24 @@ def _verdict_lines(report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
-def _warning_lines(report: Mapping[str, Any]) -> list[str]:
-    exps = report["experiments"]
+def warning_texts(report: Mapping[str, Any]) -> list[str]:
+    """The warnings of report.md and report.html (under-trained, near chance), Markdown-marked."""
     lines = []
-    for name, e in exps.items():
+    for name, e in report["experiments"].items():
         c = e.get("convergence", {})
         if c.get("possibly_undertrained"):
-            lines.append(f"- **`{name}` may be under-trained**: {c['late_runs']} of {c['runs']} runs had their best "
+            lines.append(f"**`{name}` may be under-trained**: {c['late_runs']} of {c['runs']} runs had their best "
                          f"checkpoint in the last 10% of the budget; {c['advice']}.")
         if e.get("near_chance"):
-            lines.append(f"- **`{name}` is near chance**: mean test balanced accuracy "
+            lines.append(f"**`{name}` is near chance**: mean test balanced accuracy "
                          f"{e['test']['balanced_accuracy']['mean'] * 100:.1f}% with {len(report['classes'])} classes; "
                          "this classifier does not learn here (try a larger budget, a pretrained --model factory, "
                          "or small-cnn instead of a MobileNet from random weights).")
+    return lines
+
+
+def _warning_lines(report: Mapping[str, Any]) -> list[str]:
+    lines = [f"- {text}" for text in warning_texts(report)]
     return ["## Warnings", "", *lines, ""] if lines else []
 
 
@@ -142,7 +147,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                      "Δ accuracy", "Δ balanced acc.", "Δ macro-F1"], rows)
     lines += ["## Per-class test recall", ""]
     counts = split_test_counts(exps["baseline"]["per_split"], classes)
-    rows = [[f"`{c}`", str(report["data"]["class_counts"].get(c, 0)), test_count_cell(counts[c]),
+    rows = [[f"`{c}`", str(report["data"]["class_counts"].get(c, 0)), count_cell(counts[c]),
              *(_pm(e["test"]["per_class_recall"][c]) for e in exps.values())] for c in classes]
     lines += _table(["class", "images (all)", "test images per split", *(f"`{n}`" for n in exps)], rows)
     note = few_images_note(counts)

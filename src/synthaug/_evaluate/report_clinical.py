@@ -9,7 +9,7 @@ from typing import Any
 from .clinical import BINARY_METRICS, SPECIFICITIES
 from .stats import ENOUGH_RUNS, MIN_RUNS, TOO_FEW
 
-__all__ = ["MIN_TEST_IMAGES", "POWER_NOTE", "verdict_notes", "test_count_cell", "clinical_tables",
+__all__ = ["MIN_TEST_IMAGES", "POWER_NOTE", "verdict_notes", "count_cell", "clinical_tables",
            "clinical_markdown", "few_images_note"]
 
 #: Per-class figures from fewer test images than this in some split are marked.
@@ -38,7 +38,8 @@ def metric_name(metric: str, positive: str | None = None) -> str:
 def verdict_notes(report: Mapping[str, Any]) -> list[str]:
     """Plain-text notes under the verdict tables: too few runs (with the command that gives
     enough and the power paragraph) and clipped intervals."""
-    rows = [*report.get("verdicts", []), *report.get("clinical_verdicts", [])]
+    rows = [r for key in ("verdicts", "clinical_verdicts") for r in (report.get(key) or [])
+            if isinstance(r, Mapping)]
     notes = []
     few = [r for r in rows if r.get("verdict") == TOO_FEW]
     if few:
@@ -53,7 +54,7 @@ def verdict_notes(report: Mapping[str, Any]) -> list[str]:
     return notes
 
 
-def test_count_cell(counts: Sequence[int]) -> str:
+def count_cell(counts: Sequence[int]) -> str:
     """Per-split test images of a class: ``7`` or ``2–3`` (min–max), ``†`` when under :data:`MIN_TEST_IMAGES`."""
     if not counts:
         return "–"
@@ -107,7 +108,7 @@ def clinical_tables(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         if not clinical:
             continue
         counts = clinical.get("test_counts", {})
-        rows = [[c, test_count_cell(counts.get(c, [])),
+        rows = [[c, count_cell(counts.get(c, [])),
                  *(_pm(clinical["per_class"][c][m]) for m in ("sensitivity", "specificity", "ppv", "auroc"))]
                 for c in classes]
         tables.append({"title": f"Per-class test figures: {name} (%)", "note": few_images_note(counts),
