@@ -342,7 +342,7 @@ def test_evaluate_input_errors(folder, tmp_path):
 
     cfg = TrainConfig(steps=1, image_size=16, model="small-cnn")
     with pytest.raises(InvalidParameterError, match="needs synthetic images"):
-        run_evaluation(folder, tmp_path / "o1", experiments=["upsample"], train=cfg)
+        run_evaluation(folder, tmp_path / "o1", experiments=["proportion"], shares=[0.5], train=cfg)
     with pytest.raises(InvalidParameterError, match="one synthetic folder per split"):
         run_evaluation(folder, tmp_path / "o2", experiments=["upsample"], splits=3, synthetic=[folder], train=cfg)
     root = write_split(split_dataset(Dataset.from_folder(folder), val=0.2, test=0.2, seed=0), tmp_path / "split")

@@ -42,7 +42,14 @@ def _names(values: tuple[str, ...]) -> list[str]:
               help="Output folder (report.json, report.md, splits.json, plots/, work/).")
 @click.option("--experiments", "-e", "experiments", multiple=True, default=("upsample",), show_default=True,
               metavar="NAMES", help="Comma-separated experiment kinds: baseline (always run), upsample, proportion, "
-              "oversample, class-weights, classic (and any registered kind).")
+              "oversample, class-weights, classic, real-fraction (and any registered kind). The experiment "
+              "'upsample' fills the minority classes with the images of -g/--synthetic (without them: the classic "
+              "generator, as balance does); the experiment 'classic' is upsample always with the generator "
+              "'classic' (flips, rotations, crops and colour jitter of real images), a reference point beside -g. "
+              "real-fraction trains the baseline on --fractions of the real images (a learning curve).")
+@click.option("--fractions", default=None, metavar="LIST",
+              help="Fractions of the real training images for real-fraction, e.g. 0.25,0.5,0.75; the report says "
+              "how many real images each experiment is worth.")
 @click.option("--shares", default=None, metavar="LIST",
               help="Synthetic shares of the proportion experiment, e.g. 0.1,0.3,0.6,1.0 (or percentages).")
 @click.option("--proportion-mode", type=click.Choice(["replace", "add"]), default="replace", show_default=True,
@@ -93,7 +100,7 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the test summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables.")
-def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, upsample, generator, options, synthetic,
+def evaluate_cmd(data: Path, out: Path, experiments, fractions, shares, proportion_mode, upsample, generator, options, synthetic,
                  n_splits, repeats, folds, splits_file, val, test, groups, backend, model, alpha, weights,
                  image_size, batch_size, epochs, steps, eval_every, lr, no_augment, select, device, precision, threads, jobs, seed,
                  positive, strict, no_plots, as_json, quiet) -> None:
@@ -118,7 +125,7 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, proportion_mode, up
                          learning_rate=lr, augment=not no_augment, threads=threads, select=select,
                          device=device, precision=precision)
     evaluation = EvaluationConfig(
-        experiments=_names(experiments), shares=_floats(shares, "--shares"), proportion_mode=proportion_mode,
+        experiments=_names(experiments), shares=_floats(shares, "--shares"), fractions=_floats(fractions, "--fractions"), proportion_mode=proportion_mode,
         upsample=upsample, generator=generator, generator_options=generator_options, synthetic=list(synthetic),
         splits=n_splits, repeats=repeats, folds=folds, splits_file=splits_file, val=val, test=test, groups=groups,
         train=config, seed=seed, positive=positive, strict=strict, plots=not no_plots, jobs=jobs, command=command_line(),

@@ -139,7 +139,7 @@ class EvaluationConfig:
     """Everything an evaluation run is asked to do (the CLI options of ``synthaug evaluate``).
 
     Experiments: ``experiments`` names kinds from the experiment registry (``baseline`` always
-    runs first); ``shares``/``proportion_mode`` expand ``proportion``; ``upsample`` says which
+    runs first); ``shares``/``proportion_mode`` expand ``proportion``, ``fractions`` ``real-fraction``; ``upsample`` says which
     classes ``upsample``/``classic`` fill. Synthetic images come from ``generator`` (fitted per
     split on its training images, with ``generator_options``) or from ``synthetic`` folders
     (one per split). Splits: ``splits`` random splits (``val``/``test`` fractions), or
@@ -151,6 +151,7 @@ class EvaluationConfig:
 
     experiments: Sequence[str] = ("upsample",)
     shares: Sequence[float] = ()
+    fractions: Sequence[float] = ()
     proportion_mode: str = "replace"
     upsample: str = "auto"
     generator: str | None = None
@@ -199,6 +200,7 @@ class EvaluationConfig:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("train", "command")}
         out["experiments"] = list(self.experiments)
         out["shares"] = list(self.shares)
+        out["fractions"] = list(self.fractions)
         out["synthetic"] = [str(p) for p in self.synthetic]
         out["splits_file"] = None if self.splits_file is None else str(self.splits_file)
         out["generator_options"] = dict(self.generator_options or {})

@@ -10,6 +10,7 @@ from typing import Any
 from .._atomic import atomic_write_bytes
 from .report_clinical import clinical_markdown, count_cell, few_images_note, metric_name, verdict_notes
 from .stats import MIN_RUNS, TOO_FEW
+from .worth import plot_worth, worth_markdown
 
 __all__ = ["write_report", "render_markdown", "warning_texts", "split_test_counts", "PLOT_FILES"]
 
@@ -152,6 +153,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _table(["class", "images (all)", "test images per split", *(f"`{n}`" for n in exps)], rows)
     note = few_images_note(counts)
     lines += [note, ""] if note else []
+    lines += worth_markdown(report)
     lines += clinical_markdown(report)
     lines += ["## Test balanced accuracy per split", ""]
     n = split["n"]
@@ -300,6 +302,8 @@ def _make_plots(report: dict[str, Any], out: Path) -> dict[str, str]:
     _plot_accuracy_vs_share(report, out / files["accuracy_vs_share"])
     _plot_recall(report, out / files["per_class_recall"])
     _plot_paired(report, out / files["paired_differences"])
+    if plot_worth(report, out / "plots" / "real_fraction_curve.png"):
+        files["real_fraction_curve"] = "plots/real_fraction_curve.png"
     for name in report["experiments"]:
         files[f"confusion_{name}"] = f"plots/confusion_{name}.png"
         _plot_confusion(report, name, out / files[f"confusion_{name}"])

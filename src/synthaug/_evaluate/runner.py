@@ -37,6 +37,7 @@ from .sources import Pool, Source, synthetic_pool
 from .splits import Split, check_disjoint, kfold_splits, load_splits_file, random_splits, splits_to_json
 from .summary import clinical_verdict_table, holdout_ratio, summarize_experiment, verdict_table
 from .training import TrainingTask
+from .worth import real_worth
 
 __all__ = ["run_evaluation", "REPORT_FORMAT"]
 
@@ -246,7 +247,8 @@ def _run_claimed(data: str | os.PathLike[str] | Dataset, out: Path, config: Eval
                  progress: Progress) -> dict[str, Any]:
     from .report import write_report
 
-    exps = parse_experiments(config.experiments, config.shares, config.proportion_mode, config.upsample)
+    exps = parse_experiments(config.experiments, config.shares, config.proportion_mode, config.upsample,
+                             config.fractions)
     _devices(config)  # an unavailable --device fails now, before any generator is fitted
     chosen = _chosen_source(config)
     sources = {e.name: e.source(chosen) for e in exps}
@@ -292,6 +294,7 @@ def _run_claimed(data: str | os.PathLike[str] | Dataset, out: Path, config: Eval
         "verdicts": verdict_table(experiments),
         "clinical_verdicts": clinical_verdict_table(experiments),
         "experiments": experiments,
+        "real_worth": real_worth(experiments),
     }
     write_report(report, out, plots=config.plots)
     return report

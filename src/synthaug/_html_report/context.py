@@ -135,7 +135,10 @@ def _evaluation_tables(report: Mapping[str, Any], exps: Mapping[str, Any], class
     tables.append({"title": "Per-class test recall (%)", "header": ["class", "images (all)", "test images per split",
                                                                    *exps], "rows": recall_rows,
                    "note": _few_note(split_counts)})
-    return tables + _clinical_tables(report)
+    from .._evaluate.worth import worth_table
+
+    worth = worth_table(report) if report.get("real_worth") else None
+    return tables + ([worth] if worth else []) + _clinical_tables(report)
 
 
 def _split_counts(exps: Mapping[str, Any], classes: list[str]) -> dict[str, list[int]]:

@@ -10,6 +10,8 @@
                    up to the largest class (no new images)
 ``class-weights``  the real images, loss weighted by ``n / (k * n_class)`` ("balanced")
 ``classic``        like ``upsample`` but always with the built-in ``classic`` generator
+``real-fraction``  the baseline on a class-stratified fraction of the real training images
+                   (one per ``--fractions`` value): the learning curve of real data
 =================  ==========================================================================
 
 A new kind is one new module: an :class:`Experiment` class and a ``register_experiments`` hook
@@ -35,18 +37,19 @@ from .baseline import Baseline
 from .class_weights import ClassWeights, balanced_class_weights
 from .oversample import Oversample
 from .proportion import ProportionSweep
+from .real_fraction import RealFraction
 from .synthetic import SyntheticExperiment
 from .upsample import ClassicUpsample, Upsample, upsample_strategy
 
 __all__ = [
     "EXPERIMENTS", "EXPERIMENT_KINDS", "Experiment", "ExperimentOptions", "SyntheticExperiment", "TrainingSet",
-    "Baseline", "ClassWeights", "ClassicUpsample", "Oversample", "ProportionSweep", "Upsample",
+    "Baseline", "ClassWeights", "ClassicUpsample", "Oversample", "ProportionSweep", "RealFraction", "Upsample",
     "balanced_class_weights", "build_training_set", "experiment_class", "experiment_kinds", "needed_synthetic",
     "parse_experiments", "register_experiment", "registered_experiments", "upsample_strategy",
 ]
 
 #: The built-in kinds (``experiment_kinds()`` also lists kinds registered later).
-EXPERIMENT_KINDS = ("baseline", "upsample", "proportion", "oversample", "class-weights", "classic")
+EXPERIMENT_KINDS = ("baseline", "upsample", "proportion", "oversample", "class-weights", "classic", "real-fraction")
 
 
 def experiment_kinds() -> list[str]:
@@ -55,13 +58,14 @@ def experiment_kinds() -> list[str]:
 
 
 def parse_experiments(
-    names: Sequence[str], shares: Sequence[float] = (), proportion_mode: str = "replace", upsample: str = "auto"
+    names: Sequence[str], shares: Sequence[float] = (), proportion_mode: str = "replace", upsample: str = "auto",
+    fractions: Sequence[float] = (),
 ) -> list[Experiment]:
     """Experiments from ``--experiments`` names (``kind`` or ``kind:value``); ``baseline`` is
     always included, first; a name given twice runs once."""
     if proportion_mode not in ("add", "replace"):
         raise InvalidParameterError("--proportion-mode", proportion_mode, "'add' or 'replace'")
-    options = ExperimentOptions(tuple(shares), proportion_mode, upsample)
+    options = ExperimentOptions(tuple(shares), proportion_mode, upsample, tuple(fractions))
     out: list[Experiment] = [Baseline("baseline")]
     for raw in names:
         name = raw.strip().lower().replace("_", "-")
