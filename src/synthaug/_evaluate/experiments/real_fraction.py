@@ -29,7 +29,7 @@ def stratified_fraction(train: Dataset, fraction: float, seed: int) -> list[Samp
     """``max(1, round(fraction * n_c))`` images of each class ``c``, drawn with ``seed``, in dataset order."""
     rng = random.Random(seed)
     keep: set[int] = set()
-    for label, members in sorted(samples_by_class(train).items()):
+    for _label, members in sorted(samples_by_class(train).items()):
         chosen = rng.sample(range(len(members)), max(1, round(fraction * len(members))))
         keep.update(id(members[i]) for i in chosen)
     return [s for s in train if id(s) in keep]
