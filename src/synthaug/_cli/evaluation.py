@@ -133,7 +133,7 @@ def evaluate_cmd(data: Path, out: Path, experiments, fractions, shares, proporti
     show = not quiet and not as_json
     with RichProgress(quiet=not show) as progress:
         report = run_evaluation(data, out, evaluation, progress=progress)
-    write_html_report(out)  # report.html beside report.json (synthaug._html_report)
+    html = write_html_report(out)  # report.html beside report.json (synthaug._html_report)
     keys = ("mean", "std", "ci_low", "ci_high", "wilcoxon_p", "verdict")
     summary = {name: {"synthetic_share": e["synthetic_share"], "test": {m: e["test"][m] for m in
                       ("accuracy", "balanced_accuracy", "macro_f1")},
@@ -163,7 +163,9 @@ def evaluate_cmd(data: Path, out: Path, experiments, fractions, shares, proporti
                       "-" if name == "baseline" else pm(s["vs_baseline"]["balanced_accuracy"], signed=True),
                       "-" if name == "baseline" else s["vs_baseline"]["balanced_accuracy"]["verdict"]
                       + (" (under-trained?)" if s["possibly_undertrained"] else ""))
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    console.print(f"report: {out / 'report.md'}\nreport.html: {html}")
 
 
 @hookimpl

@@ -110,7 +110,8 @@ def _show(result: dict[str, Any], report_title: str, synthetic: Path, quiet: boo
               help="Folder for report.md, report.json, nearest.csv and PNGs.")
 @_report_options
 @click.option("--filter", "do_filter", is_flag=True,
-              help="Also move flagged images out of SYNTHETIC (a synthaug output folder) into OUT.synthaug/rejected/.")
+              help="Also move flagged images out of SYNTHETIC (a synthaug output folder) into SYNTHETIC.synthaug/rejected/ "
+              "(beside SYNTHETIC, not in --out).")
 @click.option("--filter-on", "filter_on", default="copy,blank,unreadable", show_default=True,
               help=_REASONS_HELP)
 def report_cmd(real: Path, synthetic: Path, out: Path, features: str, copy_threshold, outlier_factor, seed: int,
@@ -118,8 +119,10 @@ def report_cmd(real: Path, synthetic: Path, out: Path, features: str, copy_thres
     """Measure SYNTHETIC images against the REAL training images: near-copies, diversity, FD/KID, defects."""
     options = _kwargs(features, copy_threshold, outlier_factor, seed, max_memory)
     result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, do_filter, _reasons(filter_on))
-    write_html_report(out, command=command_line())  # report.html beside report.json (synthaug._html_report)
+    html = write_html_report(out, command=command_line())  # report.html beside report.json (synthaug._html_report)
     _show(result, f"quality of {synthetic}", synthetic, quiet, as_json, report)
+    if not quiet and not as_json:
+        make_console().print(f"report.html: {html}")
 
 @click.command("filter")
 @click.argument("synthetic", type=click.Path(path_type=Path))

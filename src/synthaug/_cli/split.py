@@ -16,7 +16,8 @@ from .common import make_console, show_notices
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Split root to create.")
 @click.option("--val", type=float, default=0.15, show_default=True, help="Validation fraction.")
 @click.option("--test", type=float, default=0.15, show_default=True, help="Test fraction.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the random stratified assignment; the same seed and data give the same split.")
 @click.option("--groups", default=None, metavar="FILE.csv:COLUMN",
               help="Keep images of one group together (e.g. labels.csv:lesion_id).")
 @click.option("--copy", "copy", is_flag=True, help="Copy files instead of symlinking them.")

@@ -67,7 +67,7 @@ def _write_figures(report: QualityReport, out: Path, train: Dataset | None) -> l
     ranked = sorted((im for im in report.images if im.nearest is not None), key=lambda im: -im.similarity)[:12]
     if ranked:
         threshold = report.settings["copy_threshold"]
-        pairs = [(im.path, im.nearest, f"{im.label[:18]} sim {im.similarity:.2f}", im.similarity >= threshold)
+        pairs = [(im.path, im.nearest, f"{im.label} sim {im.similarity:.2f}", im.similarity >= threshold)
                  for im in ranked]
         written.append(save_pairs(pairs, out / "nearest-pairs.png").name)
     return written
