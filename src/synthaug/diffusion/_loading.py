@@ -26,7 +26,10 @@ def resolve_device(device: str | None) -> Any:
         if torch.cuda.is_available():
             return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        _note_cpu_fallback()
+        return torch.device("cpu")
     try:
         chosen = torch.device(device)
     except RuntimeError as exc:
@@ -37,6 +40,20 @@ def resolve_device(device: str | None) -> Any:
     if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise InvalidOptionsError(f"option device={device!r} but MPS is not available; use 'cpu' or 'auto'")
     return chosen
+
+
+_CPU_FALLBACK_SAID: list[bool] = []  # once per process
+
+
+def _note_cpu_fallback() -> None:
+    """Say once per process that ``device=auto`` found no GPU and runs on the CPU."""
+    if _CPU_FALLBACK_SAID:
+        return
+    _CPU_FALLBACK_SAID.append(True)
+    import warnings
+
+    warnings.warn("device=auto: torch sees no CUDA or MPS device, so this generator runs on the CPU "
+                  "(much slower; a CPU-only torch build also does this)", UserWarning, stacklevel=3)
 
 
 def resolve_dtype(dtype: str, device: Any) -> Any:
