@@ -33,3 +33,28 @@ def test_device_auto_on_cpu_says_so_once(monkeypatch):
     assert [str(w.message) for w in seen if "device=auto" in str(w.message)] == [
         "device=auto: torch sees no CUDA or MPS device, so this generator runs on the CPU "
         "(much slower; a CPU-only torch build also does this)"]
+
+
+def test_a_base_model_that_cannot_load_says_what_to_do_in_synthaug_words(monkeypatch):
+    import pytest
+
+    diffusers = pytest.importorskip("diffusers")
+    pytest.importorskip("transformers")
+    from synthaug._errors import GenerationError
+    from synthaug.diffusion import _loading
+
+    def refuse(*args, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in "
+                      "the cached files. Check your internet connection or see how to run the library in offline "
+                      "mode. If you were trying to load it from 'https://huggingface.co/models', make sure you "
+                      "don't have a local directory with the same name. Otherwise, pass `local_files_only=True` "
+                      "and check the stacktrace above.")
+
+    monkeypatch.setattr(diffusers.StableDiffusionPipeline, "from_pretrained", classmethod(refuse))
+    with pytest.raises(GenerationError) as info:
+        _loading.load_pipeline("StableDiffusionPipeline", "org/model", device="cpu", dtype=None)
+    text = str(info.value)
+    assert "couldn't connect to 'https://huggingface.co'" in text
+    assert "local_files_only" not in text and "stacktrace" not in text
+    assert "-o base_model=/path/to/folder" in text and "huggingface-cli download org/model" in text
+    assert "HF_HUB_OFFLINE=1" in text

@@ -282,7 +282,9 @@ def _plot_confusion(report: Mapping[str, Any], name: str, path: Path) -> None:
         for j in range(len(classes)):
             ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
                     color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
-    short = [c.replace("_", " ")[:18] for c in classes]
+    import textwrap
+
+    short = ["\n".join(textwrap.wrap(c.replace("_", " "), 16, break_long_words=True)) or c for c in classes]
     ax.set_xticks(range(len(classes)), short, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), short, fontsize=8)
     ax.set_xlabel("predicted")

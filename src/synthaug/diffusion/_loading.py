@@ -12,7 +12,8 @@ from typing import Any
 from .._errors import GenerationError, InvalidOptionsError
 from .._optional import require
 
-__all__ = ["autocast_dtype", "load_pipeline", "load_vae", "quiet_libraries", "resolve_device", "resolve_dtype"]
+__all__ = ["autocast_dtype", "load_pipeline", "load_vae", "loading_advice", "quiet_libraries", "resolve_device",
+           "resolve_dtype", "short_reason"]
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
@@ -99,6 +100,28 @@ def quiet_libraries() -> Iterator[None]:
             tlog.enable_progress_bar()
 
 
+#: Phrases of diffusers/huggingface_hub errors that speak to a Python caller (keywords a CLI user
+#: cannot pass, "the stacktrace above" that the CLI does not show): the reason is cut there.
+_CALLER_ONLY = ("If you were trying", "Check your internet", "Otherwise", "local_files_only", "stacktrace",
+                "trust_remote_code", "make sure", "Make sure", "`from_pretrained`", "cache_dir")
+
+
+def short_reason(exc: BaseException) -> str:
+    """The library's reason in one line, cut before advice meant for Python callers."""
+    text = " ".join(str(exc).split())
+    cut = min((i for i in (text.find(p) for p in _CALLER_ONLY) if i > 0), default=len(text))
+    text = text[:cut].strip().rstrip(".,;:") or type(exc).__name__
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def loading_advice(option: str, value: str) -> str:
+    """What to do when a model cannot be loaded, in terms of synthaug's options and the shell."""
+    return (f"Either give a local folder (-o {option}=/path/to/folder, e.g. made with "
+            f"`huggingface-cli download {value} --local-dir FOLDER`), or download it into the Hugging Face cache "
+            f"while online (`huggingface-cli download {value}`) and then set HF_HUB_OFFLINE=1 to use the cache "
+            "without network calls")
+
+
 def _source(base_model: str) -> str:
     path = Path(base_model).expanduser()
     if path.exists():
@@ -143,8 +166,8 @@ def load_pipeline(
             pipe = cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         raise GenerationError(
-            f"cannot load base_model={base_model!r} as a {pipeline_class}: {exc}. Give a local folder, or a hub id "
-            "that is reachable (or already in the Hugging Face cache)"
+            f"cannot load base_model={base_model!r} as a {pipeline_class}: {short_reason(exc)}. "
+            + loading_advice("base_model", base_model)
         ) from exc
     if scheduler:
         scheduler_cls = getattr(diffusers, scheduler, None)
@@ -185,6 +208,5 @@ def load_vae(vae: str, *, dtype: Any) -> Any:
             return diffusers.AutoencoderKL.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         raise GenerationError(
-            f"cannot load vae={vae!r} as an AutoencoderKL: {exc}. Give a local folder, or a hub id that is "
-            "reachable (or already in the Hugging Face cache)"
+            f"cannot load vae={vae!r} as an AutoencoderKL: {short_reason(exc)}. " + loading_advice("vae", vae)
         ) from exc
