@@ -259,3 +259,16 @@ def test_classifier_line_shows_alpha_only_for_mobilenet_and_whole_epochs() -> No
     assert classifier_summary(small) == "backend torch, model small-cnn, image_size 64, epochs 30"
     mobile = {**small, "model": "mobilenet", "epochs": 2.5}
     assert classifier_summary(mobile) == "backend torch, model mobilenet, alpha 0.25, image_size 64, epochs 2.5"
+
+
+def test_quality_page_has_the_overall_line_and_how_to_read_it(quality_dir: Path) -> None:
+    from html import unescape
+
+    from synthaug._quality.render import HOW_TO_READ, overall_line
+
+    report = json.loads((quality_dir / "report.json").read_text())
+    page = unescape((quality_dir / "report.html").read_text())
+    md = (quality_dir / "report.md").read_text()
+    assert HOW_TO_READ in md and HOW_TO_READ.replace("*", "") in page
+    if "fd" in report["overall"]:
+        assert overall_line(report["overall"]) in md and overall_line(report["overall"]) in page

@@ -280,8 +280,13 @@ def quality_context(report: Mapping[str, Any], out_dir: Path, *, images: bool) -
              ("flagged", f"{overall.get('flagged', '?')} of {overall.get('n_synthetic', '?')}: "
                          f"{overall.get('copies', '?')} near-copies, {overall.get('blank', '?')} blank, "
                          f"{overall.get('unreadable', '?')} unreadable, {overall.get('outliers', '?')} outliers")]
+    from .._quality.render import HOW_TO_READ, overall_line
+
+    if "fd" in overall:
+        facts.append(("overall", overall_line(overall)))
     tables = [{"title": "Per class", "header": ["class", *(t for _, t in _QUALITY_COLUMNS)],
-               "rows": [[label, *(fmt(c.get(k)) for k, _ in _QUALITY_COLUMNS)] for label, c in classes.items()]}]
+               "rows": [[label, *(fmt(c.get(k)) for k, _ in _QUALITY_COLUMNS)] for label, c in classes.items()],
+               "note": HOW_TO_READ.replace("*", "")}]
     flagged = [f for f in report.get("flagged") or [] if isinstance(f, Mapping)]
     if flagged:
         tables.append({"title": f"Flagged images ({len(flagged)}; first 50)",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .._dataset import Dataset
     from .results import QualityReport
 
-__all__ = ["render_markdown", "write_report"]
+__all__ = ["HOW_TO_READ", "overall_line", "render_markdown", "write_report"]
 
 
 def write_report(report: QualityReport, out_dir: str | os.PathLike[str], *, train: Dataset | None = None,
@@ -81,6 +82,24 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+#: The explanation under the per-class table (report.md and report.html).
+HOW_TO_READ = (
+    "How to read it: FD and KID are distances between the real and synthetic feature distributions "
+    "(lower is closer). FD is biased upwards for small sets, so compare at equal sizes: *FD½ real–synth* "
+    "is the FD between half of the real class and as many synthetic images, *FD½ real–real* the FD between "
+    "the two halves of the real class (what a perfect generator would score). KID is unbiased (about 0 for "
+    "one distribution, can be slightly negative). A diversity ratio well below 1 means the synthetic images "
+    "vary less than the real ones. *max sim* is the highest copy similarity to any training image."
+)
+
+
+def overall_line(o: Mapping[str, Any]) -> str:
+    """The overall FD/KID/diversity sentence of report.md and report.html (``o``: report.json ``overall``)."""
+    return (f"Overall FD {_fmt(o.get('fd'))}; at half the real size: real–synthetic {_fmt(o.get('fd_half_synthetic'))}, "
+            f"real–real {_fmt(o.get('fd_real_halves'))}; KID {_fmt(o.get('kid'))}, "
+            f"diversity ratio (synthetic / real mean pairwise distance) {_fmt(o.get('diversity_ratio'))}.")
+
+
 def render_markdown(report: QualityReport) -> str:
     """The human-readable report (``report.md``)."""
     s, o = report.settings, report.overall
@@ -105,12 +124,7 @@ def render_markdown(report: QualityReport) -> str:
         "",
     ]
     if "fd" in o:
-        lines += [
-            f"Overall FD {_fmt(o['fd'])}; at half the real size: real–synthetic {_fmt(o['fd_half_synthetic'])}, "
-            f"real–real {_fmt(o['fd_real_halves'])}; KID {_fmt(o['kid'])}, "
-            f"diversity ratio (synthetic / real mean pairwise distance) {_fmt(o['diversity_ratio'])}.",
-            "",
-        ]
+        lines += [overall_line(o), ""]
     header = ["class", "real", "synthetic", "FD", "FD½ real–synth", "FD½ real–real", "KID", "diversity synth / real",
               "max sim", "copies", "blank", "outliers", "flagged"]
     lines += ["## Per class", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -123,12 +137,7 @@ def render_markdown(report: QualityReport) -> str:
         lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
     lines += [
         "",
-        "How to read it: FD and KID are distances between the real and synthetic feature distributions "
-        "(lower is closer). FD is biased upwards for small sets, so compare at equal sizes: *FD½ real–synth* "
-        "is the FD between half of the real class and as many synthetic images, *FD½ real–real* the FD between "
-        "the two halves of the real class (what a perfect generator would score). KID is unbiased (about 0 for "
-        "one distribution, can be slightly negative). A diversity ratio well below 1 means the synthetic images "
-        "vary less than the real ones. *max sim* is the highest copy similarity to any training image.",
+        HOW_TO_READ,
         "",
     ]
     flagged = report.flagged()
