@@ -1,0 +1,30 @@
+"""Help texts say what the commands do (issue 24, "the first hour")."""
+
+from __future__ import annotations
+
+import pytest
+
+from synthaug._cli import main
+
+
+def _help(capsys, *command: str) -> str:
+    assert main([*command, "--help"]) == 0
+    return " ".join(capsys.readouterr().out.split())  # click wraps lines
+
+
+def test_evaluate_help_explains_classic_and_the_new_options(capsys):
+    text = _help(capsys, "evaluate")
+    assert "the experiment 'classic' is upsample always with the generator 'classic'" in text
+    assert "without them: the classic generator, as balance does" in text
+    for option in ("--device", "--precision", "--positive", "--fractions"):
+        assert option in text
+
+
+@pytest.mark.parametrize(("command", "phrase"), [
+    (("html",), "embedded only with --images"),
+    (("report",), "SYNTHETIC.synthaug/rejected/"),
+    (("split",), "Seed of the random stratified assignment"),
+    (("split",), "splits.json"),
+])
+def test_help_matches_behaviour(capsys, command, phrase):
+    assert phrase in _help(capsys, *command)
