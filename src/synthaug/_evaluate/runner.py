@@ -252,6 +252,8 @@ def _run_claimed(data: str | os.PathLike[str] | Dataset, out: Path, config: Eval
     _devices(config)  # an unavailable --device fails now, before any generator is fitted
     chosen = _chosen_source(config)
     sources = {e.name: e.source(chosen) for e in exps}
+    if chosen is None and any(e.kind == "upsample" for e in exps):
+        progress.log("upsample: no -g/--synthetic given, so it uses the classic generator (as `balance` does)")
     dataset, split_list, split_info, fixed_root = _resolve_splits(data, config)
     _check_splits(split_list, sources)
     classes = sorted({s.label for s in dataset} | set(dataset.empty_classes))
