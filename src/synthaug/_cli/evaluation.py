@@ -150,7 +150,7 @@ def evaluate_cmd(data: Path, out: Path, experiments, fractions, shares, proporti
 
     table = Table(title=f"test results over {report['splits']['n']} split(s) (mean ± std, %) -> {out}/report.md")
     for col in ("experiment", "synthetic %", "accuracy", "balanced acc.", "macro-F1", "Δ balanced acc.", "verdict"):
-        table.add_column(col, justify="left" if col == "experiment" else "right")
+        table.add_column(col, justify="left" if col == "experiment" else "right", overflow="fold")
 
     def pm(stat, signed=False):
         if stat.get("mean") is None:

@@ -82,8 +82,8 @@ _NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "macro_f
 WORTH_NOTE = ("Worth: the share of the real training images at which the real-only learning curve "
               "(real-fraction experiments and the baseline at 100%) reaches the experiment's mean test figure, by "
               "linear interpolation; ± is the standard deviation of the same reading on each split's own curve. "
-              "'≤' means the experiment is no better than the smallest fraction; '> all real' means it beats the "
-              "baseline, which the curve cannot price.")
+              "'≤' means the experiment is no better than the smallest fraction; '> all real' means it beats every point "
+              "of the real-only curve, which therefore cannot price it.")
 
 
 def _cell(w: Mapping[str, Any], n_real: float) -> str:
