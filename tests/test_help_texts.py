@@ -28,3 +28,14 @@ def test_evaluate_help_explains_classic_and_the_new_options(capsys):
 ])
 def test_help_matches_behaviour(capsys, command, phrase):
     assert phrase in _help(capsys, *command)
+
+
+def test_report_prints_the_path_of_report_html(tmp_path, capsys):
+    from synthaug.testing import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", {"a": 6, "b": 3}, size=16)
+    assert main(["balance", str(data), "--out", str(tmp_path / "synthetic"), "-q"]) == 0
+    assert main(["report", str(data), str(tmp_path / "synthetic"), "--out", str(tmp_path / "report")]) == 0
+    out = "".join(capsys.readouterr().out.split())  # rich may wrap a long path
+    assert f"report.html:{tmp_path / 'report' / 'report.html'}" in out
+    assert (tmp_path / "report" / "report.html").is_file()
