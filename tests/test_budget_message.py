@@ -58,3 +58,17 @@ def test_a_base_model_that_cannot_load_says_what_to_do_in_synthaug_words(monkeyp
     assert "local_files_only" not in text and "stacktrace" not in text
     assert "-o base_model=/path/to/folder" in text and "huggingface-cli download org/model" in text
     assert "HF_HUB_OFFLINE=1" in text
+
+
+def test_bitsandbytes_cpu_kernel_notice_is_dropped(caplog):
+    import logging
+
+    from synthaug.diffusion._loading import silence_cpu_kernel_notice
+
+    silence_cpu_kernel_notice()
+    silence_cpu_kernel_notice()  # idempotent
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    with caplog.at_level(logging.WARNING, logger="bitsandbytes.backends.cpu.ops"):
+        logger.warning("Failed to load CPU gemm_4bit_forward from kernels-community: %s. Please make sure", "x")
+        logger.warning("a real problem")
+    assert [r.getMessage() for r in caplog.records] == ["a real problem"]

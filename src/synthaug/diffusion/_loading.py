@@ -13,7 +13,22 @@ from .._errors import GenerationError, InvalidOptionsError
 from .._optional import require
 
 __all__ = ["autocast_dtype", "load_pipeline", "load_vae", "loading_advice", "quiet_libraries", "resolve_device",
-           "resolve_dtype", "short_reason"]
+           "resolve_dtype", "short_reason", "silence_cpu_kernel_notice"]
+
+def _not_kernel_notice(record: logging.LogRecord) -> bool:
+    """False for bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community" warning."""
+    return "kernels-community" not in str(record.msg)
+
+
+def silence_cpu_kernel_notice() -> None:
+    """Drop bitsandbytes' warning that an optional CPU kernel from the Hub is missing: it is printed
+    at import on CPUs with AVX512-BF16, asks for a package synthaug does not use, and changes nothing."""
+    bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    if _not_kernel_notice not in bnb.filters:
+        bnb.addFilter(_not_kernel_notice)
+
+
+silence_cpu_kernel_notice()
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
