@@ -39,3 +39,9 @@ def test_report_prints_the_path_of_report_html(tmp_path, capsys):
     out = "".join(capsys.readouterr().out.split())  # rich may wrap a long path
     assert f"report.html:{tmp_path / 'report' / 'report.html'}" in out
     assert (tmp_path / "report" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("command", ["balance", "report", "filter", "evaluate", "split", "plan"])
+def test_one_style_of_defaults(capsys, command):
+    text = _help(capsys, command)
+    assert "(default" not in text and "default)" not in text  # click's "[default: …]" only

@@ -34,13 +34,13 @@ def _report_options(func: Any) -> Any:
                      type=click.Choice(["auto", "colour-texture", "inception"]),
                      help="Feature space for FD/KID/diversity/outliers (auto: Inception if its weights are on disk)."),
         click.option("--copy-threshold", type=float, default=None,
-                     help="Copy similarity at or above which an image is a near-copy (default 0.5)."),
+                     help="Copy similarity at or above which an image is a near-copy.  [default: 0.5]"),
         click.option("--outlier-factor", type=float, default=None,
-                     help="Outlier when the 3-NN distance exceeds this times the real 99th percentile (default 1.5)."),
+                     help="Outlier when the 3-NN distance exceeds this times the real 99th percentile.  [default: 1.5]"),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling in the metrics."),
         click.option("--max-memory", type=float, default=None, metavar="MIB",
-                     help="Bound (MiB) of the near-copy and nearest-neighbour working arrays (default 512); "
-                          "per-image descriptors (~5 KiB each) come on top."),
+                     help="Bound (MiB) of the near-copy and nearest-neighbour working arrays; per-image descriptors "
+                          "(~5 KiB each) come on top.  [default: 512]"),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables."),
     ]
