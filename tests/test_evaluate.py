@@ -222,7 +222,8 @@ def test_evaluate_writes_every_documented_file_and_key(evaluated):
     # 2 paired runs: no interval, and the verdict says so
     assert len(report["verdicts"]) == 5 * 3 and {r["verdict"] for r in report["verdicts"]} == {"too few runs"}
     assert all(r["ci_low"] is None and r["ci_high"] is None for r in report["verdicts"])
-    assert report["compute"] == {"backend": "torch", "device_requested": "auto", "devices": "cpu", "precision": "fp32"}
+    used = "cuda:0" if torch.cuda.is_available() else "cpu"  # --device auto
+    assert report["compute"] == {"backend": "torch", "device_requested": "auto", "devices": used, "precision": "fp32"}
     assert report["classes"] == CLASSES
     assert list(report["experiments"]) == ["baseline", "upsample", "proportion-50", "oversample", "class-weights",
                                            "classic"]
@@ -253,7 +254,8 @@ def test_evaluate_writes_every_documented_file_and_key(evaluated):
     assert "| `upsample` |" in md and "Δ accuracy" in md and "plots/per_class_recall.png" in md
     assert md.startswith("# synthaug evaluation\n\n## Verdicts") and "| `classic` | balanced acc. |" in md
     assert "Too few runs: 2 paired run(s)" in md and "--repeats 5 --folds 5" in md and "How many runs" in md
-    assert "Device: cpu (asked: `--device auto`), precision fp32." in md
+    used = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert f"Device: {used} (asked: `--device auto`), precision fp32." in md
 
 
 def test_evaluate_reports_clinical_metrics_and_per_split_test_counts(evaluated):

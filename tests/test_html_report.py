@@ -137,6 +137,7 @@ def test_evaluation_page_says_everything_report_md_says(evaluation_dir: Path) ->
         if table.get("note"):
             assert table["note"] in md and table["note"] in page
     assert "test images per split" in page and "(too few runs)" in page
+    assert re.search(r"<dt>device</dt><dd>(cpu|cuda:\d+) \(asked: --device auto\), precision fp32</dd>", page)
     assert f">{LONG_CLASS}</text>" in page and f"<td>{LONG_CLASS}</td>" in page
     assert not re.search(r"\w…</text>", page)  # no truncated label
 
