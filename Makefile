@@ -43,13 +43,19 @@ test: $(VENV)/.dev-stamp lint
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 \
 		TF_CPP_MIN_LOG_LEVEL=2 HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
-# Wheels and sdists of the core and every plugin under plugins/, then `twine check`. Built without
-# build isolation (the dev environment's setuptools), so it works offline. `make dist PY=python`
-# builds with another interpreter that has `build` and `twine` (and skips the dev install).
-dist: $(if $(filter $(VENV)/bin/python,$(PY)),$(VENV)/.dev-stamp)
+# Wheels and sdists of the core and every plugin under plugins/, then `twine check`, without the
+# dev install: the builder is $(PYTHON) when it already has `build`, `twine` and `setuptools`
+# (then it works offline), else a small $(DIST_VENV) with only those three.
+# `make dist DIST_PY=/path/to/python` picks another interpreter.
+DIST_VENV ?= .venv-dist
+DIST_PY ?= $(shell $(PYTHON) -c "import build, twine, setuptools" >/dev/null 2>&1 && echo $(PYTHON) || echo $(DIST_VENV)/bin/python)
+$(DIST_VENV)/bin/python:
+	$(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_VENV)/bin/python -m pip --disable-pip-version-check -q install build twine "setuptools>=77"
+dist: $(if $(filter $(DIST_VENV)/bin/python,$(DIST_PY)),$(DIST_VENV)/bin/python)
 	rm -f $(DIST_DIR)/*.whl $(DIST_DIR)/*.tar.gz
-	$(foreach p,. $(PLUGINS),$(PY) -m build --no-isolation --outdir $(DIST_DIR) $(p) >/dev/null &&) true
-	$(PY) -m twine check --strict $(DIST_DIR)/*
+	$(foreach p,. $(PLUGINS),$(DIST_PY) -m build --no-isolation --outdir $(DIST_DIR) $(p) >/dev/null &&) true
+	$(DIST_PY) -m twine check --strict $(DIST_DIR)/*
 
 clean-venv:
 	rm -rf $(VENV)

@@ -205,7 +205,7 @@ def evaluated(folder, tmp_path_factory) -> Path:
     code = main([
         "evaluate", str(folder), "--out", str(out), "--splits", "2", "--val", "0.2", "--test", "0.2",
         "-e", "upsample,proportion,oversample,class-weights,classic", "--shares", "0.5",
-        "-g", "classic", "-o", "max_rotation=5", *TINY,
+        "-g", "classic", "-o", "max_rotation=5", "--positive", "b", *TINY,
     ])
     assert code == 0
     return out
@@ -216,10 +216,14 @@ def test_evaluate_writes_every_documented_file_and_key(evaluated):
     for key in ("format", "synthaug_version", "versions", "created", "command", "config", "data", "classes", "splits",
                 "train", "statistics", "synthetic_sources", "verdicts", "experiments", "plots"):
         assert key in report
-    assert report["format"] == 2 and report["train"]["select"] == "balanced_accuracy"
+    assert report["format"] == 3 and report["train"]["select"] == "balanced_accuracy"
     assert report["config"]["experiments"] == ["upsample", "proportion", "oversample", "class-weights", "classic"]
     assert {"torch", "numpy", "synthaug"} <= set(report["versions"])
-    assert len(report["verdicts"]) == 5 * 3 and {r["verdict"] for r in report["verdicts"]} <= {"better", "worse", "no evidence"}
+    # 2 paired runs: no interval, and the verdict says so
+    assert len(report["verdicts"]) == 5 * 3 and {r["verdict"] for r in report["verdicts"]} == {"too few runs"}
+    assert all(r["ci_low"] is None and r["ci_high"] is None for r in report["verdicts"])
+    used = "cuda:0" if torch.cuda.is_available() else "cpu"  # --device auto
+    assert report["compute"] == {"backend": "torch", "device_requested": "auto", "devices": used, "precision": "fp32"}
     assert report["classes"] == CLASSES
     assert list(report["experiments"]) == ["baseline", "upsample", "proportion-50", "oversample", "class-weights",
                                            "classic"]
@@ -249,6 +253,38 @@ def test_evaluate_writes_every_documented_file_and_key(evaluated):
     md = (evaluated / "report.md").read_text()
     assert "| `upsample` |" in md and "Δ accuracy" in md and "plots/per_class_recall.png" in md
     assert md.startswith("# synthaug evaluation\n\n## Verdicts") and "| `classic` | balanced acc. |" in md
+    assert "Too few runs: 2 paired run(s)" in md and "--repeats 5 --folds 5" in md and "How many runs" in md
+    used = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert f"Device: {used} (asked: `--device auto`), precision fp32." in md
+
+
+def test_evaluate_reports_clinical_metrics_and_per_split_test_counts(evaluated):
+    report = json.loads((evaluated / "report.json").read_text())
+    base = report["experiments"]["baseline"]
+    for r in base["per_split"]:
+        cm, clinical = r["test"]["confusion_matrix"], r["test"]["clinical"]
+        assert "test_probabilities" not in r  # kept in the result cache only
+        for i, c in enumerate(CLASSES):
+            tp, n = cm[i][i], sum(cm[i])
+            assert clinical["per_class"][c]["n"] == n
+            assert clinical["per_class"][c]["sensitivity"] == pytest.approx(tp / n)
+            predicted = sum(row[i] for row in cm)
+            assert clinical["per_class"][c]["ppv"] == (pytest.approx(tp / predicted) if predicted else None)
+        assert 0 <= clinical["ece"] <= 1 and r["test"]["binary"]["positive"] == "b"
+        assert r["test"]["binary"]["n_positive"] == sum(cm[1])
+    counts = base["test"]["clinical"]["test_counts"]
+    assert counts == {c: [sum(r["test"]["confusion_matrix"][i]) for r in base["per_split"]] for i, c in enumerate(CLASSES)}
+    rows = [r for r in report["clinical_verdicts"] if r["experiment"] == "oversample"]
+    assert [r["metric"] for r in rows] == ["macro_auroc", "ece", "binary:auroc",
+                                          "binary:sensitivity_at_specificity_0.9",
+                                          "binary:sensitivity_at_specificity_0.95"]
+    md = (evaluated / "report.md").read_text()
+    low, high = min(counts["c"]), max(counts["c"])
+    cell = (str(low) if low == high else f"{low}–{high}") + (" †" if low < 5 else "")
+    assert f"| `c` | 5 | {cell} |" in md  # whole-dataset images, then test images per split
+    assert "## Per-class test figures: upsample (%)" in md and "## b vs rest (test, %)" in md
+    assert "| `oversample` | b vs rest: sensitivity at 90% specificity |" in md
+    assert "15 equal-width bins" in md
 
 
 def test_evaluate_splits_json_is_real_only_and_reusable(evaluated, folder):
@@ -308,7 +344,7 @@ def test_evaluate_input_errors(folder, tmp_path):
 
     cfg = TrainConfig(steps=1, image_size=16, model="small-cnn")
     with pytest.raises(InvalidParameterError, match="needs synthetic images"):
-        run_evaluation(folder, tmp_path / "o1", experiments=["upsample"], train=cfg)
+        run_evaluation(folder, tmp_path / "o1", experiments=["proportion"], shares=[0.5], train=cfg)
     with pytest.raises(InvalidParameterError, match="one synthetic folder per split"):
         run_evaluation(folder, tmp_path / "o2", experiments=["upsample"], splits=3, synthetic=[folder], train=cfg)
     root = write_split(split_dataset(Dataset.from_folder(folder), val=0.2, test=0.2, seed=0), tmp_path / "split")

@@ -89,8 +89,9 @@ def test_sources_are_typed_not_strings():
     chosen = Source.generator("ddpm", {"train_steps": 5})
     assert classic.source(chosen) == Source.generator("classic") and classic.source(None).key == "generator:classic"
     assert upsample.source(chosen) is chosen and chosen.describe()["options"] == {"train_steps": 5}
+    assert upsample.source(None) == Source.generator("classic")  # as `balance` without -g
     with pytest.raises(InvalidParameterError, match="needs synthetic images"):
-        upsample.source(None)
+        parse_experiments(["proportion"], shares=[0.5])[1].source(None)
     folders = Source.from_folders(["x", "y"])
     assert folders.key == "folders" and folders.describe() == {"kind": "folders", "folders": ["x", "y"]}
     assert parse_experiments(["oversample"])[1].source(chosen) is None

@@ -22,6 +22,7 @@ from synthaug._cli import main
 from synthaug.testing import make_image_folder
 
 CHROMIUM = "/usr/bin/chromium"
+LONG_CLASS = "pigmented_benign_keratosis_and_seborrheic_lesions"  # longer than any former truncation
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,9 @@ def evaluation_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
     pytest.importorskip("matplotlib")
     root = tmp_path_factory.mktemp("evaluation")
-    data = make_image_folder(root / "data", {"a": 14, "b": 8, "c": 6})
+    data = make_image_folder(root / "data", {"a": 14, "b": 8, LONG_CLASS: 6})
     code = main(["evaluate", str(data), "--out", str(root / "eval"), "--splits", "2", "--val", "0.25", "--test",
-                 "0.25", "-e", "upsample", "-g", "classic", "--steps", "2", "--eval-every", "1", "--image-size", "16",
+                 "0.25", "-e", "upsample", "-g", "classic", "--positive", "b", "--steps", "2", "--eval-every", "1", "--image-size", "16",
                  "--model", "small-cnn", "--batch-size", "8", "--threads", "1", "--quiet"])
     assert code == 0
     return root / "eval"
@@ -113,6 +114,34 @@ def test_evaluation_page_has_every_experiment_plot_and_the_command(evaluation_di
     assert "<title>synthaug evaluation</title>" in html
 
 
+def test_evaluation_page_says_everything_report_md_says(evaluation_dir: Path) -> None:
+    """Warnings, the small-sample notes, the clinical tables and their notes: report.md and
+    report.html carry the same sentences; class names are whole."""
+    from html import unescape
+
+    from synthaug._evaluate.report import warning_texts
+    from synthaug._evaluate.report_clinical import clinical_tables, verdict_notes
+
+    report = json.loads((evaluation_dir / "report.json").read_text())
+    md = (evaluation_dir / "report.md").read_text()
+    page = unescape((evaluation_dir / "report.html").read_text())
+    texts = warning_texts(report) + verdict_notes(report)
+    assert any("may be under-trained" in t for t in texts) and any("Too few runs" in t for t in texts)
+    for text in texts:
+        assert text in md
+        assert text.replace("**", "").replace("`", "") in page
+    tables = clinical_tables(report)
+    assert [t["title"] for t in tables][-1] == "b vs rest (test, %)"
+    for table in tables:
+        assert f"## {table['title']}" in md and f"<h2>{table['title']}</h2>" in page
+        if table.get("note"):
+            assert table["note"] in md and table["note"] in page
+    assert "test images per split" in page and "(too few runs)" in page
+    assert re.search(r"<dt>device</dt><dd>(cpu|cuda:\d+) \(asked: --device auto\), precision fp32</dd>", page)
+    assert f">{LONG_CLASS}</text>" in page and f"<td>{LONG_CLASS}</td>" in page
+    assert not re.search(r"\w…</text>", page)  # no truncated label
+
+
 def test_missing_keys_a_verdict_table_and_recorded_versions_render(tmp_path: Path) -> None:
     from synthaug._html_report import render_html_report
 
@@ -160,8 +189,17 @@ def chromium() -> str:
     return CHROMIUM
 
 
+#: Tables must fit this viewport (a laptop) without sideways scrolling or hidden columns.
+VIEWPORT = {"width": 1280, "height": 900}
+_TOO_WIDE = """() => Array.from(document.querySelectorAll('table')).filter(t =>
+    t.getBoundingClientRect().right > window.innerWidth || t.scrollWidth > t.clientWidth + 1
+    || t.parentElement.scrollWidth > t.parentElement.clientWidth + 1).map(t => t.closest('section').innerText.slice(0, 60))
+    .concat(document.documentElement.scrollWidth > window.innerWidth ? ['the page scrolls sideways'] : [])"""
+
+
 def _load_in_chromium(page_path: Path, executable: str) -> tuple[list[str], list[str], list[int], bytes]:
-    """Open ``page_path`` from file://; return (console errors, requests, image widths, screenshot PNG)."""
+    """Open ``page_path`` from file://; return (console errors, requests, image widths, screenshot PNG).
+    A table wider than the 1280 px viewport is reported as a console error."""
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
@@ -169,13 +207,14 @@ def _load_in_chromium(page_path: Path, executable: str) -> tuple[list[str], list
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
         try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page = browser.new_page(viewport=VIEWPORT)
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("requestfailed", lambda r: errors.append(f"failed: {r.url}"))
             page.on("request", lambda r: requests.append(r.url))
             page.goto(page_path.resolve().as_uri(), wait_until="load")
             widths = page.evaluate("Array.from(document.images, i => i.complete ? i.naturalWidth : 0)")
+            errors += [f"table wider than {VIEWPORT['width']} px: {t}" for t in page.evaluate(_TOO_WIDE)]
             shot = page.screenshot(full_page=True)
         finally:
             browser.close()
@@ -221,3 +260,16 @@ def test_classifier_line_shows_alpha_only_for_mobilenet_and_whole_epochs() -> No
     assert classifier_summary(small) == "backend torch, model small-cnn, image_size 64, epochs 30"
     mobile = {**small, "model": "mobilenet", "epochs": 2.5}
     assert classifier_summary(mobile) == "backend torch, model mobilenet, alpha 0.25, image_size 64, epochs 2.5"
+
+
+def test_quality_page_has_the_overall_line_and_how_to_read_it(quality_dir: Path) -> None:
+    from html import unescape
+
+    from synthaug._quality.render import HOW_TO_READ, overall_line
+
+    report = json.loads((quality_dir / "report.json").read_text())
+    page = unescape((quality_dir / "report.html").read_text())
+    md = (quality_dir / "report.md").read_text()
+    assert HOW_TO_READ in md and HOW_TO_READ.replace("*", "") in page
+    if "fd" in report["overall"]:
+        assert overall_line(report["overall"]) in md and overall_line(report["overall"]) in page

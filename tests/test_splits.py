@@ -90,3 +90,28 @@ def test_cli_split_with_groups_on_skin_lesions(skin_lesions: Path, tmp_path: Pat
     assert len(seen) == 890
     counts = {s: len(list((out / s).rglob("*.jpg"))) for s in ("train", "val", "test")}
     assert counts["test"] == pytest.approx(890 * 0.15, abs=4) and counts["val"] == pytest.approx(890 * 0.15, abs=4)
+
+
+def test_cli_split_writes_relative_links_and_splits_json(tmp_path: Path) -> None:
+    import json
+    import os
+    import shutil
+
+    from synthaug._evaluate import load_splits_file
+    from synthaug.testing import make_image_folder
+
+    project = tmp_path / "project"
+    data = make_image_folder(project / "data", {"a": 8, "b": 5}, size=8)
+    out = project / "split"
+    assert main(["split", str(data), "--out", str(out), "--seed", "3", "--json"]) == 0
+    links = list(out.rglob("*.png"))
+    assert links and all(p.is_symlink() and not os.path.isabs(os.readlink(p)) for p in links)
+    doc = json.loads((out / "splits.json").read_text())
+    assert doc["seed"] == 3 and len(doc["splits"]) == 1
+    parts = load_split_root(out)
+    assert {k: len(v) for k, v in parts.items()} == {k: len(doc["splits"][0][k]) for k in ("train", "val", "test")}
+    resolved = load_splits_file(out / "splits.json", Dataset.from_folder(data))[0]
+    assert {p.name for p in (s.path for s in resolved["test"])} == {s.path.name for s in parts["test"]}
+    moved = shutil.move(str(project), str(tmp_path / "elsewhere"))  # data and split root moved together
+    again = load_split_root(Path(moved) / "split")
+    assert sum(len(v) for v in again.values()) == 13 and all(s.path.exists() for v in again.values() for s in v)

@@ -30,7 +30,7 @@ from ._progress import NULL_PROGRESS, Progress
 from ._store import Store, check_layout
 from ._subgroups import SubgroupAssignment
 
-__all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator"]  # check_no_leakage: from .inputs
+__all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator", "unsplit_notice"]  # check_no_leakage: from .inputs
 
 PLAN_FORMAT = 1
 
@@ -68,6 +68,13 @@ def _validate_workers(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidParameterError("workers", value, "a whole number of at least 1")
     return value
+
+
+def unsplit_notice(generator: str) -> str:
+    """The one-line notice for a trainable generator fitted on a folder with no held-out split."""
+    return (f"generator {generator!r} learns from every image of this unsplit folder: none of them may be in a "
+            "test set later (a model can memorise them); make the split first (`synthaug split DATA --out ROOT`) "
+            "and balance ROOT")
 
 
 class SyntheticAugmenter:
@@ -186,6 +193,8 @@ class SyntheticAugmenter:
         for ds in (train, *held_out.values()):
             seen.update(dict.fromkeys(ds.notices))
         seen.update(dict.fromkeys(self.plan(data).notices))
+        if not held_out and getattr(self.generator, "learns_from_images", True):
+            seen[unsplit_notice(self.generator.name)] = None
         return list(seen)
 
     def concepts(self, train: Dataset, plan: Plan) -> tuple[list[Concept], dict[str, int]]:

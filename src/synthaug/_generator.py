@@ -170,13 +170,21 @@ class GeneratorOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
 
+def _did_you_mean(key: str, valid: Any) -> str:
+    """``" (did you mean 'x'?)"`` for the closest valid option name, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _format_validation_error(generator: str, options_cls: type[BaseModel], exc: ValidationError) -> str:
     valid = ", ".join(sorted(options_cls.model_fields)) or "none"
     parts = []
     for err in exc.errors():
         key = ".".join(str(x) for x in err["loc"]) or "options"
         if err["type"] == "extra_forbidden":
-            parts.append(f"unknown option {key!r}")
+            parts.append(f"unknown option {key!r}" + _did_you_mean(key, options_cls.model_fields))
         else:
             parts.append(f"option {key}={err.get('input')!r}: {err['msg']}")
     return f"generator {generator!r}: " + "; ".join(parts) + f" (valid options: {valid})"
@@ -209,6 +217,10 @@ class Generator:
     #: need no synthetic images: the augmenter then passes a concept for every class to
     #: :meth:`fit` (and still calls :meth:`generate` only for the classes that need images).
     fits_all_classes: ClassVar[bool] = False
+    #: True when :meth:`fit` learns from the training images (a model that may memorise them):
+    #: fitted on an unsplit folder, the augmenter then notes that those images must never be
+    #: tested on later. False for a generator that only transforms images (``classic``).
+    learns_from_images: ClassVar[bool] = True
     #: True for a CPU generator whose :meth:`generate` may run in worker processes
     #: (``--workers``): the instance is rebuilt there from its class and options, must need
     #: no fitted state beyond ``work_dir``, and the same seed must give the same image.

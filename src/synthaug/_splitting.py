@@ -181,14 +181,14 @@ def _link_or_copy(src: Path, dst: Path, copy: bool) -> None:
     if copy:
         shutil.copy2(src, dst)
         return
-    try:
-        os.symlink(os.path.abspath(src), dst)
-    except OSError:
+    try:  # relative, so a folder holding both the data and the split root can be moved
+        os.symlink(os.path.relpath(os.path.realpath(src), os.path.realpath(dst.parent)), dst)
+    except (OSError, ValueError):  # ValueError: another drive (Windows)
         shutil.copy2(src, dst)
 
 
 def write_split(splits: Mapping[str, Dataset], out_root: str | os.PathLike[str], *, copy: bool = False) -> Path:
-    """Write ``out_root/{train,val,test}/<class>/<file>`` as symlinks (or copies with ``copy``).
+    """Write ``out_root/{train,val,test}/<class>/<file>`` as relative symlinks (or copies with ``copy``).
 
     Every class of any split gets a folder in every split (empty where the split has none of
     its images), so folder readers number the classes of train, val and test alike. The

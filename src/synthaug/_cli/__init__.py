@@ -85,6 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not STATE["debug"]:  # library chatter (e.g. "requires torchvision") would bury our own lines
         for variable in ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY"):
             os.environ.setdefault(variable, "error")
+        from ..diffusion._loading import silence_cpu_kernel_notice
+
+        silence_cpu_kernel_notice()  # bitsandbytes' "gemm_4bit_forward … kernels-community" on CPUs
     try:
         with warnings.catch_warnings():
             warnings.showwarning = show_warning

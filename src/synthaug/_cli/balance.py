@@ -44,7 +44,7 @@ from .common import (
 @click.option("--processes", type=int, default=1, show_default=True,
               help="Run on N processes via `accelerate launch` (GPUs when enough are present, else CPU).")
 @click.option("--verify", is_flag=True,
-              help="On a rerun, also decode every listed image (default: check size and SHA-256 only).")
+              help="On a rerun, also decode every listed image.  [default: check size and SHA-256 only]")
 @click.option("--combined", type=click.Path(path_type=Path), default=None, metavar="DIR",
               help="Also write DIR/<class>/ holding links to the real and the synthetic images (one class tree).")
 @click.option("--metadata", type=click.Path(path_type=Path), default=None, metavar="FILE.csv",
@@ -52,8 +52,8 @@ from .common import (
                    "prompt_template may name, e.g. -o 'prompt_template=a dermoscopic image of {dx} on the "
                    "{localization}' (see docs/recipes.md).")
 @click.option("--workers", type=int, default=None,
-              help="Worker processes for a CPU generator such as classic (default: the usable cores, at most 8); "
-                   "the output is the same for any value.")
+              help="Worker processes for a CPU generator such as classic; the output is the same for any value.  "
+                   "[default: the usable cores, at most 8]")
 def balance_cmd(data: Path, out: Path, generator: str, options, policy, strategy, targets, share, replace, strict,
                 seed: int, overwrite: bool, as_json: bool, quiet: bool, subgroups: str, max_subgroups: int,
                 min_group_size: int, subgroup_features: str, processes: int, verify: bool,

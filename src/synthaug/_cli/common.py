@@ -187,7 +187,8 @@ def policy_options(func: Callable) -> Callable:
         click.option("--policy", type=click.Choice(["upsample", "proportion"]), default="upsample", show_default=True,
                      help="upsample: fill classes up (minority-upsampling); proportion: a synthetic share per class."),
         click.option("--strategy", default=None, metavar="NAME",
-                     help="With --policy upsample: minority, not-minority, not-majority (default; auto is the same), all."),
+                     help="With --policy upsample: minority, not-minority, not-majority (auto is the same), all.  "
+                          "[default: not-majority]"),
         click.option("--target", "targets", multiple=True, metavar="CLASS=N",
                      help="With --policy upsample: final image count of CLASS (repeatable)."),
         click.option("--share", type=float, default=None,

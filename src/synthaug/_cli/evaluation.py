@@ -55,7 +55,14 @@ def _names(values: tuple[str, ...]) -> list[str]:
               help="Output folder (report.json, report.md, splits.json, plots/, work/).")
 @click.option("--experiments", "-e", "experiments", multiple=True, default=("upsample",), show_default=True,
               metavar="NAMES", help="Comma-separated experiment kinds: baseline (always run), upsample, proportion, "
-              "oversample, class-weights, classic (and any registered kind).")
+              "oversample, class-weights, classic, real-fraction (and any registered kind). The experiment "
+              "'upsample' fills the minority classes with the images of -g/--synthetic (without them: the classic "
+              "generator, as balance does); the experiment 'classic' is upsample always with the generator "
+              "'classic' (flips, rotations, crops and colour jitter of real images), a reference point beside -g. "
+              "real-fraction trains the baseline on --fractions of the real images (a learning curve).")
+@click.option("--fractions", default=None, metavar="LIST",
+              help="Fractions of the real training images for real-fraction, e.g. 0.25,0.5,0.75; the report says "
+              "how many real images each experiment is worth.")
 @click.option("--shares", default=None, metavar="LIST",
               help="Synthetic shares of the proportion experiment, e.g. 0.1,0.3,0.6,1.0 (or percentages).")
 @click.option("--strengths", default=None, metavar="LIST",
@@ -95,18 +102,26 @@ def _names(values: tuple[str, ...]) -> list[str]:
 @click.option("--no-augment", is_flag=True, help="Train without random flips and rotations.")
 @click.option("--select", type=click.Choice(list(SELECT_METRICS)), default="balanced_accuracy", show_default=True,
               help="Validation metric that selects the tested checkpoint (loss: the lowest validation loss).")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
+              help="Torch device of the classifier: auto (the first GPU if torch sees one, else the CPU), cpu, "
+              "cuda or cuda:N. With --jobs and several GPUs each worker gets its own GPU. Keras places itself.")
+@click.option("--precision", default="fp32", show_default=True, metavar="fp32|fp16|bf16",
+              help="Torch mixed precision (autocast): fp16 (CUDA, with a loss scaler) or bf16; fp32 is exact.")
 @click.option("--threads", type=int, default=None, help="CPU threads per training [default: CPU cores // --jobs].")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True,
               help="Trainings run at once, in worker processes (same results as --jobs 1 with the same --threads).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of splits, generation and training.")
+@click.option("--positive", default=None, metavar="CLASS",
+              help="Add a CLASS-vs-rest section (AUROC, sensitivity at 90%/95% specificity) with paired verdicts.")
 @click.option("--strict", is_flag=True, help="Treat unreadable images as an error.")
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
 @click.option("--json", "as_json", is_flag=True, help="Print the test summary as JSON on stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables.")
-def evaluate_cmd(data: Path, out: Path, experiments, shares, strengths, label_mode, proportion_mode, upsample, generator, options, synthetic,
+def evaluate_cmd(data: Path, out: Path, experiments, fractions, shares, strengths, label_mode, proportion_mode, upsample,
+                 generator, options, synthetic,
                  n_splits, repeats, folds, splits_file, val, test, groups, backend, model, alpha, weights,
-                 image_size, batch_size, epochs, steps, eval_every, lr, no_augment, select, threads, jobs, seed,
-                 strict, no_plots, as_json, quiet) -> None:
+                 image_size, batch_size, epochs, steps, eval_every, lr, no_augment, select, device, precision, threads, jobs, seed,
+                 positive, strict, no_plots, as_json, quiet) -> None:
     """Train a classifier per experiment and split; compare each with the real-only baseline.
 
     DATA is a class folder or CSV (split with --splits, --repeats/--folds or --splits-file)
@@ -126,18 +141,18 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, strengths, label_mo
     config = TrainConfig(backend=backend, model=model, alpha=alpha, weights=weights, image_size=image_size,
                          batch_size=batch_size, epochs=epochs, steps=steps, eval_every=eval_every,
                          learning_rate=lr, augment=not no_augment, threads=threads, select=select,
-                         label_mode=label_mode)
+                         label_mode=label_mode, device=device, precision=precision)
     evaluation = EvaluationConfig(
-        experiments=_names(experiments), shares=_floats(shares, "--shares"), proportion_mode=proportion_mode,
-        strengths=_strengths(strengths),
+        experiments=_names(experiments), shares=_floats(shares, "--shares"), fractions=_floats(fractions, "--fractions"),
+        proportion_mode=proportion_mode, strengths=_strengths(strengths),
         upsample=upsample, generator=generator, generator_options=generator_options, synthetic=list(synthetic),
         splits=n_splits, repeats=repeats, folds=folds, splits_file=splits_file, val=val, test=test, groups=groups,
-        train=config, seed=seed, strict=strict, plots=not no_plots, jobs=jobs, command=command_line(),
+        train=config, seed=seed, positive=positive, strict=strict, plots=not no_plots, jobs=jobs, command=command_line(),
     )
     show = not quiet and not as_json
     with RichProgress(quiet=not show) as progress:
         report = run_evaluation(data, out, evaluation, progress=progress)
-    write_html_report(out)  # report.html beside report.json (synthaug._html_report)
+    html = write_html_report(out)  # report.html beside report.json (synthaug._html_report)
     keys = ("mean", "std", "ci_low", "ci_high", "wilcoxon_p", "verdict")
     summary = {name: {"synthetic_share": e["synthetic_share"], "test": {m: e["test"][m] for m in
                       ("accuracy", "balanced_accuracy", "macro_f1")},
@@ -154,7 +169,7 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, strengths, label_mo
 
     table = Table(title=f"test results over {report['splits']['n']} split(s) (mean ± std, %) -> {out}/report.md")
     for col in ("experiment", "synthetic %", "accuracy", "balanced acc.", "macro-F1", "Δ balanced acc.", "verdict"):
-        table.add_column(col, justify="left" if col == "experiment" else "right")
+        table.add_column(col, justify="left" if col == "experiment" else "right", overflow="fold")
 
     def pm(stat, signed=False):
         if stat.get("mean") is None:
@@ -167,7 +182,9 @@ def evaluate_cmd(data: Path, out: Path, experiments, shares, strengths, label_mo
                       "-" if name == "baseline" else pm(s["vs_baseline"]["balanced_accuracy"], signed=True),
                       "-" if name == "baseline" else s["vs_baseline"]["balanced_accuracy"]["verdict"]
                       + (" (under-trained?)" if s["possibly_undertrained"] else ""))
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    console.print(f"report: {out / 'report.md'}\nreport.html: {html}")
 
 
 @hookimpl

@@ -18,7 +18,8 @@ __all__ = ["html_cmd", "register_commands"]
 def html_cmd(report_dir: Path, images: bool) -> None:
     """Write REPORT_DIR/report.html from the report.json of `synthaug evaluate` or `synthaug report`.
 
-    The page is one self-contained file (plots and images embedded, no network needed).
+    The page is one self-contained file (tables, charts and plots embedded, no network needed).
+    Image grids of the data are embedded only with --images; without it the page names them.
     """
     from .._html_report import write_html_report
 

@@ -40,13 +40,13 @@ def _report_options(func: Any) -> Any:
         click.option("--bootstrap", type=int, default=None, metavar="N",
                      help="Bootstrap resamples of the FD and KID intervals (default 50; 0: none)."),
         click.option("--copy-threshold", type=float, default=None,
-                     help="Copy similarity at or above which an image is a near-copy (default 0.5)."),
+                     help="Copy similarity at or above which an image is a near-copy.  [default: 0.5]"),
         click.option("--outlier-factor", type=float, default=None,
-                     help="Outlier when the 3-NN distance exceeds this times the real 99th percentile (default 1.5)."),
+                     help="Outlier when the 3-NN distance exceeds this times the real 99th percentile.  [default: 1.5]"),
         click.option("--seed", type=int, default=0, show_default=True, help="Seed of the sampling in the metrics."),
         click.option("--max-memory", type=float, default=None, metavar="MIB",
-                     help="Bound (MiB) of the near-copy and nearest-neighbour working arrays (default 512); "
-                          "per-image descriptors (~5 KiB each) come on top."),
+                     help="Bound (MiB) of the near-copy and nearest-neighbour working arrays; per-image descriptors "
+                          "(~5 KiB each) come on top.  [default: 512]"),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bars or tables."),
     ]
@@ -133,7 +133,8 @@ def _show(result: dict[str, Any], report_title: str, synthetic: Path, quiet: boo
               help="Folder for report.md, report.json, nearest.csv and PNGs.")
 @_report_options
 @click.option("--filter", "do_filter", is_flag=True,
-              help="Also move flagged images out of SYNTHETIC (a synthaug output folder) into OUT.synthaug/rejected/.")
+              help="Also move flagged images out of SYNTHETIC (a synthaug output folder) into SYNTHETIC.synthaug/rejected/ "
+              "(beside SYNTHETIC, not in --out).")
 @click.option("--filter-on", "filter_on", default="copy,blank,unreadable", show_default=True,
               help=_REASONS_HELP)
 def report_cmd(real: Path, synthetic: Path, out: Path, features: str, device: str, bootstrap: int | None,
@@ -142,8 +143,10 @@ def report_cmd(real: Path, synthetic: Path, out: Path, features: str, device: st
     """Measure SYNTHETIC images against the REAL training images: near-copies, diversity, FD/KID/PRDC, defects."""
     options = _kwargs(features, copy_threshold, outlier_factor, seed, max_memory, device, bootstrap)
     result, report = _run_with_report(real, synthetic, out, options, quiet or as_json, do_filter, _reasons(filter_on))
-    write_html_report(out, command=command_line())  # report.html beside report.json (synthaug._html_report)
+    html = write_html_report(out, command=command_line())  # report.html beside report.json (synthaug._html_report)
     _show(result, f"quality of {synthetic}", synthetic, quiet, as_json, report)
+    if not quiet and not as_json:
+        make_console().print(f"report.html: {html}")
 
 @click.command("filter")
 @click.argument("synthetic", type=click.Path(path_type=Path))

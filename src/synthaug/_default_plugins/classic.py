@@ -40,6 +40,7 @@ class ClassicOptions(GeneratorOptions):
 class ClassicGenerator(Generator):
     """New images of a class by seeded random flips, rotations, crops and colour jitter."""
 
+    learns_from_images = False  # transforms images, trains nothing
     name = "classic"
     version = "1"
     description = "Seeded classical transforms (flips, rotations, crops, colour jitter) of the class's images."

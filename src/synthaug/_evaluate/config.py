@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidParameterError
+from .device import check_device, check_precision
 from .factory import ModelFactory, factory_name, resolve_factory
 
 __all__ = ["BACKENDS", "MODELS", "SELECT_METRICS", "DEFAULT_EPOCHS", "TrainConfig", "EvaluationConfig"]
@@ -58,6 +59,9 @@ class TrainConfig:
     The validation set is scored every ``eval_every`` steps (default: one baseline epoch) and
     the weights best by the validation metric ``select`` (ties: lower validation loss, then
     the earlier step) are restored before testing.
+
+    ``device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``) and ``precision`` (``fp32``, ``fp16``,
+    ``bf16``) place the torch backend's training (:mod:`.device`); keras keeps its own placement.
     """
 
     backend: str = "torch"
@@ -77,12 +81,16 @@ class TrainConfig:
     #: "hard": cross-entropy on class indices; "soft": cross-entropy on probability targets (a
     #: synthetic image's ``soft_label``, one-hot for every other image; see docs/recipes.md).
     label_mode: str = "hard"
+    device: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.label_mode not in ("hard", "soft"):
             raise InvalidParameterError("--label-mode", self.label_mode, "'hard' or 'soft'")
         if self.backend not in BACKENDS:
             raise InvalidParameterError("--backend", self.backend, "'torch' or 'keras'")
+        check_device(self.device)
+        check_precision(self.precision, self.backend)
         if self.factory is None and self.model not in MODELS:
             raise InvalidParameterError("--model", self.model, "'small-cnn', 'mobilenet' or package.module:function")
         if self.select not in SELECT_METRICS:
@@ -153,18 +161,20 @@ class EvaluationConfig:
     """Everything an evaluation run is asked to do (the CLI options of ``synthaug evaluate``).
 
     Experiments: ``experiments`` names kinds from the experiment registry (``baseline`` always
-    runs first); ``shares``/``proportion_mode`` expand ``proportion``; ``upsample`` says which
-    classes ``upsample``/``classic`` fill; ``strengths`` expand ``strength`` (one experiment per img2img
-    strength of the generator). Synthetic images come from ``generator`` (fitted per
+    runs first); ``shares``/``proportion_mode`` expand ``proportion``, ``fractions`` ``real-fraction``;
+    ``upsample`` says which classes ``upsample``/``classic`` fill; ``strengths`` expand ``strength`` (one
+    experiment per img2img strength of the generator). Synthetic images come from ``generator`` (fitted per
     split on its training images, with ``generator_options``) or from ``synthetic`` folders
     (one per split). Splits: ``splits`` random splits (``val``/``test`` fractions), or
     ``repeats`` x ``folds`` repeated k-fold, or a ``splits_file``; ``groups``
     (``FILE.csv:COLUMN``) keeps groups together. ``train`` is the classifier; ``jobs`` the
-    number of worker processes; ``confidence`` the level of the intervals.
+    number of worker processes; ``confidence`` the level of the intervals; ``positive`` a class
+    whose CLASS-vs-rest figures (AUROC, sensitivity at fixed specificity) get their own section.
     """
 
     experiments: Sequence[str] = ("upsample",)
     shares: Sequence[float] = ()
+    fractions: Sequence[float] = ()
     proportion_mode: str = "replace"
     upsample: str = "auto"
     strengths: Sequence[float] = ()
@@ -184,6 +194,7 @@ class EvaluationConfig:
     plots: bool = True
     jobs: int = 1
     confidence: float = 0.95
+    positive: str | None = None
     command: str | None = None
 
     def __post_init__(self) -> None:
@@ -217,6 +228,7 @@ class EvaluationConfig:
         out["experiments"] = list(self.experiments)
         out["shares"] = list(self.shares)
         out["strengths"] = list(self.strengths)
+        out["fractions"] = list(self.fractions)
         out["synthetic"] = [str(p) for p in self.synthetic]
         out["splits_file"] = None if self.splits_file is None else str(self.splits_file)
         out["generator_options"] = dict(self.generator_options or {})

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_write_bytes
+from .report_clinical import clinical_markdown, count_cell, few_images_note, metric_name, verdict_notes
+from .stats import MIN_RUNS, TOO_FEW
+from .worth import plot_worth, worth_markdown
 
-__all__ = ["write_report", "render_markdown", "PLOT_FILES"]
+__all__ = ["write_report", "render_markdown", "warning_texts", "split_test_counts", "PLOT_FILES"]
 
 #: Plot files (relative to the output folder); one confusion matrix per experiment besides.
 PLOT_FILES = {"accuracy_vs_share": "plots/test_accuracy_vs_synthetic_share.png",
@@ -42,33 +45,66 @@ def _p(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}" if value >= 0.001 else "<0.001"
 
 
+def _interval(r: Mapping[str, Any]) -> str:
+    if r["verdict"] == TOO_FEW:
+        return "– (too few runs)"
+    if r["ci_low"] is None:
+        return "–"
+    return f"[{_num(r['ci_low'], True)}, {_num(r['ci_high'], True)}]" + (" ‡" if r.get("clipped") else "")
+
+
+def _verdict_rows(rows: Sequence[Mapping[str, Any]], name=lambda m: _METRIC_NAMES.get(m, m)) -> list[list[str]]:
+    return [[f"`{r['experiment']}`", name(r["metric"]), _num(r["mean"], signed=True), _interval(r),
+             _p(r["wilcoxon_p"]), str(r["n"]), f"**{r['verdict']}**"] for r in rows]
+
+
 def _verdict_lines(report: Mapping[str, Any]) -> list[str]:
     stats = report["statistics"]
+    header = ["experiment", "metric", "Δ mean", "interval", "Wilcoxon p", "runs", "verdict"]
     lines = ["## Verdicts", "",
              f"Paired difference experiment − baseline on the same split (percentage points), its "
              f"{stats['confidence'] * 100:g}% interval by the corrected resampled t-test (Nadeau–Bengio; "
              f"test/train ratio {stats['test_train_ratio']:.3f}), and the two-sided Wilcoxon signed-rank p-value. "
-             "Verdict: `better`/`worse` when the interval excludes 0, else `no evidence`.", ""]
-    rows = [[f"`{r['experiment']}`", _METRIC_NAMES[r["metric"]], _num(r["mean"], signed=True),
-             f"[{_num(r['ci_low'], True)}, {_num(r['ci_high'], True)}]", _p(r["wilcoxon_p"]), str(r["n"]),
-             f"**{r['verdict']}**"] for r in report["verdicts"]]
-    return lines + _table(["experiment", "metric", "Δ mean", "interval", "Wilcoxon p", "runs", "verdict"], rows)
+             f"Verdict: `better`/`worse` when the interval excludes 0, else `no evidence`; `{TOO_FEW}` below "
+             f"{MIN_RUNS} paired runs.", ""]
+    lines += _table(header, _verdict_rows(report["verdicts"]))
+    clinical = report.get("clinical_verdicts") or []
+    if clinical:
+        positive = report.get("config", {}).get("positive")
+        lines += ["Clinical metrics (for ECE, lower is better: `better` means a lower calibration error):", ""]
+        lines += _table(header, _verdict_rows(clinical, lambda m: metric_name(m, positive)))
+    for note in verdict_notes(report):
+        lines += [note, ""]
+    return lines
 
 
-def _warning_lines(report: Mapping[str, Any]) -> list[str]:
-    exps = report["experiments"]
+def warning_texts(report: Mapping[str, Any]) -> list[str]:
+    """The warnings of report.md and report.html (under-trained, near chance), Markdown-marked."""
     lines = []
-    for name, e in exps.items():
+    for name, e in report["experiments"].items():
         c = e.get("convergence", {})
         if c.get("possibly_undertrained"):
-            lines.append(f"- **`{name}` may be under-trained**: {c['late_runs']} of {c['runs']} runs had their best "
+            lines.append(f"**`{name}` may be under-trained**: {c['late_runs']} of {c['runs']} runs had their best "
                          f"checkpoint in the last 10% of the budget; {c['advice']}.")
         if e.get("near_chance"):
-            lines.append(f"- **`{name}` is near chance**: mean test balanced accuracy "
+            lines.append(f"**`{name}` is near chance**: mean test balanced accuracy "
                          f"{e['test']['balanced_accuracy']['mean'] * 100:.1f}% with {len(report['classes'])} classes; "
                          "this classifier does not learn here (try a larger budget, a pretrained --model factory, "
                          "or small-cnn instead of a MobileNet from random weights).")
+    return lines
+
+
+def _warning_lines(report: Mapping[str, Any]) -> list[str]:
+    lines = [f"- {text}" for text in warning_texts(report)]
     return ["## Warnings", "", *lines, ""] if lines else []
+
+
+def _compute_lines(report: Mapping[str, Any]) -> list[str]:
+    """Where the trainings ran: device(s) and precision (report.json ``compute``)."""
+    c = report.get("compute")
+    if not c:
+        return []
+    return [f"Device: {c['devices']} (asked: `--device {c['device_requested']}`), precision {c['precision']}.", ""]
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -92,6 +128,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         + f", checkpoint selected by validation {train['select'].replace('_', ' ')}. "
         "Every experiment of a split trains the same number of steps.",
         "",
+        *_compute_lines(report),
         "Values are percentages, mean ± std across splits; Δ columns are paired differences "
         "(experiment − baseline on the same split).",
         "",
@@ -110,9 +147,14 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += _table(["experiment", "synthetic %", "accuracy", "balanced acc. (mean recall)", "macro-F1",
                      "Δ accuracy", "Δ balanced acc.", "Δ macro-F1"], rows)
     lines += ["## Per-class test recall", ""]
-    rows = [[f"`{c}`", str(report["data"]["class_counts"].get(c, 0)),
+    counts = split_test_counts(exps["baseline"]["per_split"], classes)
+    rows = [[f"`{c}`", str(report["data"]["class_counts"].get(c, 0)), count_cell(counts[c]),
              *(_pm(e["test"]["per_class_recall"][c]) for e in exps.values())] for c in classes]
-    lines += _table(["class", "images", *(f"`{n}`" for n in exps)], rows)
+    lines += _table(["class", "images (all)", "test images per split", *(f"`{n}`" for n in exps)], rows)
+    note = few_images_note(counts)
+    lines += [note, ""] if note else []
+    lines += worth_markdown(report)
+    lines += clinical_markdown(report)
     lines += ["## Test balanced accuracy per split", ""]
     n = split["n"]
     rows = [[f"`{name}`", *(f"{r['test']['balanced_accuracy'] * 100:.2f}" for r in e["per_split"])]
@@ -136,6 +178,11 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     for key, path in report.get("plots", {}).items():
         lines += [f"![{key}]({path})", ""]
     return "\n".join(lines)
+
+
+def split_test_counts(per_split: Sequence[Mapping[str, Any]], classes: Sequence[str]) -> dict[str, list[int]]:
+    """Per class, its test images in each split (row sums of the splits' confusion matrices)."""
+    return {c: [sum(r["test"]["confusion_matrix"][i]) for r in per_split] for i, c in enumerate(classes)}
 
 
 def _plot_accuracy_vs_share(report: Mapping[str, Any], path: Path) -> None:
@@ -235,7 +282,9 @@ def _plot_confusion(report: Mapping[str, Any], name: str, path: Path) -> None:
         for j in range(len(classes)):
             ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
                     color="white" if norm[i, j] > 0.5 else "black", fontsize=8)
-    short = [c.replace("_", " ")[:18] for c in classes]
+    import textwrap
+
+    short = ["\n".join(textwrap.wrap(c.replace("_", " "), 16, break_long_words=True)) or c for c in classes]
     ax.set_xticks(range(len(classes)), short, rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), short, fontsize=8)
     ax.set_xlabel("predicted")
@@ -255,6 +304,8 @@ def _make_plots(report: dict[str, Any], out: Path) -> dict[str, str]:
     _plot_accuracy_vs_share(report, out / files["accuracy_vs_share"])
     _plot_recall(report, out / files["per_class_recall"])
     _plot_paired(report, out / files["paired_differences"])
+    if plot_worth(report, out / "plots" / "real_fraction_curve.png"):
+        files["real_fraction_curve"] = "plots/real_fraction_curve.png"
     for name in report["experiments"]:
         files[f"confusion_{name}"] = f"plots/confusion_{name}.png"
         _plot_confusion(report, name, out / files[f"confusion_{name}"])

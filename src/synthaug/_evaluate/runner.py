@@ -28,18 +28,22 @@ from .._errors import InvalidParameterError
 from .._outdir import check_output_location, claim_output
 from .._progress import NULL_PROGRESS, Progress
 from .._splitting import is_split_root, load_split_root, read_groups
+from .clinical import attach_clinical
 from .config import EvaluationConfig
+from .device import cuda_count, describe, worker_devices
 from .experiments import Experiment, needed_synthetic, parse_experiments
 from .jobs import run_tasks
 from .sources import Pool, Source, synthetic_pool
 from .splits import Split, check_disjoint, kfold_splits, load_splits_file, random_splits, splits_to_json
-from .summary import holdout_ratio, summarize_experiment, verdict_table
+from .summary import clinical_verdict_table, holdout_ratio, summarize_experiment, verdict_table
 from .training import TrainingTask
+from .worth import real_worth
 
 __all__ = ["run_evaluation", "REPORT_FORMAT"]
 
-#: report.json format: 2 added config, versions, verdicts, selection and convergence.
-REPORT_FORMAT = 2
+#: report.json format: 2 added config, versions, verdicts, selection and convergence; 3 the
+#: clinical metrics, ``compute`` (device, precision) and the ``too few runs`` verdict.
+REPORT_FORMAT = 3
 
 
 # -- inputs ------------------------------------------------------------------------------
@@ -156,6 +160,20 @@ def _split_tasks(k: int, split: Split, exps: Sequence[Experiment], sources: Mapp
     return out
 
 
+def _devices(config: EvaluationConfig) -> list[str]:
+    """The torch device of each worker (empty for keras, which places itself)."""
+    if config.train.backend != "torch":
+        return []
+    return worker_devices(config.train.device, config.jobs, cuda_count())
+
+
+def compute_info(config: EvaluationConfig, results: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
+    """report.json's ``compute``: the device asked for, the devices and precision the trainings used."""
+    used = [r.get("device", "cpu") for records in results.values() for r in records]
+    return {"backend": config.train.backend, "device_requested": config.train.device, "devices": describe(used),
+            "precision": config.train.precision}
+
+
 def _cached(path: Path, key: str) -> dict[str, Any] | None:
     record = json.loads(path.read_text()) if path.is_file() else None
     return record if record is not None and record.get("key") == key else None
@@ -186,7 +204,7 @@ def _train_all(split_list: Sequence[Split], exps: Sequence[Experiment], sources:
         path.write_text(json.dumps(record) + "\n")
         records[(task.split, task.experiment)] = record
 
-    run_tasks([t for t, _ in pending], config.jobs, progress, finished)
+    run_tasks([t for t, _ in pending], config.jobs, progress, finished, devices=_devices(config))
     return {e.name: [records[(k, e.name)] for k in range(len(split_list))] for e in exps}
 
 
@@ -230,18 +248,25 @@ def _run_claimed(data: str | os.PathLike[str] | Dataset, out: Path, config: Eval
     from .report import write_report
 
     exps = parse_experiments(config.experiments, config.shares, config.proportion_mode, config.upsample,
-                             config.strengths)
+                             strengths=config.strengths, fractions=config.fractions)
+    _devices(config)  # an unavailable --device fails now, before any generator is fitted
     chosen = _chosen_source(config)
     sources = {e.name: e.source(chosen) for e in exps}
+    if chosen is None and any(e.kind == "upsample" for e in exps):
+        progress.log("upsample: no -g/--synthetic given, so it uses the classic generator (as `balance` does)")
     dataset, split_list, split_info, fixed_root = _resolve_splits(data, config)
     _check_splits(split_list, sources)
     classes = sorted({s.label for s in dataset} | set(dataset.empty_classes))
+    if config.positive is not None and config.positive not in classes:
+        raise InvalidParameterError("--positive", config.positive, "one of the classes: " + ", ".join(classes))
     out.mkdir(parents=True, exist_ok=True)
     (out / "splits.json").write_text(json.dumps(splits_to_json(split_list, fixed_root or dataset.root), indent=1) + "\n")
     split_info.update(file="splits.json", n=len(split_list),
                       sizes=[{p: len(s[p]) for p in ("train", "val", "test")} for s in split_list])
     started = time.perf_counter()
     results = _train_all(split_list, exps, sources, config, classes, fixed_root, out / "work", progress)
+    results = {name: [attach_clinical(r, classes, config.positive) for r in records]
+               for name, records in results.items()}
     ratio = holdout_ratio(split_info["sizes"])
     experiments = {
         e.name: summarize_experiment({**e.to_dict(), "source": sources[e.name].key if sources[e.name] else None},
@@ -262,13 +287,16 @@ def _run_claimed(data: str | os.PathLike[str] | Dataset, out: Path, config: Eval
         "classes": classes,
         "splits": split_info,
         "train": config.train.to_dict(),
+        "compute": compute_info(config, results),
         "statistics": {"interval": "corrected resampled t (Nadeau-Bengio), repeated k-fold form",
                        "confidence": config.confidence, "test_train_ratio": ratio,
                        "p_value": "Wilcoxon signed-rank, two-sided",
                        "verdict": "better/worse when the interval excludes 0, else 'no evidence'"},
         "synthetic_sources": {s.key: s.describe() for s in sorted({s for s in sources.values() if s}, key=lambda s: s.key)},
         "verdicts": verdict_table(experiments),
+        "clinical_verdicts": clinical_verdict_table(experiments),
         "experiments": experiments,
+        "real_worth": real_worth(experiments),
     }
     write_report(report, out, plots=config.plots)
     return report

@@ -11,8 +11,11 @@ with ``s^2`` the sample variance of the ``n`` differences and ``n_test/n_train``
 test to training images of a split. The **Wilcoxon signed-rank** p-value is reported beside
 it as a distribution-free second opinion; it ignores the overlap between training sets, so it
 is the less conservative of the two. The one-word **verdict** follows the corrected interval:
-``better`` when it lies above zero, ``worse`` when below, ``no evidence`` otherwise (and
-always with fewer than two splits).
+``better`` when it lies above zero, ``worse`` when below, ``no evidence`` otherwise. With
+fewer than :data:`MIN_RUNS` paired runs no interval is given and the verdict is ``too few
+runs``: with 2-4 runs the t quantile (12.7 at 2 runs) makes the interval meaningless. An
+interval wider than the range a difference of two [0, 1] metrics can take is clipped to
+[-1, 1] and marked ``clipped``.
 """
 
 from __future__ import annotations
@@ -22,9 +25,15 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["VERDICTS", "corrected_interval", "wilcoxon_p", "verdict", "compare"]
+__all__ = ["MIN_RUNS", "TOO_FEW", "VERDICTS", "ENOUGH_RUNS", "corrected_interval", "wilcoxon_p", "verdict",
+           "compare", "clip_interval"]
 
-VERDICTS = ("better", "worse", "no evidence")
+#: Fewer paired runs than this give no interval and the verdict :data:`TOO_FEW`.
+MIN_RUNS = 5
+TOO_FEW = "too few runs"
+VERDICTS = ("better", "worse", "no evidence", TOO_FEW)
+#: The options that give enough paired runs (25), as report.md advises.
+ENOUGH_RUNS = "--repeats 5 --folds 5"
 
 
 def _clean(diffs: Sequence[float | None]) -> list[float]:
@@ -73,15 +82,35 @@ def verdict(interval: tuple[float, float] | None) -> str:
     return "no evidence"
 
 
-def compare(diffs: Sequence[float | None], test_train_ratio: float, confidence: float = 0.95) -> dict[str, Any]:
-    """``{"ci_low", "ci_high", "confidence", "method", "wilcoxon_p", "verdict"}`` of paired differences."""
-    interval = corrected_interval(diffs, test_train_ratio, confidence)
+def clip_interval(interval: tuple[float, float] | None, bounds: tuple[float, float] = (-1.0, 1.0)
+                  ) -> tuple[tuple[float, float] | None, bool]:
+    """``(interval clipped to bounds, whether it was wider)``."""
+    if interval is None:
+        return None, False
+    low, high = max(interval[0], bounds[0]), min(interval[1], bounds[1])
+    return (low, high), (low, high) != tuple(interval)
+
+
+def compare(diffs: Sequence[float | None], test_train_ratio: float, confidence: float = 0.95, *,
+            lower_is_better: bool = False, bounds: tuple[float, float] = (-1.0, 1.0)) -> dict[str, Any]:
+    """``{"ci_low", "ci_high", "clipped", "confidence", "method", "wilcoxon_p", "verdict"}`` of
+    paired differences: no interval and verdict ``too few runs`` below :data:`MIN_RUNS` runs;
+    the interval clipped to ``bounds`` (the range of the difference); ``lower_is_better``
+    (e.g. calibration error) turns ``better``/``worse`` around."""
+    n = len(_clean(diffs))
+    interval, clipped = clip_interval(corrected_interval(diffs, test_train_ratio, confidence), bounds)
+    if n < MIN_RUNS:
+        interval, clipped = None, False
+    said = TOO_FEW if n < MIN_RUNS else verdict(interval)
+    if lower_is_better and said in ("better", "worse"):
+        said = "worse" if said == "better" else "better"
     return {
         "ci_low": None if interval is None else interval[0],
         "ci_high": None if interval is None else interval[1],
+        "clipped": clipped,
         "confidence": confidence,
         "method": "corrected resampled t (Nadeau-Bengio)",
         "test_train_ratio": test_train_ratio,
         "wilcoxon_p": wilcoxon_p(diffs),
-        "verdict": verdict(interval),
+        "verdict": said,
     }

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .clinical import compare_clinical, summarize_clinical
 from .metrics import SCALAR_METRICS, paired_differences, summarize
 from .stats import compare
 
-__all__ = ["LATE_SHARE", "CHANCE_MARGIN", "holdout_ratio", "summarize_experiment", "verdict_table"]
+__all__ = ["LATE_SHARE", "CHANCE_MARGIN", "holdout_ratio", "summarize_experiment", "verdict_table",
+           "clinical_verdict_table"]
 
 #: An experiment is flagged possibly under-trained when at least this share of its runs had
 #: their best checkpoint in the last 10% of the budget.
@@ -42,7 +44,11 @@ def summarize_experiment(
     vs = paired_differences([r["test"] for r in per_split], [r["test"] for r in baseline], classes)
     for metric in SCALAR_METRICS:
         vs[metric].update(compare(vs[metric]["per_split"], ratio, confidence))
+    vs.update(compare_clinical([r["test"] for r in per_split], [r["test"] for r in baseline], ratio, confidence))
     test = summarize([r["test"] for r in per_split], classes)
+    clinical = summarize_clinical([r["test"] for r in per_split], classes)
+    if clinical:
+        test["clinical"] = clinical
     bacc = test["balanced_accuracy"]["mean"]
     return {
         **experiment,
@@ -66,5 +72,22 @@ def verdict_table(experiments: Mapping[str, Mapping[str, Any]]) -> list[dict[str
             d = e["vs_baseline"][metric]
             rows.append({"experiment": name, "metric": metric, "mean": d["mean"], "ci_low": d["ci_low"],
                          "ci_high": d["ci_high"], "wilcoxon_p": d["wilcoxon_p"], "verdict": d["verdict"],
-                         "n": d["n"]})
+                         "n": d["n"], "clipped": d.get("clipped", False)})
+    return rows
+
+
+def clinical_verdict_table(experiments: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Like :func:`verdict_table` for macro AUROC, calibration error (lower is better) and, with
+    ``--positive``, the CLASS-vs-rest metrics (``metric`` ``binary:auroc`` etc.)."""
+    rows = []
+    for name, e in experiments.items():
+        if name == "baseline":
+            continue
+        vs = e["vs_baseline"]
+        pairs = [(m, vs[m]) for m in ("macro_auroc", "ece") if m in vs]
+        pairs += [(f"binary:{m}", d) for m, d in (vs.get("binary") or {}).items()]
+        for metric, d in pairs:
+            rows.append({"experiment": name, "metric": metric, "mean": d["mean"], "ci_low": d["ci_low"],
+                         "ci_high": d["ci_high"], "wilcoxon_p": d["wilcoxon_p"], "verdict": d["verdict"],
+                         "n": d["n"], "clipped": d.get("clipped", False)})
     return rows

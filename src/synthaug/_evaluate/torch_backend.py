@@ -16,6 +16,7 @@ from typing import Any
 from .._errors import InvalidParameterError
 from .._optional import require
 from .config import TrainConfig
+from .device import autocast_context, check_amp, cuda_count, resolve_device
 
 __all__ = ["TorchClassifier", "build_model"]
 
@@ -134,14 +135,18 @@ class TorchClassifier:
             torch.set_num_threads(config.threads)
         torch.manual_seed(seed)
         self.config = config
+        self.device = resolve_device(config.device, cuda_count())
+        check_amp(self.device, config.precision)
         self.classes = list(data.classes)
-        self.model = build_model(config, len(self.classes))
+        self.model = build_model(config, len(self.classes)).to(self.device)
+        # fp16 keeps small gradients alive with a loss scaler; bf16 and fp32 need none
+        self.scaler = (torch.amp.GradScaler("cuda") if config.precision == "fp16" else None)
         # built-in models see [-1, 1]; a factory's model sees [0, 1] (add its own normalisation)
         self._offset = 0.0 if config.factory is not None else 1.0
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         weight = None
         if class_weights is not None:
-            weight = torch.tensor([class_weights[c] for c in self.classes], dtype=torch.float32)
+            weight = torch.tensor([class_weights[c] for c in self.classes], dtype=torch.float32).to(self.device)
         self.loss = torch.nn.CrossEntropyLoss(weight=weight)
         self.generator = torch.Generator().manual_seed(seed)
         label_mode = "soft" if config.label_mode == "soft" else "int"  # soft: probability targets
@@ -175,11 +180,18 @@ class TorchClassifier:
                 images = augment_batch(images, self.config.rotation, self.generator)
             if images.shape[0] == 1:  # BatchNorm needs 2 samples: repeat a lone last image
                 images, labels = images.repeat(2, 1, 1, 1), labels.repeat(2, *[1] * (labels.dim() - 1))
-            logits = self.model(self._scale(images))
-            loss = self.loss(logits, labels)
+            images, labels = images.to(self.device), labels.to(self.device)
+            with autocast_context(self.device, self.config.precision):
+                logits = self.model(self._scale(images))
+                loss = self.loss(logits.float(), labels)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            if self.scaler is None:
+                loss.backward()
+                self.optimizer.step()
+            else:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
             total += float(loss.detach())
         return total / max(n, 1)
 
@@ -188,9 +200,9 @@ class TorchClassifier:
         torch = _torch()
         images, labels = self._held[split]
         self.model.eval()
-        with torch.no_grad():
-            logits = torch.cat([self.model(self._scale(chunk)) for chunk in images.split(256)])
-        return logits.numpy(), labels
+        with torch.no_grad(), autocast_context(self.device, self.config.precision):
+            logits = torch.cat([self.model(self._scale(chunk.to(self.device))).float() for chunk in images.split(256)])
+        return logits.cpu().numpy(), labels
 
     def _scale(self, images):
         return images * (1 + self._offset) - self._offset

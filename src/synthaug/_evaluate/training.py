@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._dataset import Dataset, Sample
+from .clinical import softmax
 from .config import TrainConfig
 from .metrics import classification_metrics, cross_entropy
 
@@ -110,8 +111,11 @@ def run_training(task: TrainingTask, progress_task: Any = None, cache: Any = Non
     finally:
         clf.close()
     return {
+        "device": getattr(clf, "device", "keras (its own placement)"), "precision": task.config.precision,
         "steps": task.steps, "eval_every": task.eval_every, "select": task.config.select, "best_step": best_step,
         "late_best": is_late(best_step, task.steps), "history": history,
         "val": classification_metrics(val_y, val_logits.argmax(1), classes),
         "test": classification_metrics(test_y, test_logits.argmax(1), classes),
+        # softmax of the test images, for the clinical metrics (.clinical; kept in the result cache only)
+        "test_probabilities": softmax(test_logits).tolist(), "test_labels": [int(v) for v in test_y],
     }

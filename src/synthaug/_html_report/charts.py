@@ -17,6 +17,7 @@ __all__ = ["Bar", "BarChart", "bar_chart", "PALETTE"]
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
 
 _LABEL_W = 170
+_CHAR_W = 7  # room per character of a category label (11 px text): labels are never truncated
 _PLOT_W = 430
 _BAR_H = 13
 _ROW_GAP = 9
@@ -97,7 +98,8 @@ def bar_chart(
     scale = _PLOT_W / top
     n = len(series)
     row_h = n * _BAR_H + _ROW_GAP
-    chart = BarChart(title=title, width=_LABEL_W + _PLOT_W + 20, height=0, label_x=_LABEL_W - 6,
+    label_w = max(_LABEL_W, _CHAR_W * max((len(str(c)) for c in categories), default=0) + 12)
+    chart = BarChart(title=title, width=label_w + _PLOT_W + 20, height=0, label_x=label_w - 6,
                      axis_label=axis_label)
     for i, category in enumerate(categories):
         y0 = _TOP + i * row_h
@@ -106,19 +108,19 @@ def bar_chart(
             value = values[k][i]
             if value is None:
                 continue
-            x_end = _LABEL_W + max(0.0, min(value, top)) * scale
+            x_end = label_w + max(0.0, min(value, top)) * scale
             err = errs[k][i]
             chart.bars.append(Bar(
-                x=_LABEL_W, y=y0 + k * _BAR_H, width=x_end - _LABEL_W, height=_BAR_H - 2,
+                x=label_w, y=y0 + k * _BAR_H, width=x_end - label_w, height=_BAR_H - 2,
                 colour=PALETTE[k % len(PALETTE)], caption=f"{category} · {name}: {value:.4g}"
                 + (f" ± {err:.2g}" if err else ""),
-                x_low=_LABEL_W + max(0.0, value - err) * scale if err else None,
-                x_high=_LABEL_W + min(top, value + err) * scale if err else None))
+                x_low=label_w + max(0.0, value - err) * scale if err else None,
+                x_high=label_w + min(top, value + err) * scale if err else None))
     chart.axis_y = _TOP + len(categories) * row_h
-    chart.ticks = [(_LABEL_W + top * f * scale, f"{top * f:.3g}") for f in (0, 0.25, 0.5, 0.75, 1.0)]
+    chart.ticks = [(label_w + top * f * scale, f"{top * f:.3g}") for f in (0, 0.25, 0.5, 0.75, 1.0)]
     if reference is not None and _finite(reference[0]) is not None:
-        chart.reference = (_LABEL_W + min(reference[0], top) * scale, reference[1])
+        chart.reference = (label_w + min(reference[0], top) * scale, reference[1])
     if n > 1:
         chart.legend = [(PALETTE[k % len(PALETTE)], name) for k, name in enumerate(series)]
-    chart.height = int(chart.axis_y + _AXIS_H + (16 if chart.legend else 0))
+    chart.height = int(chart.axis_y + _AXIS_H + 16 * len(chart.legend))  # one legend line per series
     return chart

@@ -100,13 +100,20 @@ def verdict_table(rows: Any) -> dict[str, Any] | None:
         low, high = r.get("ci_low"), r.get("ci_high")
         interval = (f"[{low * 100:+.2f}, {high * 100:+.2f}]" if isinstance(low, (int, float))
                     and isinstance(high, (int, float)) else "–")
+        interval += " ‡" if r.get("clipped") else " (too few runs)" if r.get("verdict") == "too few runs" else ""
         p = r.get("wilcoxon_p")
-        body.append([r.get("experiment", "?"), str(r.get("metric", "?")).replace("_", " "),
+        body.append([r.get("experiment", "?"), _metric_label(str(r.get("metric", "?"))),
                      _pm({"mean": r.get("mean")}, signed=True), interval,
                      "<0.001" if isinstance(p, (int, float)) and p < 0.001 else fmt(p), fmt(r.get("n")),
                      r.get("verdict")])
     return {"header": ["experiment", "metric", "Δ mean (pp)", "interval (pp)", "Wilcoxon p", "runs", "verdict"],
             "rows": body}
+
+
+def _metric_label(metric: str) -> str:
+    from .._evaluate.report_clinical import metric_name
+
+    return metric_name(metric, "positive")
 
 
 def _evaluation_tables(report: Mapping[str, Any], exps: Mapping[str, Any], classes: list[str]) -> list[dict]:
@@ -121,10 +128,67 @@ def _evaluation_tables(report: Mapping[str, Any], exps: Mapping[str, Any], class
         "experiment", "synthetic %", *(t for _, t in _METRICS), *(f"Δ {t} vs baseline" for _, t in _METRICS)],
         "rows": rows}]
     counts = (report.get("data") or {}).get("class_counts") or {}
-    recall_rows = [[c, fmt(counts.get(c)), *(_pm(((e.get("test") or {}).get("per_class_recall") or {}).get(c))
-                                            for e in exps.values())] for c in classes]
-    tables.append({"title": "Per-class test recall (%)", "header": ["class", "images", *exps], "rows": recall_rows})
-    return tables
+    split_counts = _split_counts(exps, classes)
+    recall_rows = [[c, fmt(counts.get(c)), _count_cell(split_counts.get(c)),
+                    *(_pm(((e.get("test") or {}).get("per_class_recall") or {}).get(c)) for e in exps.values())]
+                   for c in classes]
+    tables.append({"title": "Per-class test recall (%)", "header": ["class", "images (all)", "test images per split",
+                                                                   *exps], "rows": recall_rows,
+                   "note": _few_note(split_counts)})
+    from .._evaluate.worth import worth_table
+
+    worth = worth_table(report) if report.get("real_worth") else None
+    return tables + ([worth] if worth else []) + _clinical_tables(report)
+
+
+def _split_counts(exps: Mapping[str, Any], classes: list[str]) -> dict[str, list[int]]:
+    """Per class, its test images in each split (empty when the report lacks confusion matrices)."""
+    try:
+        from .._evaluate.report import split_test_counts
+
+        return split_test_counts((exps.get("baseline") or {}).get("per_split") or [], classes)
+    except (KeyError, IndexError, TypeError):
+        return {}
+
+
+def _count_cell(counts: Any) -> str:
+    from .._evaluate.report_clinical import count_cell
+
+    return count_cell(counts) if counts else "–"
+
+
+def _few_note(counts: Mapping[str, Any]) -> str | None:
+    from .._evaluate.report_clinical import few_images_note
+
+    return few_images_note(counts) if counts else None
+
+
+def _clinical_tables(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """report.md's clinical tables (an older report.json without them: none)."""
+    from .._evaluate.report_clinical import clinical_tables
+
+    try:
+        return clinical_tables(report)
+    except (KeyError, TypeError, AttributeError):
+        return []
+
+
+def _plain(text: str) -> str:
+    """Markdown emphasis and code marks removed (the page escapes and styles text itself)."""
+    return text.replace("**", "").replace("`", "")
+
+
+def evaluation_notes(report: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """``(warnings, verdict notes)``: the same sentences as report.md's warnings and the notes
+    under its verdict tables."""
+    from .._evaluate.report import warning_texts
+    from .._evaluate.report_clinical import verdict_notes
+
+    try:
+        warnings = [_plain(t) for t in warning_texts(report)]
+    except (KeyError, TypeError, AttributeError):
+        warnings = []
+    return warnings, [_plain(t) for t in verdict_notes(report)]
 
 
 def _evaluation_charts(exps: Mapping[str, Any], classes: list[str]) -> list[Any]:
@@ -170,15 +234,24 @@ def evaluation_context(report: Mapping[str, Any], out_dir: Path) -> dict[str, An
              ("splits", f"{splits.get('method', '?')}, {splits.get('n', '?')} split(s); validation and test "
                         "images are real only"),
              ("classifier", classifier_summary(train))]
+    compute = report.get("compute")
+    if isinstance(compute, Mapping):
+        facts.append(("device", f"{compute.get('devices', '?')} (asked: --device {compute.get('device_requested', '?')}), "
+                                f"precision {compute.get('precision', '?')}"))
     stats = report.get("statistics")
     if isinstance(stats, Mapping):
         facts.append(("statistics", "; ".join(f"{k.replace('_', ' ')}: {fmt(v)}" for k, v in stats.items())))
-    verdicts = [("verdicts vs the real-only baseline", verdict_table(report.get("verdicts")))]
+    verdicts = [("verdicts vs the real-only baseline", verdict_table(report.get("verdicts"))),
+                ("clinical verdicts vs the real-only baseline (calibration error: lower is better)",
+                 verdict_table(report.get("clinical_verdicts")))]
+    warnings, notes = evaluation_notes(report)
     plots = [(key.replace("_", " "), embed_png(out_dir, path))
              for key, path in (report.get("plots") or {}).items() if isinstance(path, str)]
     return {
         "title": "synthaug evaluation",
         "facts": facts,
+        "warnings": warnings,
+        "verdict_notes": notes,
         "verdicts": [(title, table) for title, table in verdicts if table],
         "tables": _evaluation_tables(report, exps, classes) if exps else [],
         "charts": _evaluation_charts(exps, classes) if exps else [],
@@ -220,8 +293,13 @@ def quality_context(report: Mapping[str, Any], out_dir: Path, *, images: bool) -
              ("flagged", f"{overall.get('flagged', '?')} of {overall.get('n_synthetic', '?')}: "
                          f"{overall.get('copies', '?')} near-copies, {overall.get('blank', '?')} blank, "
                          f"{overall.get('unreadable', '?')} unreadable, {overall.get('outliers', '?')} outliers")]
+    from .._quality.render import HOW_TO_READ, overall_line
+
+    if "fd" in overall:
+        facts.append(("overall", overall_line(overall)))
     tables = [{"title": "Per class", "header": ["class", *(t for _, t in _QUALITY_COLUMNS)],
-               "rows": [[label, *(fmt(c.get(k)) for k, _ in _QUALITY_COLUMNS)] for label, c in classes.items()]}]
+               "rows": [[label, *(fmt(c.get(k)) for k, _ in _QUALITY_COLUMNS)] for label, c in classes.items()],
+               "note": HOW_TO_READ.replace("*", "")}]
     for label, c in [("overall", overall), *classes.items()]:
         if c.get("cannot_rank"):
             facts.append((f"cannot rank ({label})", ", ".join(c["cannot_rank"]) + ": no worse than the real–real floor"))
@@ -254,5 +332,5 @@ def quality_context(report: Mapping[str, Any], out_dir: Path, *, images: bool) -
                 "they show images of your data. Embed them with `synthaug html DIR --images` when the data's "
                 "licence and consent allow sharing them.")
     return {"title": "synthaug quality report", "facts": facts, "verdicts": [], "tables": tables,
-            "charts": [c for c in charts if c is not None], "plots": [],
+            "charts": [c for c in charts if c is not None], "plots": [], "warnings": [], "verdict_notes": [],
             "grids": [(n, uri) for n, uri in grids if uri], "grids_note": note}

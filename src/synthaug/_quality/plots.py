@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["save_grid", "save_pairs"]
+__all__ = ["PAIR_LABELS", "save_grid", "save_pairs", "wrap_text"]
 
 _TITLE_H = 16
 _BG = (255, 255, 255)
@@ -53,25 +53,58 @@ def save_grid(rows: Sequence[tuple[str, Sequence[Path]]], path: str | os.PathLik
     return _save(sheet, Path(path))
 
 
+#: Under each thumbnail of nearest-pairs.png: which image is which.
+PAIR_LABELS = ("synthetic", "real (nearest)")
+_LABEL_H = 13
+
+
+def wrap_text(draw, text: str, width: float) -> list[str]:
+    """``text`` broken at spaces (or, for one long word, at characters) into lines that fit ``width`` px."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}".strip()
+        if draw.textlength(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for ch in word:
+            if draw.textlength(line + ch) > width and line:
+                lines.append(line)
+                line = ""
+            line += ch
+    return [*lines, line] if line else lines
+
+
 def save_pairs(pairs: Sequence[tuple[Path, Path, str, bool]], path: str | os.PathLike[str], *,
                thumb: int = 80, per_row: int = 3) -> Path:
-    """Side-by-side (synthetic | nearest training image) pairs with a caption each.
+    """Side-by-side (synthetic | nearest real training image) pairs: a caption above each pair,
+    wrapped to the pair's width (class names whole), and under each thumbnail which one it is
+    (:data:`PAIR_LABELS`).
 
     ``pairs`` holds ``(synthetic, training, caption, flagged)``; flagged pairs get a red frame.
     """
     from PIL import Image, ImageDraw
 
-    cell_w, cell_h = 2 * thumb + 12, thumb + _TITLE_H + 6
+    cell_w = 2 * thumb + 12
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    captions = [wrap_text(probe, caption, cell_w - 8) for _, _, caption, _ in pairs]
+    title_h = _TITLE_H + 11 * (max((len(c) for c in captions), default=1) - 1)
+    cell_h = title_h + thumb + _LABEL_H + 8
     n_rows = max(1, -(-len(pairs) // per_row))
     sheet = Image.new("RGB", (per_row * cell_w, n_rows * cell_h), _BG)
     draw = ImageDraw.Draw(sheet)
-    for i, (synthetic, training, caption, flagged) in enumerate(pairs):
+    for i, (synthetic, training, _caption, flagged) in enumerate(pairs):
         left, top = (i % per_row) * cell_w, (i // per_row) * cell_h
-        draw.text((left + 4, top + 2), caption, fill=(200, 0, 0) if flagged else (0, 0, 0))
+        for k, text in enumerate(captions[i]):
+            draw.text((left + 4, top + 2 + 11 * k), text, fill=(200, 0, 0) if flagged else (0, 0, 0))
         for j, p in enumerate((synthetic, training)):
             image = _thumb(Path(p), thumb)
-            x, y = left + 4 + j * (thumb + 4), top + _TITLE_H
+            x, y = left + 4 + j * (thumb + 4), top + title_h
             sheet.paste(image, (x, y))
+            draw.text((x, y + thumb + 2), PAIR_LABELS[j], fill=(60, 60, 60))
             if flagged:
                 draw.rectangle((x - 1, y - 1, x + image.width, y + image.height), outline=(220, 0, 0), width=2)
     return _save(sheet, Path(path))

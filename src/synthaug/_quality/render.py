@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .._dataset import Dataset
     from .results import QualityReport
 
-__all__ = ["render_markdown", "write_report"]
+__all__ = ["HOW_TO_READ", "overall_line", "render_markdown", "write_report"]
 
 
 def write_report(report: QualityReport, out_dir: str | os.PathLike[str], *, train: Dataset | None = None,
@@ -67,7 +68,7 @@ def _write_figures(report: QualityReport, out: Path, train: Dataset | None) -> l
     ranked = sorted((im for im in report.images if im.nearest is not None), key=lambda im: -im.similarity)[:12]
     if ranked:
         threshold = report.settings["copy_threshold"]
-        pairs = [(im.path, im.nearest, f"{im.label[:18]} sim {im.similarity:.2f}", im.similarity >= threshold)
+        pairs = [(im.path, im.nearest, f"{im.label} sim {im.similarity:.2f}", im.similarity >= threshold)
                  for im in ranked]
         written.append(save_pairs(pairs, out / "nearest-pairs.png").name)
     return written
@@ -79,6 +80,26 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value)
+
+
+#: The explanation under the per-class table (report.md and report.html).
+HOW_TO_READ = (
+    "How to read it: FD and KID are distances between the real and synthetic feature distributions "
+    "(lower is closer). FD is biased upwards for small sets, so compare at equal sizes: *FD½ real–synth* "
+    "is the FD between half of the real class and as many synthetic images, *FD½ real–real* the FD between "
+    "the two halves of the real class (what a perfect generator would score). KID is unbiased (about 0 for "
+    "one distribution, can be slightly negative). A diversity ratio well below 1 means the synthetic images "
+    "vary less than the real ones. *max sim* is the highest copy similarity to any training image."
+)
+
+
+def overall_line(o: Mapping[str, Any]) -> str:
+    """The overall FD/KID/PRDC/diversity sentence of report.md and report.html (``o``: report.json ``overall``)."""
+    return (f"Overall FD {_fmt(o.get('fd'))} {_interval(o.get('fd_interval'))}; at half the real size: real–synthetic "
+            f"{_fmt(o.get('fd_half_synthetic'))}, real–real {_fmt(o.get('fd_real_halves'))}; KID {_fmt(o.get('kid'))} "
+            f"{_interval(o.get('kid_interval'))}; precision {_fmt(o.get('precision'))}, recall {_fmt(o.get('recall'))}, "
+            f"density {_fmt(o.get('density'))}, coverage {_fmt(o.get('coverage'))}; "
+            f"diversity ratio (synthetic / real mean pairwise distance) {_fmt(o.get('diversity_ratio'))}.")
 
 
 def render_markdown(report: QualityReport) -> str:
@@ -105,15 +126,9 @@ def render_markdown(report: QualityReport) -> str:
         "",
     ]
     if "fd" in o:
-        lines += [
-            f"Overall FD {_fmt(o['fd'])} {_interval(o.get('fd_interval'))}; at half the real size: real–synthetic "
-            f"{_fmt(o['fd_half_synthetic'])}, real–real {_fmt(o['fd_real_halves'])}; KID {_fmt(o['kid'])} "
-            f"{_interval(o.get('kid_interval'))}; precision {_fmt(o.get('precision'))}, recall {_fmt(o.get('recall'))}, "
-            f"density {_fmt(o.get('density'))}, coverage {_fmt(o.get('coverage'))}; "
-            f"diversity ratio (synthetic / real mean pairwise distance) {_fmt(o['diversity_ratio'])}.",
-            "",
-        ]
+        lines += [overall_line(o), ""]
     lines += _class_table(report)
+    lines += [HOW_TO_READ, ""]
     lines += _trust_section(report)
     lines += _filter_section(report)
     flagged = report.flagged()

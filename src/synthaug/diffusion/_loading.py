@@ -12,7 +12,23 @@ from typing import Any
 from .._errors import GenerationError, InvalidOptionsError
 from .._optional import require
 
-__all__ = ["autocast_dtype", "load_pipeline", "load_vae", "quiet_libraries", "resolve_device", "resolve_dtype"]
+__all__ = ["autocast_dtype", "load_pipeline", "load_vae", "loading_advice", "quiet_libraries", "resolve_device",
+           "resolve_dtype", "short_reason", "silence_cpu_kernel_notice"]
+
+def _not_kernel_notice(record: logging.LogRecord) -> bool:
+    """False for bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community" warning."""
+    return "kernels-community" not in str(record.msg)
+
+
+def silence_cpu_kernel_notice() -> None:
+    """Drop bitsandbytes' warning that an optional CPU kernel from the Hub is missing: it is printed
+    at import on CPUs with AVX512-BF16, asks for a package synthaug does not use, and changes nothing."""
+    bnb = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    if _not_kernel_notice not in bnb.filters:
+        bnb.addFilter(_not_kernel_notice)
+
+
+silence_cpu_kernel_notice()
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}
@@ -26,7 +42,10 @@ def resolve_device(device: str | None) -> Any:
         if torch.cuda.is_available():
             return torch.device("cuda")
         mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        _note_cpu_fallback()
+        return torch.device("cpu")
     try:
         chosen = torch.device(device)
     except RuntimeError as exc:
@@ -37,6 +56,20 @@ def resolve_device(device: str | None) -> Any:
     if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise InvalidOptionsError(f"option device={device!r} but MPS is not available; use 'cpu' or 'auto'")
     return chosen
+
+
+_CPU_FALLBACK_SAID: list[bool] = []  # once per process
+
+
+def _note_cpu_fallback() -> None:
+    """Say once per process that ``device=auto`` found no GPU and runs on the CPU."""
+    if _CPU_FALLBACK_SAID:
+        return
+    _CPU_FALLBACK_SAID.append(True)
+    import warnings
+
+    warnings.warn("device=auto: torch sees no CUDA or MPS device, so this generator runs on the CPU "
+                  "(much slower; a CPU-only torch build also does this)", UserWarning, stacklevel=3)
 
 
 def resolve_dtype(dtype: str, device: Any) -> Any:
@@ -80,6 +113,28 @@ def quiet_libraries() -> Iterator[None]:
             dlog.enable_progress_bar()
         if bars[1]:
             tlog.enable_progress_bar()
+
+
+#: Phrases of diffusers/huggingface_hub errors that speak to a Python caller (keywords a CLI user
+#: cannot pass, "the stacktrace above" that the CLI does not show): the reason is cut there.
+_CALLER_ONLY = ("If you were trying", "Check your internet", "Otherwise", "local_files_only", "stacktrace",
+                "trust_remote_code", "make sure", "Make sure", "`from_pretrained`", "cache_dir")
+
+
+def short_reason(exc: BaseException) -> str:
+    """The library's reason in one line, cut before advice meant for Python callers."""
+    text = " ".join(str(exc).split())
+    cut = min((i for i in (text.find(p) for p in _CALLER_ONLY) if i > 0), default=len(text))
+    text = text[:cut].strip().rstrip(".,;:") or type(exc).__name__
+    return text if len(text) <= 240 else text[:237] + "..."
+
+
+def loading_advice(option: str, value: str) -> str:
+    """What to do when a model cannot be loaded, in terms of synthaug's options and the shell."""
+    return (f"Either give a local folder (-o {option}=/path/to/folder, e.g. made with "
+            f"`huggingface-cli download {value} --local-dir FOLDER`), or download it into the Hugging Face cache "
+            f"while online (`huggingface-cli download {value}`) and then set HF_HUB_OFFLINE=1 to use the cache "
+            "without network calls")
 
 
 def _source(base_model: str) -> str:
@@ -126,8 +181,8 @@ def load_pipeline(
             pipe = cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         raise GenerationError(
-            f"cannot load base_model={base_model!r} as a {pipeline_class}: {exc}. Give a local folder, or a hub id "
-            "that is reachable (or already in the Hugging Face cache)"
+            f"cannot load base_model={base_model!r} as a {pipeline_class}: {short_reason(exc)}. "
+            + loading_advice("base_model", base_model)
         ) from exc
     if scheduler:
         scheduler_cls = getattr(diffusers, scheduler, None)
@@ -168,6 +223,5 @@ def load_vae(vae: str, *, dtype: Any) -> Any:
             return diffusers.AutoencoderKL.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         raise GenerationError(
-            f"cannot load vae={vae!r} as an AutoencoderKL: {exc}. Give a local folder, or a hub id that is "
-            "reachable (or already in the Hugging Face cache)"
+            f"cannot load vae={vae!r} as an AutoencoderKL: {short_reason(exc)}. " + loading_advice("vae", vae)
         ) from exc

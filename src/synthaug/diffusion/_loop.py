@@ -43,7 +43,7 @@ from ._loading import autocast_dtype
 from ._optim import make_lr_scheduler, make_optimizer
 from ._parts import TrainingParts
 
-__all__ = ["TrainResult", "TrainingLoop", "data_parallel_context"]
+__all__ = ["TrainResult", "TrainingLoop", "budget_message", "data_parallel_context"]
 
 _PROBE_SIZE = 4
 
@@ -70,6 +70,26 @@ class TrainResult:
         data = asdict(self)
         data.pop("losses")
         return data
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def budget_message(key: str, step: int, max_steps: int, training_seconds: float) -> str:
+    """The line shown when ``time_budget_s`` stops training early: how far it got and, at the
+    rate so far, about how long the remaining steps would take."""
+    share = step / max_steps * 100 if max_steps else 0.0
+    line = f"{key}: time_budget_s stopped training at step {step} of {max_steps} ({share:.1f}%)"
+    if step > 0 and training_seconds > 0:
+        remaining = (max_steps - step) * training_seconds / step
+        line += (f"; the other {max_steps - step} steps need about {_duration(remaining)} more at this speed "
+                 "(raise time_budget_s to train them)")
+    return line + "; images generated now come from an under-trained model"
 
 
 def data_parallel_context(options: Any) -> Any:
@@ -362,6 +382,8 @@ class TrainingLoop:
         finally:
             task.close()
         loop_seconds = time.perf_counter() - loop_started
+        if stopped_by == "time_budget_s" and self.dist.is_main:
+            self.progress.log(budget_message(self.key, step, o.max_train_steps, self.training_seconds))
         if self.keep_final_checkpoint and step > resumed_from:
             self.save_checkpoint(step, {"probe_loss_start": probe_start})
         self._validate(step)

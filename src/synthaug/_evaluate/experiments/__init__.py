@@ -11,6 +11,8 @@
 ``class-weights``  the real images, loss weighted by ``n / (k * n_class)`` ("balanced")
 ``classic``        like ``upsample`` but always with the built-in ``classic`` generator
 ``strength-S``     like ``upsample`` with the generator's img2img ``strength`` S (``--strengths``)
+``real-fraction``  the baseline on a class-stratified fraction of the real training images
+                   (one per ``--fractions`` value): the learning curve of real data
 =================  ==========================================================================
 
 A new kind is one new module: an :class:`Experiment` class and a ``register_experiments`` hook
@@ -36,19 +38,22 @@ from .baseline import Baseline
 from .class_weights import ClassWeights, balanced_class_weights
 from .oversample import Oversample
 from .proportion import ProportionSweep
+from .real_fraction import RealFraction
 from .strength import StrengthSweep
 from .synthetic import SyntheticExperiment
 from .upsample import ClassicUpsample, Upsample, upsample_strategy
 
 __all__ = [
     "EXPERIMENTS", "EXPERIMENT_KINDS", "Experiment", "ExperimentOptions", "SyntheticExperiment", "TrainingSet",
-    "Baseline", "ClassWeights", "ClassicUpsample", "Oversample", "ProportionSweep", "StrengthSweep", "Upsample",
+    "Baseline", "ClassWeights", "ClassicUpsample", "Oversample", "ProportionSweep", "RealFraction", "StrengthSweep",
+    "Upsample",
     "balanced_class_weights", "build_training_set", "experiment_class", "experiment_kinds", "needed_synthetic",
     "parse_experiments", "register_experiment", "registered_experiments", "upsample_strategy",
 ]
 
 #: The built-in kinds (``experiment_kinds()`` also lists kinds registered later).
-EXPERIMENT_KINDS = ("baseline", "upsample", "proportion", "oversample", "class-weights", "classic", "strength")
+EXPERIMENT_KINDS = ("baseline", "upsample", "proportion", "oversample", "class-weights", "classic", "strength",
+                    "real-fraction")
 
 
 def experiment_kinds() -> list[str]:
@@ -58,14 +63,15 @@ def experiment_kinds() -> list[str]:
 
 def parse_experiments(
     names: Sequence[str], shares: Sequence[float] = (), proportion_mode: str = "replace", upsample: str = "auto",
-    strengths: Sequence[float] = (),
+    strengths: Sequence[float] = (), fractions: Sequence[float] = (),
 ) -> list[Experiment]:
     """Experiments from ``--experiments`` names (``kind`` or ``kind:value``); ``baseline`` is
     always included, first; a name given twice runs once. ``strengths`` expand ``strength``
     (added when ``strengths`` are given and no ``strength`` is named)."""
     if proportion_mode not in ("add", "replace"):
         raise InvalidParameterError("--proportion-mode", proportion_mode, "'add' or 'replace'")
-    options = ExperimentOptions(tuple(shares), proportion_mode, upsample, tuple(strengths))
+    options = ExperimentOptions(tuple(shares), proportion_mode, upsample, strengths=tuple(strengths),
+                                fractions=tuple(fractions))
     if strengths and not any(n.strip().lower().partition(":")[0] == "strength" for n in names):
         names = [*names, "strength"]
     out: list[Experiment] = [Baseline("baseline")]

@@ -28,7 +28,7 @@ E = TypeVar("E", bound="type[Experiment]")
 EXPERIMENTS: dict[str, type[Experiment]] = {}
 #: synthaug's own experiment modules: plugins of the ``register_experiments`` hook like any other.
 BUILTIN_EXPERIMENTS = tuple(f"synthaug._evaluate.experiments.{name}" for name in (
-    "baseline", "upsample", "proportion", "oversample", "class_weights", "filtered", "strength"))
+    "baseline", "upsample", "proportion", "oversample", "class_weights", "filtered", "strength", "real_fraction"))
 _COLLECTED_FROM: list[object] = []  # the plugin manager EXPERIMENTS was collected from
 
 
@@ -56,12 +56,14 @@ class TrainingSet:
 
 @dataclass(frozen=True)
 class ExperimentOptions:
-    """Options of ``--experiments`` that some kinds read (``--shares``, ``--proportion-mode``, ``--upsample``)."""
+    """Options of ``--experiments`` that some kinds read (``--shares``, ``--proportion-mode``, ``--upsample``,
+    ``--fractions``)."""
 
     shares: Sequence[float] = ()
     proportion_mode: str = "replace"
     upsample: str = "auto"
     strengths: Sequence[float] = ()
+    fractions: Sequence[float] = ()
 
 
 @dataclass(frozen=True)

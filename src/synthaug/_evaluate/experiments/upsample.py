@@ -48,12 +48,17 @@ class Upsample(SyntheticExperiment):
     upsample: str = "auto"
 
     kind = "upsample"
-    summary = "classes (--upsample) filled up to the largest with synthetic images of the chosen source"
+    summary = ("classes (--upsample) filled up to the largest with synthetic images of the chosen source "
+               "(-g/--synthetic; the classic generator without them, as balance)")
 
     @classmethod
     def from_spec(cls, value: str, options: ExperimentOptions) -> list[Experiment]:
         super().from_spec(value, options)  # refuses a ':value'
         return [cls(cls.kind, upsample=options.upsample)]
+
+    def source(self, chosen: Source | None) -> Source | None:
+        """The user's source, or the built-in ``classic`` generator without -g/--synthetic (as ``balance``)."""
+        return chosen if chosen is not None else Source.generator("classic")
 
     def policy(self, counts: Mapping[str, int]) -> MinorityUpsampling:
         return MinorityUpsampling(upsample_strategy(self.upsample, counts))
