@@ -23,7 +23,15 @@ from ._dataset import Dataset, Sample
 from ._errors import InvalidParameterError
 from ._generation import fit_generator, generate_missing
 from ._generator import Concept, Generator, GeneratorOptions
-from ._inputs import RunInputs, check_no_leakage, read_inputs
+from ._inputs import (
+    RunInputs,
+    Signature,
+    check_no_leakage,
+    fingerprinted,
+    folder_signature,
+    read_inputs,
+    signature_holds,
+)
 from ._outdir import RunState, claim_output, input_roots, open_run_folder, storage_error
 from ._policy import MinorityUpsampling, Plan, Policy, make_policy
 from ._progress import NULL_PROGRESS, Progress
@@ -145,6 +153,7 @@ class SyntheticAugmenter:
         self.run_notices_: list[str] = []
         self._loaded: tuple[object, tuple[Dataset, dict[str, Dataset]]] | None = None
         self._roots: tuple[object, set[str]] | None = None  # (the _loaded entry they belong to, roots)
+        self._signature: Signature | None = None  # the folders _loaded was read from, as they were
 
     @property
     def subgroups_(self) -> SubgroupAssignment | None:
@@ -161,11 +170,15 @@ class SyntheticAugmenter:
 
     def _splits(self, data: str | os.PathLike[str] | Dataset,
                 held_out: Mapping[str, Sequence[Sample]] | None = None) -> tuple[Dataset, dict[str, Dataset]]:
-        """The training dataset and the held-out ones (read once per ``data`` and ``held_out``)."""
+        """The training dataset and the held-out ones, read again whenever a folder they were
+        read from changed since (:func:`~synthaug._inputs.folder_signature`): ``plan``, adding
+        an image, then ``fit_resample`` sees the new image."""
         source = data if isinstance(data, Dataset) else os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
         key = (source, id(held_out))
-        if self._loaded is None or self._loaded[0] != key:
-            self._loaded = (key, read_inputs(data, strict=self.strict, held_out=held_out))
+        if self._loaded is None or self._loaded[0] != key or not signature_holds(self._signature):
+            read = read_inputs(data, strict=self.strict, held_out=held_out)
+            self._signature = folder_signature(data, [read[0], *read[1].values()])
+            self._loaded = (key, read)
         return self._loaded[1]
 
     # -- planning ----------------------------------------------------------------------
@@ -195,7 +208,12 @@ class SyntheticAugmenter:
         return self.concept_strategy.concepts(train.paths_by_class(), needed, generator=self.generator,
                                               seed=self.random_state, progress=self.progress)
 
-    def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
+    def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int],
+                         images: Mapping[str, str]) -> dict[str, Any]:
+        """What ``plan.json`` records as the run (a different one is a different run): generator,
+        policy, seed, counts, and per concept its quota and training set by content
+        (``training_images``: relative paths, sizes and SHA-256 of its images; ``training_set``:
+        that with the generator's name, version and training options)."""
         g = self.generator
         strategy = self.concept_strategy
         extra = {"subgroups": strategy.describe()} if strategy.active else {}
@@ -204,7 +222,8 @@ class SyntheticAugmenter:
             "policy": dict(plan.policy),
             "seed": self.random_state,
             "classes": {k: v.to_dict() for k, v in plan.classes.items()},
-            "concepts": {c.name: {"label": c.label, "synthetic": quotas[c.name], "n_train_images": len(c.images)}
+            "concepts": {c.name: {"label": c.label, "synthetic": quotas[c.name], "n_train_images": len(c.images),
+                                  "training_images": images[c.name], "training_set": c.fingerprint}
                          for c in concepts},
             **extra,
         }
@@ -242,7 +261,8 @@ class SyntheticAugmenter:
         plan = self.policy.plan(train.counts())
         concepts, quotas = self.concepts(train, plan)
         check_layout(train.classes, [c.name for c in concepts])
-        return RunInputs(train, held, plan, concepts, quotas, self._run_description(plan, concepts, quotas))
+        concepts, images = fingerprinted(concepts, train.root, self.generator)
+        return RunInputs(train, held, plan, concepts, quotas, self._run_description(plan, concepts, quotas, images))
 
     # -- the flow ------------------------------------------------------------------------
     def fit_resample(self, data: str | os.PathLike[str] | Dataset, *,
@@ -327,7 +347,7 @@ class SyntheticAugmenter:
         covered = {c.label for c in concepts}
         rest = [Concept(label, label, tuple(paths)) for label, paths in sorted(train.paths_by_class().items())
                 if label not in covered and paths]
-        return [*concepts, *rest]
+        return [*concepts, *fingerprinted(rest, train.root, self.generator)[0]]
 
     def _concepts_to_fit(self, pending: list[Concept], ctx: Any) -> list[Concept]:
         """The concepts this process fits: a round-robin share when each concept is fitted

@@ -142,12 +142,39 @@ def open_run_folder(
         return store, "same"
     if not overwrite:
         old, new = existing.get("run") or {}, dict(run)
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        other_images = _other_training_sets(old, new)
+        if other_images:
+            raise OutputConflictError(
+                f"output folder {str(out)!r} holds a run made from other source images (the training set of "
+                f"{', '.join(map(repr, other_images[:5]))} differs in file names, sizes or SHA-256); its "
+                "images must not be kept for this data: use another --out, or --overwrite to delete that run's images"
+            )
+        derived = _without_training_sets(old), _without_training_sets(new)  # follows generator options
+        diff = sorted(k for k in set(old) | set(new) if derived[0].get(k) != derived[1].get(k)) or ["concepts"]
         raise OutputConflictError(
             f"output folder {str(out)!r} holds a different run (differs in: "
             f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
         )
     return store, "stale"
+
+
+def _without_training_sets(run: Mapping[str, Any]) -> dict[str, Any]:
+    concepts = run.get("concepts")
+    if not isinstance(concepts, dict):
+        return dict(run)
+    return {**run, "concepts": {k: {f: v for f, v in c.items() if f != "training_set"} if isinstance(c, dict) else c
+                                for k, c in concepts.items()}}
+
+
+def _other_training_sets(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The concepts of both runs whose training-set fingerprints differ (or that an older
+    plan recorded without one)."""
+    before, after = old.get("concepts") or {}, new.get("concepts") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    return sorted(name for name, info in after.items()
+                  if isinstance(info, dict) and name in before and isinstance(before[name], dict)
+                  and before[name].get("training_images") != info.get("training_images"))
 
 
 def _holder_description() -> dict[str, object]:
