@@ -123,6 +123,7 @@ def open_run_folder(
     non-empty folder that holds no synthaug run. Writes nothing.
     """
     check_output_location(out, inputs)
+    _refuse_linked_folders(Path(out))
     store = Store(out)
     try:
         existing = store.read_plan()
@@ -156,6 +157,19 @@ def open_run_folder(
             f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
         )
     return store, "stale"
+
+
+def _refuse_linked_folders(out: Path) -> None:
+    """Raise before anything is written when an entry of ``out`` is a symbolic link to a folder:
+    synthaug would write (and on ``--overwrite`` delete) through it, into the link's target."""
+    if not out.is_dir():
+        return
+    for entry in sorted(out.iterdir()):
+        if entry.is_symlink() and (entry.is_dir() or not entry.exists()):
+            raise OutputConflictError(
+                f"{str(entry)!r} in the output folder is a symbolic link (to {os.readlink(entry)!r}); synthaug "
+                "writes its class folders itself and never through a link, so remove the link or use a new --out"
+            )
 
 
 def _without_training_sets(run: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import atomic_write_bytes, atomic_write_json, parse_jsonl
-from ._errors import DatasetError, OutputConflictError
+from ._errors import CorruptRecordError, DatasetError, OutputConflictError
 
 __all__ = [
-    "MANIFEST", "PLAN", "REJECTED", "Store", "check_layout", "image_id",
+    "MANIFEST", "PLAN", "REJECTED", "Confiner", "Store", "check_layout", "image_id",
 ]
 
 MANIFEST = "manifest.jsonl"
@@ -77,6 +77,59 @@ def check_layout(classes: Iterable[str], concepts: Iterable[str]) -> None:
             )
 
 
+class Confiner:
+    """The one resolver of paths read back from a file synthaug wrote (``manifest.jsonl``'s
+    ``file``, the ``--combined`` marker, ``rejected.jsonl``).
+
+    A path must be relative, free of ``..`` and, with symbolic links followed, lie inside
+    ``root`` (or one of ``also``, e.g. the sidecar ``OUT.synthaug``). Anything else makes its
+    record corrupt: :class:`~synthaug._errors.CorruptRecordError` names the file and the
+    record, and the caller has deleted or moved nothing yet. Folders are resolved once each.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], *also: str | os.PathLike[str], links_are_entries: bool = False) -> None:
+        self.root = Path(root)
+        #: True where the listed files are links synthaug made (``--combined``): the link itself
+        #: is the entry (removing it never touches its target), so only its folder is resolved.
+        self.links_are_entries = links_are_entries
+        self._inside = [os.path.realpath(p) for p in (root, *also)]
+        self._folders: dict[str, bool] = {}
+
+    def _contained(self, real: str) -> bool:
+        return any(real == base or real.startswith(base.rstrip(os.sep) + os.sep) for base in self._inside)
+
+    def resolve(self, rel: object, *, listed_in: str | os.PathLike[str], record: int) -> Path:
+        """``root / rel`` once ``rel`` passed the rules above; raise :class:`CorruptRecordError` otherwise."""
+        problem = None
+        if not isinstance(rel, str) or not rel:
+            problem = "names no file"
+        elif os.path.isabs(rel) or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+            problem = "is an absolute path"
+        elif ".." in re.split(r"[\\/]", rel):
+            problem = "contains '..'"
+        else:
+            full = os.path.join(self.root, rel)
+            folder = os.path.dirname(full)
+            inside = self._folders.get(folder)
+            if inside is None:
+                inside = self._folders[folder] = self._contained(os.path.realpath(folder))
+            if not inside or (not self.links_are_entries and os.path.islink(full)
+                              and not self._contained(os.path.realpath(full))):
+                problem = "resolves (symbolic links followed) outside the output folder"
+            else:
+                return Path(full)
+        raise CorruptRecordError(
+            f"{listed_in}: record {record} is corrupt: its path {rel!r} {problem}; synthaug only "
+            f"touches files inside {str(self.root)!r}, so nothing was deleted or moved. Remove or fix that "
+            "record (or use a new output folder)"
+        )
+
+    def resolve_all(self, records: Iterable[Mapping[str, Any]], *, listed_in: str | os.PathLike[str],
+                    key: str = "file") -> list[Path]:
+        """:meth:`resolve` of every record's ``key`` (all checked before the caller acts on any)."""
+        return [self.resolve(r.get(key), listed_in=listed_in, record=i) for i, r in enumerate(records, 1)]
+
+
 class Store:
     """Reads and writes one output folder. Not safe for two writers on the same manifest."""
 
@@ -92,6 +145,8 @@ class Store:
         self.plan_path = self.root / PLAN
         self.rejected_path = self.root / REJECTED
         self._parsed: dict[Path, tuple[tuple[int, int, int], list[dict[str, Any]], bool]] = {}
+        #: Resolves every path a manifest names, confined to OUT (:class:`Confiner`).
+        self.confiner = Confiner(self.root)
 
     @property
     def sidecar(self) -> Path:
@@ -156,10 +211,13 @@ class Store:
         if not parts:
             return 0
         records, _ = self._read_jsonl(self.main_manifest_path)
+        self.confiner.resolve_all(records, listed_in=self.main_manifest_path)
         known = {r.get("file") for r in records}
         added = 0
         for part in parts:
-            for r in self._read_jsonl(part)[0]:
+            part_records = self._read_jsonl(part)[0]
+            self.confiner.resolve_all(part_records, listed_in=part)
+            for r in part_records:
                 if r.get("file") not in known and (self.root / r.get("file", "")).is_file():
                     known.add(r["file"])
                     records.append(r)
@@ -184,10 +242,11 @@ class Store:
         self._remove_temp_files()
         self.merge_parts()
         records, damaged = self._read_jsonl(self.main_manifest_path)
+        paths = self.confiner.resolve_all(records, listed_in=self.main_manifest_path)
         valid, seen = [], set()
-        for r in records:
+        for r, path in zip(records, paths):
             file = r.get("file")
-            if not file or file in seen or not os.path.isfile(os.path.join(self.root, file)):
+            if file in seen or not os.path.isfile(path):
                 damaged = True
                 continue
             seen.add(file)
@@ -204,6 +263,7 @@ class Store:
         The images of dropped records are generated again by the next run, under the same name.
         """
         records, bad = self.records(), []
+        self.confiner.resolve_all(records, listed_in=self.main_manifest_path)
         for r in records:
             problem = self._mismatch(r, full)
             if problem:
@@ -305,11 +365,15 @@ class Store:
 
         ``reason`` is one string, or a mapping ``file -> reason``. Their indices are retired.
         """
-        chosen = {r["file"]: r for r in records}
+        chosen = {r.get("file"): r for r in records}
         if not chosen:
             return 0
         rejected_dir = self.sidecar / "rejected"
-        remaining = [r for r in self.records() if r["file"] not in chosen]
+        listed = self.records()
+        self.confiner.resolve_all(listed, listed_in=self.main_manifest_path)
+        unlisted = [r for r in chosen.values() if r not in listed]
+        self.confiner.resolve_all(unlisted, listed_in=f"the records given to reject ({self.main_manifest_path})")
+        remaining = [r for r in listed if r["file"] not in chosen]
         for file, r in chosen.items():
             why = reason if isinstance(reason, str) else reason.get(file, "rejected")
             src = self.root / file
@@ -325,8 +389,8 @@ class Store:
         """Delete this run's images (those in the manifest), the manifest and the plan."""
         removed = 0
         self.merge_parts()
-        for r in self._read_jsonl(self.main_manifest_path)[0]:
-            path = self.root / r.get("file", "")
+        records = self._read_jsonl(self.main_manifest_path)[0]
+        for path in self.confiner.resolve_all(records, listed_in=self.main_manifest_path):  # all checked first
             if path.is_file():
                 path.unlink()
                 removed += 1
