@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import atomic_write_bytes, atomic_write_json, parse_jsonl
-from ._errors import CorruptRecordError, DatasetError, OutputConflictError
+from ._confine import Confiner, owned_image_names, remove_unlisted_images, unused_name
+from ._errors import DatasetError, OutputConflictError
 
 __all__ = [
     "MANIFEST", "PLAN", "REJECTED", "Confiner", "Store", "check_layout", "image_id",
@@ -75,59 +76,6 @@ def check_layout(classes: Iterable[str], concepts: Iterable[str]) -> None:
                 f"concepts {other!r} and {name!r} would share the artifact folder and image ids "
                 f"{concept_slug(name)!r}; rename one of the classes"
             )
-
-
-class Confiner:
-    """The one resolver of paths read back from a file synthaug wrote (``manifest.jsonl``'s
-    ``file``, the ``--combined`` marker, ``rejected.jsonl``).
-
-    A path must be relative, free of ``..`` and, with symbolic links followed, lie inside
-    ``root`` (or one of ``also``, e.g. the sidecar ``OUT.synthaug``). Anything else makes its
-    record corrupt: :class:`~synthaug._errors.CorruptRecordError` names the file and the
-    record, and the caller has deleted or moved nothing yet. Folders are resolved once each.
-    """
-
-    def __init__(self, root: str | os.PathLike[str], *also: str | os.PathLike[str], links_are_entries: bool = False) -> None:
-        self.root = Path(root)
-        #: True where the listed files are links synthaug made (``--combined``): the link itself
-        #: is the entry (removing it never touches its target), so only its folder is resolved.
-        self.links_are_entries = links_are_entries
-        self._inside = [os.path.realpath(p) for p in (root, *also)]
-        self._folders: dict[str, bool] = {}
-
-    def _contained(self, real: str) -> bool:
-        return any(real == base or real.startswith(base.rstrip(os.sep) + os.sep) for base in self._inside)
-
-    def resolve(self, rel: object, *, listed_in: str | os.PathLike[str], record: int) -> Path:
-        """``root / rel`` once ``rel`` passed the rules above; raise :class:`CorruptRecordError` otherwise."""
-        problem = None
-        if not isinstance(rel, str) or not rel:
-            problem = "names no file"
-        elif os.path.isabs(rel) or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
-            problem = "is an absolute path"
-        elif ".." in re.split(r"[\\/]", rel):
-            problem = "contains '..'"
-        else:
-            full = os.path.join(self.root, rel)
-            folder = os.path.dirname(full)
-            inside = self._folders.get(folder)
-            if inside is None:
-                inside = self._folders[folder] = self._contained(os.path.realpath(folder))
-            if not inside or (not self.links_are_entries and os.path.islink(full)
-                              and not self._contained(os.path.realpath(full))):
-                problem = "resolves (symbolic links followed) outside the output folder"
-            else:
-                return Path(full)
-        raise CorruptRecordError(
-            f"{listed_in}: record {record} is corrupt: its path {rel!r} {problem}; synthaug only "
-            f"touches files inside {str(self.root)!r}, so nothing was deleted or moved. Remove or fix that "
-            "record (or use a new output folder)"
-        )
-
-    def resolve_all(self, records: Iterable[Mapping[str, Any]], *, listed_in: str | os.PathLike[str],
-                    key: str = "file") -> list[Path]:
-        """:meth:`resolve` of every record's ``key`` (all checked before the caller acts on any)."""
-        return [self.resolve(r.get(key), listed_in=listed_in, record=i) for i, r in enumerate(records, 1)]
 
 
 class Store:
@@ -377,11 +325,11 @@ class Store:
         for file, r in chosen.items():
             why = reason if isinstance(reason, str) else reason.get(file, "rejected")
             src = self.root / file
+            dst = unused_name(rejected_dir / file)  # an earlier run's rejected image is kept
             if src.exists():
-                dst = rejected_dir / file
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(src), str(dst))
-            self._append(self.rejected_path, {**r, "reason": why, "rejected_to": str(rejected_dir / file)})
+            self._append(self.rejected_path, {**r, "reason": why, "rejected_to": str(dst)})
         self._rewrite(self.main_manifest_path, remaining)
         return len(chosen)
 
@@ -390,10 +338,17 @@ class Store:
         removed = 0
         self.merge_parts()
         records = self._read_jsonl(self.main_manifest_path)[0]
-        for path in self.confiner.resolve_all(records, listed_in=self.main_manifest_path):  # all checked first
+        paths = self.confiner.resolve_all(records, listed_in=self.main_manifest_path)  # all checked first
+        try:
+            plan = self.read_plan() or {}
+        except OutputConflictError:
+            plan = {}
+        own = owned_image_names(plan, records, self.confiner, listed_in=f"{self.plan_path} or {self.main_manifest_path}")
+        for path in paths:
             if path.is_file():
                 path.unlink()
                 removed += 1
+        removed += remove_unlisted_images(self.root, own)
         for path in (self.main_manifest_path, self.plan_path, self.rejected_path):
             self._parsed.pop(path, None)
             if path.exists():
