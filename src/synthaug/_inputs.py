@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._dataset import Dataset, Sample
-from ._errors import InvalidParameterError, LeakageError
+from ._errors import DatasetError, InvalidParameterError, LeakageError
 from ._fingerprint import HashCache, training_fingerprint
 from ._generator import Concept, Generator
 from ._policy import Plan
@@ -105,9 +105,23 @@ def read_inputs(data: str | os.PathLike[str] | Dataset, *, strict: bool = False,
     if is_split_root(data):
         splits = load_split_root(data, strict=strict)
         held_out = {k: v for k, v in splits.items() if k != "train"}
+        _check_held_out_classes(data, splits["train"], held_out)
         check_no_leakage(splits["train"], held_out)
         return splits["train"], held_out
     return Dataset.load(data, strict=strict), {}
+
+
+def _check_held_out_classes(root: str | os.PathLike[str], train: Dataset, held_out: Mapping[str, Dataset]) -> None:
+    """Raise :class:`DatasetError` before anything is generated when a class has val/test images
+    but no training image: no generator can learn it, and no classifier could be trained on it."""
+    trained = {s.label for s in train}
+    for name, ds in sorted(held_out.items()):
+        missing = sorted({s.label for s in ds} - trained)
+        if missing:
+            raise DatasetError(
+                f"split root {str(root)!r}: class(es) {', '.join(map(repr, missing))} have images in {name}/ but "
+                f"none in train/; put training images in train/<class>/ or remove the class from {name}/"
+            )
 
 
 def _with_held_out(data: str | os.PathLike[str] | Dataset, held_out: Mapping[str, Sequence[Sample]],

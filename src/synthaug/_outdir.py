@@ -191,12 +191,33 @@ def _other_training_sets(old: Mapping[str, Any], new: Mapping[str, Any]) -> list
                   and before[name].get("training_images") != info.get("training_images"))
 
 
+#: The command line the ``synthaug`` CLI runs (set by it while a command runs); ``None`` for a
+#: Python-API run, whose lock holder is described by the process's real command line.
+CLI_COMMAND: list[str] | None = None
+
+
+def _command_line() -> str:
+    """How the running process was started: ``synthaug ARGS`` under the CLI, else the Python
+    interpreter with its real arguments (``python train.py --fold 2``)."""
+    if CLI_COMMAND is not None:
+        return " ".join(["synthaug", *CLI_COMMAND])
+    argv = [a for a in sys.argv if a] or ["-c"]
+    try:
+        with open(f"/proc/{os.getpid()}/cmdline", "rb") as fh:
+            real = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+        if real:
+            return " ".join(real)
+    except OSError:
+        pass
+    return " ".join([os.path.basename(sys.executable) or "python", *argv])
+
+
 def _holder_description() -> dict[str, object]:
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join(["synthaug", *sys.argv[1:]]) if sys.argv else "python",
+        "command": _command_line(),
     }
 
 
