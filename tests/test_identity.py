@@ -145,3 +145,34 @@ def test_unchanged_old_folders_are_read_once(tmp_path: Path, monkeypatch: pytest
     aug.notices(data)
     aug.prepare(data)
     assert len(reads) == 1
+
+
+@pytest.mark.slow
+def test_evaluate_rerun_with_other_splits_never_reuses_a_pool_from_other_training_images(tmp_path: Path) -> None:
+    """Item 1 (evaluate): another --splits-file into the same --out must generate its pool from
+    its own training images; the old pool held images made from the new test images."""
+    pytest.importorskip("torch")
+    from synthaug import Dataset
+    from synthaug._evaluate import TrainConfig, random_splits, run_evaluation, splits_to_json
+    def file_sha256(path: Path) -> str:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    data = make_image_folder(tmp_path / "d", {"a": 10, "b": 3})  # b: one training image per split
+    dataset = Dataset.from_folder(data)
+    out = tmp_path / "eval"
+    cfg = TrainConfig(steps=1, eval_every=1, image_size=16, model="small-cnn", batch_size=8, threads=1)
+    pools = []
+    for seed in (0, 1):
+        split = random_splits(dataset, 1, val=0.2, test=0.2, seed=seed)
+        file = tmp_path / f"splits-{seed}.json"
+        file.write_text(json.dumps(splits_to_json(split, data)))
+        run_evaluation(data, out, experiments=["upsample"], splits_file=file, generator="classic", train=cfg,
+                       plots=False)
+        train = {file_sha256(s.path) for s in split[0]["train"]}
+        held = {file_sha256(s.path) for p in ("val", "test") for s in split[0][p]}
+        manifests = sorted((out / "work").glob("split-0*/synthetic-classic/manifest.jsonl"), key=lambda p: p.stat().st_mtime)
+        records = [json.loads(line) for line in manifests[-1].read_text().splitlines()]
+        sources = {file_sha256(data / r["class"] / r["source"]) for r in records}
+        assert sources and sources <= train and not sources & held
+        pools.append((manifests[-1].parent, train))
+    assert pools[0][1] != pools[1][1] and pools[0][0] != pools[1][0]  # work folders keyed by the split's content
