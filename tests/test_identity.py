@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from synthaug import OutputConflictError, SyntheticAugmenter
+from synthaug import SyntheticAugmenter
 from synthaug._cli import main
 from synthaug._generator import Concept, PerConceptGenerator
 from synthaug.testing import make_image_folder
