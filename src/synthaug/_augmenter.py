@@ -23,15 +23,7 @@ from ._dataset import Dataset, Sample
 from ._errors import InvalidParameterError
 from ._generation import fit_generator, generate_missing
 from ._generator import Concept, Generator, GeneratorOptions
-from ._inputs import (
-    RunInputs,
-    Signature,
-    check_no_leakage,
-    fingerprinted,
-    folder_signature,
-    read_inputs,
-    signature_holds,
-)
+from ._inputs import RunInputs, check_no_leakage, fingerprinted, folder_signature, read_inputs, signature_holds
 from ._outdir import RunState, claim_output, input_roots, open_run_folder, storage_error
 from ._policy import MinorityUpsampling, Plan, Policy, make_policy
 from ._progress import NULL_PROGRESS, Progress
@@ -153,7 +145,7 @@ class SyntheticAugmenter:
         self.run_notices_: list[str] = []
         self._loaded: tuple[object, tuple[Dataset, dict[str, Dataset]]] | None = None
         self._roots: tuple[object, set[str]] | None = None  # (the _loaded entry they belong to, roots)
-        self._signature: Signature | None = None  # the folders _loaded was read from, as they were
+        self._signature: Any = None  # the folders _loaded was read from, as they were (a Signature)
 
     @property
     def subgroups_(self) -> SubgroupAssignment | None:
@@ -170,9 +162,7 @@ class SyntheticAugmenter:
 
     def _splits(self, data: str | os.PathLike[str] | Dataset,
                 held_out: Mapping[str, Sequence[Sample]] | None = None) -> tuple[Dataset, dict[str, Dataset]]:
-        """The training dataset and the held-out ones, read again whenever a folder they were
-        read from changed since (:func:`~synthaug._inputs.folder_signature`): ``plan``, adding
-        an image, then ``fit_resample`` sees the new image."""
+        """The training and held-out datasets, read again when a folder they came from changed."""
         source = data if isinstance(data, Dataset) else os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
         key = (source, id(held_out))
         if self._loaded is None or self._loaded[0] != key or not signature_holds(self._signature):
@@ -210,10 +200,7 @@ class SyntheticAugmenter:
 
     def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int],
                          images: Mapping[str, str]) -> dict[str, Any]:
-        """What ``plan.json`` records as the run (a different one is a different run): generator,
-        policy, seed, counts, and per concept its quota and training set by content
-        (``training_images``: relative paths, sizes and SHA-256 of its images; ``training_set``:
-        that with the generator's name, version and training options)."""
+        """The run recorded in ``plan.json``, each concept's training set by content included."""
         g = self.generator
         strategy = self.concept_strategy
         extra = {"subgroups": strategy.describe()} if strategy.active else {}
