@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._dataset import Dataset, Sample
     from ._errors import (
         DatasetError,
+        CorruptRecordError,
         DuplicateGeneratorError,
         GenerationError,
         InvalidOptionsError,
@@ -86,6 +87,7 @@ _EXPORTS: dict[str, str] = {
     "LeakageError": "_errors",
     "MissingDependencyError": "_errors",
     "OutputConflictError": "_errors",
+    "CorruptRecordError": "_errors",
     "OutputLockedError": "_errors",
     "StorageError": "_errors",
     "PluginError": "_errors",

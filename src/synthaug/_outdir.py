@@ -181,14 +181,14 @@ def _without_training_sets(run: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _other_training_sets(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The concepts of both runs whose training-set fingerprints differ (or that an older
-    plan recorded without one)."""
+    """The concepts of both runs whose training images (by content) differ."""
     before, after = old.get("concepts") or {}, new.get("concepts") or {}
     if not isinstance(before, dict) or not isinstance(after, dict):
         return []
     return sorted(name for name, info in after.items()
-                  if isinstance(info, dict) and name in before and isinstance(before[name], dict)
-                  and before[name].get("training_images") != info.get("training_images"))
+                  if isinstance(info, dict) and isinstance(before.get(name), dict)
+                  and "training_images" in before[name]  # an older plan without it differs in "concepts"
+                  and before[name]["training_images"] != info.get("training_images"))
 
 
 #: The command line the ``synthaug`` CLI runs (set by it while a command runs); ``None`` for a
