@@ -21,8 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._concepts import ByClass, ConceptStrategy, Subgroups, concepts_from
     from ._dataset import Dataset, Sample
     from ._errors import (
-        DatasetError,
         CorruptRecordError,
+        DatasetError,
         DuplicateGeneratorError,
         GenerationError,
         InvalidOptionsError,
