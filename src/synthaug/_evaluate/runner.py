@@ -226,7 +226,7 @@ def run_evaluation(
 
     Give an :class:`EvaluationConfig`, or its fields as keyword options (the former signature:
     ``run_evaluation(data, out, experiments=[...], splits=3, train=TrainConfig(...))``).
-    Finished (split, experiment) results are kept in ``out_dir/work/results`` and reused when
+    Finished (split, experiment) results are kept in ``out_dir/work/split-K-<content>/results`` (keyed by the split's content) and reused when
     the same command is run again, so an interrupted evaluation resumes.
     """
 
