@@ -7,6 +7,9 @@ as its own process through the CLI (so the peak RSS is the step's own) and recor
 time and peak RSS:
 
 - ``plan`` first read (empty probe cache) and re-read (warm probe cache);
+- the training-set fingerprint (:mod:`synthaug._fingerprint`: relative path, size and SHA-256
+  of every image) with an empty and with a warm hash cache (every image, an upper bound: a run
+  fingerprints only the classes it fills);
 - ``balance -g classic`` to the balanced plan (about 1.9 synthetic images per real one);
 - a no-op rerun of the same ``balance`` (resume scan: nothing left to generate);
 - ``AugmentedDataset`` over the output plus one epoch of ``to_torch_loader`` at 64 px;
@@ -93,6 +96,17 @@ assert n == len(aug), (n, len(aug))
 """
 
 
+FINGERPRINT_STEP = """
+import sys, pathlib
+from synthaug._fingerprint import HashCache, files_fingerprint
+root = pathlib.Path(sys.argv[1])
+paths = sorted(root.rglob("*.jpg"))
+cache = HashCache(root)
+assert len(files_fingerprint(paths, root, cache)) == len(paths)
+cache.save()
+"""
+
+
 def report_inputs(data: Path, out: Path, n: int, work: Path) -> tuple[Path, Path]:
     """A CSV of ``n`` real images and a folder of links to ``n`` synthetic ones (seeded choice)."""
     rng = random.Random(0)
@@ -129,6 +143,8 @@ def measure(n: int, workers: int, report_size: int, only: tuple[str, ...] = ()) 
         "startup (synthaug --version)": [*cli, "--version"],
         "plan (first read)": [*cli, "plan", str(data), "--json"],
         "plan (re-read)": [*cli, "plan", str(data), "--json"],
+        "fingerprint (cold cache)": [*py, "-c", FINGERPRINT_STEP, str(data)],
+        "fingerprint (warm cache)": [*py, "-c", FINGERPRINT_STEP, str(data)],
         "balance -g classic": balance,
         "no-op rerun": balance,
         "torch loader epoch (64 px)": [*py, "-c", LOADER_STEP, str(data), str(out)],

@@ -465,6 +465,87 @@ def nothing_at(rel: str) -> Callable[[Ctx, str], None]:
     return check
 
 
+# -- issue 21: loud but wrong ----------------------------------------------------------------------
+
+
+def split_root_class_only_in_test(tmp: Path) -> Path:
+    root = tmp / "data"
+    make_image_folder(root / "train", {"a": 4, "b": 2})
+    make_image_folder(root / "val", {"a": 1, "b": 1}, seed=3)
+    make_image_folder(root / "test", {"a": 1, "b": 1, "z": 1}, seed=5)
+    return root
+
+
+def check_nothing_written(ctx: Ctx, message: str) -> None:
+    assert not ctx.out.exists() and not (ctx.tmp / "out.synthaug").exists(), "written before the error"
+
+
+def check_said_once(needle: str) -> Callable[[Ctx, str], None]:
+    def check(ctx: Ctx, message: str) -> None:
+        assert message.count(needle) == 1, message
+    return check
+
+
+def torn_evaluate_result(ctx: Ctx) -> None:
+    """A result file torn by a kill is recomputed (``None``), never a JSONDecodeError."""
+    from synthaug._evaluate.runner import _cached
+
+    path = ctx.tmp / "result.json"
+    path.write_text('{"key": "k", "val')
+    assert _cached(path, "k") is None
+    path.write_text('{"key": "k", "value": 1}\n')
+    assert _cached(path, "k") == {"key": "k", "value": 1}
+
+
+def api_lock_holder(ctx: Ctx) -> None:
+    """The lock holder of a Python-API run is its real command line, not ``synthaug DATA OUT``."""
+    from synthaug._outdir import LOCK_INFO_FILE, claim_output
+
+    with claim_output(ctx.out):
+        command = json.loads((ctx.out / LOCK_INFO_FILE).read_text())["command"]
+    assert not command.startswith("synthaug") and "pytest" in command, command
+
+
+def combined_killed_then_rerun(ctx: Ctx) -> None:
+    """``balance --combined`` killed while writing links: the same command completes it."""
+    real_symlink, made = os.symlink, []
+
+    def dying(src, dst, *args, **kwargs):  # noqa: ANN001, ANN202
+        if len(made) == 4:
+            raise KeyboardInterrupt
+        made.append(dst)
+        real_symlink(src, dst, *args, **kwargs)
+
+    args = (*BAL, "--combined", "{tmp}/combined")
+    ctx.monkeypatch.setattr(os, "symlink", dying)
+    assert ctx.cli(*args) == 130
+    ctx.monkeypatch.setattr(os, "symlink", real_symlink)
+    assert ctx.cli(*args) == 0
+    combined = ctx.tmp / "combined"
+    assert {d.name: len(list(d.iterdir())) for d in combined.iterdir() if d.is_dir()} == {"a": 6, "b": 6, "c": 6}
+
+
+def synthetic_folder_with_shared_file_names(ctx: Ctx) -> None:
+    """``evaluate --synthetic``: a clean folder whose source names recur in another class's
+    held-out images is not a leak (matched by content, not bare file name)."""
+    from synthaug import SyntheticAugmenter
+    from synthaug._evaluate.sources import _folder_pool
+    from synthaug._splitting import load_split_root
+
+    root = ctx.tmp / "split"
+    make_image_folder(root / "train", {"a": 6, "b": 3})
+    make_image_folder(root / "val", {"a": 1, "b": 1}, seed=3)
+    make_image_folder(root / "test", {"a": 1, "b": 1}, seed=5)
+    for label in ("a", "b"):  # per-class numbering: test/b/0000.png and train/a/0000.png are other images
+        for i, path in enumerate(sorted((root / "train" / label).glob("*.png"))):
+            path.rename(path.with_name(f"{i:04d}.png"))
+    (root / "test" / "b" / "b_000.png").rename(root / "test" / "b" / "0000.png")
+    syn = ctx.tmp / "syn"
+    SyntheticAugmenter("classic", out_dir=syn, workers=1).fit_resample(root / "train")
+    pool = _folder_pool(syn, load_split_root(root))
+    assert sum(len(v) for v in pool.values()) == 3
+
+
 CASES: list[Case] = [
     # -- images and folders -------------------------------------------------------------
     Case("corrupt-png", BAL, 0, "a/x.png (", data_with({"a/x.png": EXTRA["corrupt"]})),
@@ -640,6 +721,20 @@ CASES: list[Case] = [
     Case("generator-yields-non-image", code=__import__("synthaug").GenerationError, needle="expected a PIL image",
          call=lambda ctx: run_generator(ctx, not_images)),
     Case("generator-yields-16-bit", code=0, call=lambda ctx: run_generator(ctx, sixteen_bit), check=check_sixteen_bit),
+    # -- issue 21: loud but wrong, now clear (exit 2 before anything is written) -----------------------
+    Case("target-huge", (*BAL, "--target", "c=1000000000000"), 2, "at most 10,000,000 images per class",
+         check=check_nothing_written),
+    Case("classic-size-huge", (*BAL, "-o", "size=1000000000000"), 2, "less than or equal to 8192",
+         check=check_nothing_written),
+    Case("split-root-class-only-in-test", BAL, 2, "'z' have images in test/ but none in train/",
+         split_root_class_only_in_test, check=check_nothing_written),
+    Case("target-notice-once", (*BAL, "--target", "c=9"), 0, "above the majority class count 6",
+         check=check_said_once("above the majority")),
+    Case("demo-into-a-project-folder", ("demo", "--out", "{tmp}", "-q"), 2, "the demo did not write"),
+    Case("evaluate-torn-result-recomputed", code=0, call=torn_evaluate_result),
+    Case("lock-holder-of-python-api-run", code=0, call=api_lock_holder),
+    Case("combined-killed-while-linking-resumes", code=0, call=combined_killed_then_rerun),
+    Case("evaluate-synthetic-matched-by-content", code=0, call=synthetic_folder_with_shared_file_names),
     # -- Python API --------------------------------------------------------------------------------
     Case("upsample-hf-dataset", code=__import__("synthaug").InvalidParameterError, needle="Dataset.from_hf",
          call=lambda ctx: __import__("synthaug").upsample(hf_rows(0), ctx.out)),
@@ -722,10 +817,11 @@ def _hung(signum: int, frame: Any) -> None:
 # -- signals and the warning filter: real processes ---------------------------------------------------
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["sigint", "sigterm", "sigkill"])
 def test_signal_mid_run_then_rerun_resumes_exactly(sig: signal.Signals, tmp_path: Path) -> None:
-    """Ctrl-C exits 130 with the resume hint (defect 12); SIGKILL leaves what was written.
-    Either way every image written before stays, and the same command completes the plan."""
+    """Ctrl-C exits 130 with the resume hint (defect 12), and so does SIGTERM (issue 21);
+    SIGKILL leaves what was written. Either way every image written before stays, and the same
+    command completes the plan."""
     data = std(tmp_path, {"a": 12, "b": 3, "c": 2})
     before = tree_hash(data)
     out = tmp_path / "out"
@@ -734,7 +830,7 @@ def test_signal_mid_run_then_rerun_resumes_exactly(sig: signal.Signals, tmp_path
     assert 3 <= slow_cli.wait_for_lines(out / "manifest.jsonl", 3, proc) < 19
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    if sig == signal.SIGINT:
+    if sig in (signal.SIGINT, signal.SIGTERM):
         assert proc.returncode == 130, err
         assert "interrupted: rerun the same command to resume" in err and "Traceback" not in err
     kept = {k: v for k, v in snapshot(out).items() if k.endswith(".png")}

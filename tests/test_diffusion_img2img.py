@@ -138,7 +138,7 @@ def test_evaluate_strengths_gives_one_experiment_per_strength_sharing_the_adapte
         e = report["experiments"][name]
         assert e["kind"] == "strength" and e["strength"] == strength
         assert e["source"] == f"generator:lora-sd15@strength={strength:g}"
-        assert e["vs_baseline"]["balanced_accuracy"]["verdict"] in {"better", "worse", "no evidence"}
+        assert e["vs_baseline"]["balanced_accuracy"]["verdict"] == "too few runs"  # one split: no interval
         assert report["synthetic_sources"][e["source"]]["options"]["strength"] == strength
     work = next(out.glob("work/**/synthetic-lora-sd15@strength=0.5")).parent
     guided = _records(work / "synthetic-lora-sd15@strength=0.5")

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from ._concepts import ByClass, ConceptStrategy, Subgroups, concepts_from
     from ._dataset import Dataset, Sample
     from ._errors import (
+        CorruptRecordError,
         DatasetError,
         DuplicateGeneratorError,
         GenerationError,
@@ -87,6 +88,7 @@ _EXPORTS: dict[str, str] = {
     "LeakageError": "._errors",
     "MissingDependencyError": "._errors",
     "OutputConflictError": "._errors",
+    "CorruptRecordError": "._errors",
     "OutputLockedError": "._errors",
     "StorageError": "._errors",
     "PluginError": "._errors",

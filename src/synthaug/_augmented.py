@@ -44,7 +44,8 @@ def synthetic_samples(out_dir: str | os.PathLike[str], records: Sequence[Mapping
         if not store.manifest_path.is_file():
             raise DatasetError(f"{str(out_dir)!r} has no manifest.jsonl; is it a synthaug output folder?")
         records = store.records()
-    return [Sample(store.root / r["file"], r["class"], split="train", provenance=r) for r in records]
+    paths = store.confiner.resolve_all(records, listed_in=store.main_manifest_path)  # confined to OUT
+    return [Sample(path, r["class"], split="train", provenance=r) for path, r in zip(paths, records)]
 
 
 class AugmentedDataset(Sequence[Sample]):

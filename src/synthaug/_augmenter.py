@@ -23,7 +23,7 @@ from ._dataset import Dataset, Sample
 from ._errors import InvalidParameterError
 from ._generation import fit_generator, generate_missing
 from ._generator import Concept, Generator, GeneratorOptions, file_digest
-from ._inputs import RunInputs, check_no_leakage, read_inputs
+from ._inputs import RunInputs, check_no_leakage, fingerprinted, folder_signature, read_inputs, signature_holds
 from ._outdir import RunState, claim_output, input_roots, open_run_folder, storage_error
 from ._policy import MinorityUpsampling, Plan, Policy, make_policy
 from ._progress import NULL_PROGRESS, Progress
@@ -156,6 +156,7 @@ class SyntheticAugmenter:
         self.run_notices_: list[str] = []
         self._loaded: tuple[object, tuple[Dataset, dict[str, Dataset]]] | None = None
         self._roots: tuple[object, set[str]] | None = None  # (the _loaded entry they belong to, roots)
+        self._signature: Any = None  # the folders _loaded was read from, as they were (a Signature)
 
     @property
     def subgroups_(self) -> SubgroupAssignment | None:
@@ -172,11 +173,13 @@ class SyntheticAugmenter:
 
     def _splits(self, data: str | os.PathLike[str] | Dataset,
                 held_out: Mapping[str, Sequence[Sample]] | None = None) -> tuple[Dataset, dict[str, Dataset]]:
-        """The training dataset and the held-out ones (read once per ``data`` and ``held_out``)."""
+        """The training and held-out datasets, read again when a folder they came from changed."""
         source = data if isinstance(data, Dataset) else os.fspath(data) if isinstance(data, (str, os.PathLike)) else id(data)
         key = (source, id(held_out))
-        if self._loaded is None or self._loaded[0] != key:
-            self._loaded = (key, read_inputs(data, strict=self.strict, held_out=held_out))
+        if self._loaded is None or self._loaded[0] != key or not signature_holds(self._signature):
+            read = read_inputs(data, strict=self.strict, held_out=held_out)
+            self._signature = folder_signature(data, [read[0], *read[1].values()])
+            self._loaded = (key, read)
         return self._loaded[1]
 
     # -- planning ----------------------------------------------------------------------
@@ -210,7 +213,9 @@ class SyntheticAugmenter:
                                                           seed=self.random_state, progress=self.progress)
         return training_contexts(concepts, by_class, train.root, self.metadata), quotas
 
-    def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int]) -> dict[str, Any]:
+    def _run_description(self, plan: Plan, concepts: Sequence[Concept], quotas: Mapping[str, int],
+                         images: Mapping[str, str]) -> dict[str, Any]:
+        """The run recorded in ``plan.json``, each concept's training set by content included."""
         g, strategy = self.generator, self.concept_strategy
         extra = {"subgroups": strategy.describe()} if strategy.active else {}
         if self.metadata is not None:  # other metadata: another run (prompts and captions change)
@@ -220,7 +225,8 @@ class SyntheticAugmenter:
             "policy": dict(plan.policy),
             "seed": self.random_state,
             "classes": {k: v.to_dict() for k, v in plan.classes.items()},
-            "concepts": {c.name: {"label": c.label, "synthetic": quotas[c.name], "n_train_images": len(c.images)}
+            "concepts": {c.name: {"label": c.label, "synthetic": quotas[c.name], "n_train_images": len(c.images),
+                                  "training_images": images[c.name], "training_set": c.fingerprint}
                          for c in concepts},
             **extra,
         }
@@ -258,7 +264,8 @@ class SyntheticAugmenter:
         plan = self.policy.plan(train.counts())
         concepts, quotas = self.concepts(train, plan)
         check_layout(train.classes, [c.name for c in concepts])
-        return RunInputs(train, held, plan, concepts, quotas, self._run_description(plan, concepts, quotas))
+        concepts, images = fingerprinted(concepts, train.root, self.generator)
+        return RunInputs(train, held, plan, concepts, quotas, self._run_description(plan, concepts, quotas, images))
 
     # -- the flow ------------------------------------------------------------------------
     def fit_resample(self, data: str | os.PathLike[str] | Dataset, *,
@@ -343,7 +350,7 @@ class SyntheticAugmenter:
         covered = {c.label for c in concepts}
         rest = [Concept(label, label, tuple(paths)) for label, paths in sorted(train.paths_by_class().items())
                 if label not in covered and paths]
-        return [*concepts, *rest]
+        return [*concepts, *fingerprinted(rest, train.root, self.generator)[0]]
 
     def _concepts_to_fit(self, pending: list[Concept], ctx: Any) -> list[Concept]:
         """The concepts this process fits: a round-robin share when each concept is fitted

@@ -18,8 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import OutputConflictError
+from ._atomic import atomic_write_bytes
+from ._errors import CorruptRecordError, OutputConflictError
 from ._outdir import LOCK_FILE, LOCK_INFO_FILE, check_output_location
+from ._store import _TMP_RE, Confiner
 
 __all__ = ["COMBINED_MARKER", "write_combined"]
 
@@ -44,17 +46,26 @@ def _entry_name(sample: Any, root: Path | None, used: set[str]) -> str:
 
 
 def _clear_previous(out: Path) -> None:
+    """Remove what an earlier (possibly interrupted) call listed in the marker; refuse a folder
+    holding anything else. Every listed path is confined to ``out`` before anything is removed."""
     marker = out / COMBINED_MARKER
     if not out.is_dir():
         return
     if marker.is_file():
-        for rel in json.loads(marker.read_text()).get("files", []):
-            (out / rel).unlink(missing_ok=True)
+        try:
+            listed = json.loads(marker.read_text()).get("files", [])
+        except (ValueError, AttributeError) as exc:
+            raise CorruptRecordError(f"{marker} is not a synthaug marker ({exc}); nothing was deleted, "
+                                     "choose a new --combined folder") from exc
+        confiner = Confiner(out, links_are_entries=True)
+        for path in confiner.resolve_all([{"file": f} for f in listed], listed_in=marker):
+            if path.is_symlink() or path.is_file():
+                path.unlink()
         marker.unlink()
         for folder in out.iterdir():
-            if folder.is_dir() and not any(folder.iterdir()):
+            if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
                 folder.rmdir()
-    left = [p.name for p in out.iterdir() if p.name not in (LOCK_FILE, LOCK_INFO_FILE)]
+    left = [p.name for p in out.iterdir() if p.name not in (LOCK_FILE, LOCK_INFO_FILE) and not _TMP_RE.match(p.name)]
     if left:
         raise OutputConflictError(
             f"combined folder {str(out)!r} is not empty and was not written by synthaug "
@@ -70,18 +81,24 @@ def write_combined(
     as symbolic links (copies with ``copy``). Returns ``out_dir``.
 
     ``out_dir`` must lie outside ``inputs`` (the data and the synthetic folder); a folder a
-    previous call wrote is replaced, any other non-empty folder is refused.
+    previous call wrote is replaced, any other non-empty folder is refused. The marker listing
+    every entry is written before the first one, so a call killed part-way is replaced by the
+    next call like a finished one.
     """
     out = Path(out_dir)
     check_output_location(out, inputs, option="--combined")
     _clear_previous(out)
-    written: list[str] = []
     used: dict[str, set[str]] = {}
-    for label in augmented.classes:
-        (out / label).mkdir(parents=True, exist_ok=True)
+    entries = []
     for sample in augmented.samples:
         name = _entry_name(sample, augmented.real.root, used.setdefault(sample.label, set()))
-        target = out / sample.label / name
+        entries.append((sample, f"{sample.label}/{name}"))
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / COMBINED_MARKER, json.dumps({"files": [rel for _, rel in entries]}).encode())
+    for label in augmented.classes:
+        (out / label).mkdir(parents=True, exist_ok=True)
+    for sample, rel in entries:
+        target = out / rel
         source = os.path.abspath(sample.path)
         if copy:
             shutil.copy2(source, target)
@@ -90,6 +107,4 @@ def write_combined(
                 os.symlink(source, target)
             except OSError:
                 shutil.copy2(source, target)
-        written.append(f"{sample.label}/{name}")
-    (out / COMBINED_MARKER).write_text(json.dumps({"files": written}))
     return out

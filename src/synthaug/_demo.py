@@ -16,7 +16,13 @@ from typing import Any
 
 from ._optional import require
 
-__all__ = ["DEMO_KEEP", "DEMO_OPTIONS", "make_digits_folder", "real_vs_synthetic_grid", "run_demo"]
+__all__ = ["DEMO_KEEP", "DEMO_MARKER", "DEMO_OPTIONS", "check_demo_folder", "make_digits_folder",
+           "real_vs_synthetic_grid", "run_demo"]
+
+#: Hidden file that marks a folder as the demo's own (a rerun may write there again).
+DEMO_MARKER = ".synthaug-demo"
+_DEMO_ENTRIES = frozenset({"data", "synthetic", "synthetic.synthaug", "grid.png", DEMO_MARKER,
+                           ".synthaug.lock", ".synthaug.lock.json"})
 
 #: Images kept per rare digit; the other digits keep all of theirs (~180 each).
 DEMO_KEEP = {"7": 36, "8": 18, "9": 9}
@@ -70,6 +76,39 @@ def real_vs_synthetic_grid(result, path: str | os.PathLike[str], *, per_class: i
     return path
 
 
+def _looks_like_demo(out: Path) -> bool:
+    """An older demo folder (before the marker): only demo entries, digit classes of demo files."""
+    if not {p.name for p in out.iterdir()} <= _DEMO_ENTRIES:
+        return False
+    data = out / "data"
+    if not data.is_dir():
+        return True
+    for folder in data.iterdir():
+        if folder.name not in DEMO_KEEP and folder.name not in "0123456":
+            return False
+        if not folder.is_dir() or any(not p.name.startswith(("digit-", ".digit-")) for p in folder.iterdir()):
+            return False
+    return True
+
+
+def check_demo_folder(out_dir: str | os.PathLike[str]) -> None:
+    """Raise :class:`~synthaug._errors.OutputConflictError` unless ``out_dir`` is new, empty, or
+    a demo folder: the demo writes ``data/``, ``synthetic/`` and ``grid.png`` there and must never
+    add digit classes to a project's ``data/`` or replace its ``grid.png``."""
+    from ._errors import OutputConflictError
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputConflictError(f"demo --out {str(out)!r} is an existing file; give a new folder")
+    if not out.is_dir() or not any(out.iterdir()) or (out / DEMO_MARKER).is_file() or _looks_like_demo(out):
+        return
+    shown = ", ".join(sorted(p.name for p in out.iterdir())[:5])
+    raise OutputConflictError(
+        f"demo --out {str(out)!r} is an existing folder that the demo did not write ({shown}); the demo would add "
+        "digit classes to its data/ and replace grid.png, so give a new or empty folder"
+    )
+
+
 def run_demo(out_dir: str | os.PathLike[str] = "demo-output", *, progress=None, seed: int = 0,
              on_plan: Callable[[Any], None] | None = None):
     """Build the digits data under ``out_dir/data``, balance it into ``out_dir/synthetic``,
@@ -79,6 +118,9 @@ def run_demo(out_dir: str | os.PathLike[str] = "demo-output", *, progress=None, 
     from ._policy import MinorityUpsampling
 
     out = Path(out_dir)
+    check_demo_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("written by `synthaug demo`; the demo may write here again\n")
     data = make_digits_folder(out / "data")
     augmenter = SyntheticAugmenter(
         "classic",

@@ -113,6 +113,11 @@ class OutputConflictError(UsageError):
     """The output folder cannot be used: it holds another run, foreign files, or lies in the data."""
 
 
+class CorruptRecordError(OutputConflictError):
+    """A file synthaug wrote (manifest, marker, results) names a path outside its output folder;
+    the message names the file and the record, and nothing was deleted or moved."""
+
+
 class OutputLockedError(OutputConflictError):
     """Another process holds the output folder's one-writer lock (the message names it)."""
 

@@ -128,6 +128,9 @@ class Concept:
     augmenter fills both from the training split only; a val/test image is never among them.
     ``attributes`` (with ``metadata=``) holds each training image's metadata row
     (``{column: value}``, aligned with ``images``) for attribute prompts.
+    ``fingerprint`` identifies the training set by content (:mod:`synthaug._fingerprint`:
+    relative path, size and SHA-256 of every image, plus the generator's name, version and
+    training options); the augmenter sets it, and an artifact fitted on another is not reused.
     """
 
     name: str
@@ -137,6 +140,7 @@ class Concept:
     root: Path | None = field(default=None, compare=False)
     other_images: tuple[tuple[str, tuple[Path, ...]], ...] = field(default=(), compare=False, repr=False)
     attributes: tuple[Mapping[str, str], ...] = field(default=(), compare=False, repr=False)
+    fingerprint: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
@@ -334,10 +338,13 @@ class PerConceptGenerator(Generator):
         return self.work_dir / concept.slug
 
     def is_fitted(self, concept: Concept) -> bool:
-        """True when ``concept`` has a complete artifact made with the same training options."""
+        """True when ``concept`` has a complete artifact made with the same training options from
+        the same training set (its :attr:`Concept.fingerprint`, when set)."""
         info = read_artifact(self.concept_dir(concept))
         if info is None:
             return False
+        if concept.fingerprint and info.get("training_set") != concept.fingerprint:
+            return False  # fitted on other images (or by a version that did not record them)
         return info.get("generator") == self.name and info.get("fit_options") == self.fit_options()
 
     def fit(self, concepts: Sequence[Concept], work_dir: Path, *, progress: Progress = NULL_PROGRESS) -> None:
@@ -356,6 +363,7 @@ class PerConceptGenerator(Generator):
             **self.artifact_header(),
             "concept": {"name": concept.name, "label": concept.label, "text": concept.text,
                         "n_images": len(concept.images)},
+            "training_set": concept.fingerprint,
             **dict(extra),
         }
         write_artifact(folder, info)

@@ -9,20 +9,28 @@ from them before writing: plan, concepts, quotas and the run description.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._dataset import Dataset, Sample
-from ._errors import InvalidParameterError, LeakageError
-from ._generator import Concept
+from ._errors import DatasetError, InvalidParameterError, LeakageError
+from ._fingerprint import HashCache, training_fingerprint
+from ._generator import Concept, Generator
 from ._policy import Plan
 from ._splitting import is_split_root, load_split_root
 
-__all__ = ["RunInputs", "check_no_leakage", "read_inputs"]
+__all__ = ["RunInputs", "Signature", "check_no_leakage", "fingerprinted", "folder_signature", "read_inputs",
+           "signature_holds"]
+
+#: A modification within this many nanoseconds before a read makes its signature "racy": the
+#: folder may change again within one tick of the file system's clock, so it is read again.
+RACY_NS = 2_000_000_000
 
 
 @dataclass(frozen=True)
@@ -97,9 +105,23 @@ def read_inputs(data: str | os.PathLike[str] | Dataset, *, strict: bool = False,
     if is_split_root(data):
         splits = load_split_root(data, strict=strict)
         held_out = {k: v for k, v in splits.items() if k != "train"}
+        _check_held_out_classes(data, splits["train"], held_out)
         check_no_leakage(splits["train"], held_out)
         return splits["train"], held_out
     return Dataset.load(data, strict=strict), {}
+
+
+def _check_held_out_classes(root: str | os.PathLike[str], train: Dataset, held_out: Mapping[str, Dataset]) -> None:
+    """Raise :class:`DatasetError` before anything is generated when a class has val/test images
+    but no training image: no generator can learn it, and no classifier could be trained on it."""
+    trained = {s.label for s in train}
+    for name, ds in sorted(held_out.items()):
+        missing = sorted({s.label for s in ds} - trained)
+        if missing:
+            raise DatasetError(
+                f"split root {str(root)!r}: class(es) {', '.join(map(repr, missing))} have images in {name}/ but "
+                f"none in train/; put training images in train/<class>/ or remove the class from {name}/"
+            )
 
 
 def _with_held_out(data: str | os.PathLike[str] | Dataset, held_out: Mapping[str, Sequence[Sample]],
@@ -115,3 +137,68 @@ def _with_held_out(data: str | os.PathLike[str] | Dataset, held_out: Mapping[str
             for name, samples in held_out.items()}
     check_no_leakage(train, held)
     return train, held
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The folders (and CSV file) a read used, with their (mtime_ns, inode, size), and when it was read."""
+
+    read_ns: int
+    stamps: tuple[tuple[str, tuple[int, int, int] | None], ...]
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
+
+
+def folder_signature(data: object, datasets: Iterable[Dataset]) -> Signature:
+    """What :func:`signature_holds` compares to tell whether ``data`` must be read again: the
+    CSV file and every folder between a dataset root and its images (a folder's mtime changes
+    when an entry is added, removed or renamed in it). In-memory datasets never change."""
+    read_ns = time.time_ns()
+    if not isinstance(data, (str, os.PathLike)):
+        return Signature(read_ns, ())
+    paths = {os.path.abspath(data)}
+    for ds in datasets:
+        root = os.path.abspath(ds.root) if ds.root is not None else None
+        if root is not None:
+            paths.add(root)
+            paths.update(os.path.join(root, label) for label in ds.classes)
+        for folder in {os.path.dirname(os.path.abspath(s.path)) for s in ds}:
+            while folder not in paths and root is not None and folder.startswith(root + os.sep):
+                paths.add(folder)
+                folder = os.path.dirname(folder)
+            paths.add(folder)
+    return Signature(read_ns, tuple((p, _stamp(p)) for p in sorted(paths)))
+
+
+def signature_holds(signature: Signature | None) -> bool:
+    """True when nothing recorded in ``signature`` changed, and none of it was changed so shortly
+    before the read that a later change could carry the same timestamp."""
+    if signature is None:
+        return False
+    for path, stamp in signature.stamps:
+        now = _stamp(path)
+        if now != stamp or (now is not None and now[0] >= signature.read_ns - RACY_NS):
+            return False
+    return True
+
+
+def fingerprinted(concepts: Sequence[Concept], root: str | os.PathLike[str] | None,
+                  generator: Generator) -> tuple[list[Concept], dict[str, str]]:
+    """``concepts`` with their :attr:`~synthaug.Concept.fingerprint` set: their images' relative
+    paths (to ``root``), sizes and SHA-256 digests (cached by size and mtime, see
+    :class:`~synthaug._fingerprint.HashCache`), with the generator's name, version and
+    training options; and per concept name the digest of the images alone."""
+    cache = HashCache(root)
+    described = {"name": generator.name, "version": generator.version, "fit_options": generator.fit_options()}
+    out, images = [], {}
+    for c in concepts:
+        full, images[c.name] = training_fingerprint(c.images, root, generator=described, cache=cache)
+        out.append(dataclasses.replace(c, fingerprint=full))
+    cache.save()
+    return out, images

@@ -123,6 +123,7 @@ def open_run_folder(
     non-empty folder that holds no synthaug run. Writes nothing.
     """
     check_output_location(out, inputs)
+    _refuse_linked_folders(Path(out))
     store = Store(out)
     try:
         existing = store.read_plan()
@@ -142,7 +143,15 @@ def open_run_folder(
         return store, "same"
     if not overwrite:
         old, new = existing.get("run") or {}, dict(run)
-        diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        other_images = _other_training_sets(old, new)
+        if other_images:
+            raise OutputConflictError(
+                f"output folder {str(out)!r} holds a run made from other source images (the training set of "
+                f"{', '.join(map(repr, other_images[:5]))} differs in file names, sizes or SHA-256); its "
+                "images must not be kept for this data: use another --out, or --overwrite to delete that run's images"
+            )
+        derived = _without_training_sets(old), _without_training_sets(new)  # follows generator options
+        diff = sorted(k for k in set(old) | set(new) if derived[0].get(k) != derived[1].get(k)) or ["concepts"]
         raise OutputConflictError(
             f"output folder {str(out)!r} holds a different run (differs in: "
             f"{', '.join(diff)}); use another folder, or --overwrite to delete that run's images"
@@ -150,12 +159,65 @@ def open_run_folder(
     return store, "stale"
 
 
+def _refuse_linked_folders(out: Path) -> None:
+    """Raise before anything is written when an entry of ``out`` is a symbolic link to a folder:
+    synthaug would write (and on ``--overwrite`` delete) through it, into the link's target."""
+    if not out.is_dir():
+        return
+    for entry in sorted(out.iterdir()):
+        if entry.is_symlink() and (entry.is_dir() or not entry.exists()):
+            raise OutputConflictError(
+                f"{str(entry)!r} in the output folder is a symbolic link (to {os.readlink(entry)!r}); synthaug "
+                "writes its class folders itself and never through a link, so remove the link or use a new --out"
+            )
+
+
+def _without_training_sets(run: Mapping[str, Any]) -> dict[str, Any]:
+    concepts = run.get("concepts")
+    if not isinstance(concepts, dict):
+        return dict(run)
+    return {**run, "concepts": {k: {f: v for f, v in c.items() if f != "training_set"} if isinstance(c, dict) else c
+                                for k, c in concepts.items()}}
+
+
+def _other_training_sets(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The concepts of both runs whose training images (by content) differ."""
+    before, after = old.get("concepts") or {}, new.get("concepts") or {}
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        return []
+    return sorted(name for name, info in after.items()
+                  if isinstance(info, dict) and isinstance(before.get(name), dict)
+                  and "training_images" in before[name]  # an older plan without it differs in "concepts"
+                  and before[name]["training_images"] != info.get("training_images"))
+
+
+#: The command line the ``synthaug`` CLI runs (set by it while a command runs); ``None`` for a
+#: Python-API run, whose lock holder is described by the process's real command line.
+CLI_COMMAND: list[str] | None = None
+
+
+def _command_line() -> str:
+    """How the running process was started: ``synthaug ARGS`` under the CLI, else the Python
+    interpreter with its real arguments (``python train.py --fold 2``)."""
+    if CLI_COMMAND is not None:
+        return " ".join(["synthaug", *CLI_COMMAND])
+    argv = [a for a in sys.argv if a] or ["-c"]
+    try:
+        with open(f"/proc/{os.getpid()}/cmdline", "rb") as fh:
+            real = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+        if real:
+            return " ".join(real)
+    except OSError:
+        pass
+    return " ".join([os.path.basename(sys.executable) or "python", *argv])
+
+
 def _holder_description() -> dict[str, object]:
     return {
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": " ".join(["synthaug", *sys.argv[1:]]) if sys.argv else "python",
+        "command": _command_line(),
     }
 
 

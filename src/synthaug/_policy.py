@@ -154,7 +154,15 @@ def validate_strategy(strategy: object) -> Strategy:
     )
 
 
-def _validate_targets(targets: Mapping[str, object], counts: Mapping[str, int], source: str) -> dict[str, int]:
+#: The largest final count a target may ask for in one class (a bigger one is a typo, and its
+#: index list alone would not fit in memory).
+MAX_IMAGES_PER_CLASS = 10_000_000
+
+
+def _validate_targets(targets: Mapping[str, object], counts: Mapping[str, int], source: str,
+                      notes: list[str] | None = None) -> dict[str, int]:
+    """Synthetic counts of final-count ``targets``. A target above the majority count is noted in
+    ``notes`` (the plan's notices, printed once), or warned about without ``notes``."""
     out = {}
     majority = max(counts.values())
     cli = source.startswith("--")
@@ -180,12 +188,13 @@ def _validate_targets(targets: Mapping[str, object], counts: Mapping[str, int], 
                 f"a final count of at least the {counts[name]} real images of {name!r} "
                 f"(upsampling never removes images; use {swap} to swap real for synthetic)",
             )
-        if value > majority:
-            warnings.warn(
-                f"{where(name)}={value} is above the majority class count {majority}",
-                UserWarning,
-                stacklevel=4,
-            )
+        if value > MAX_IMAGES_PER_CLASS:
+            raise InvalidParameterError(where(name), value, f"at most {MAX_IMAGES_PER_CLASS:,} images per class")
+        if value > majority and notes is not None:
+            notes.append(f"{where(name)}={value} is above the majority class count {majority}")
+        elif value > majority:
+            warnings.warn(f"{where(name)}={value} is above the majority class count {majority}",
+                          UserWarning, stacklevel=4)
         out[name] = value - counts[name]
     return out
 
@@ -224,7 +233,7 @@ class MinorityUpsampling(Policy):
     def synthetic_counts(self, counts: Mapping[str, int]) -> dict[str, int]:
         strategy = self.strategy
         if isinstance(strategy, Mapping):
-            return _validate_targets(strategy, counts, self.source)
+            return _validate_targets(strategy, counts, self.source, notes=[])
         if callable(strategy):
             result = strategy(dict(counts))
             if not isinstance(result, Mapping):
@@ -241,12 +250,15 @@ class MinorityUpsampling(Policy):
         return {name: majority - n for name, n in present.items() if chosen(n)}
 
     def notices(self, counts: Mapping[str, int]) -> list[str]:
-        """A one-class dataset (nothing to balance) and ties of the rarest classes."""
+        """A one-class dataset (nothing to balance), ties of the rarest classes, and targets
+        above the majority count."""
         present = {name: n for name, n in counts.items() if n > 0}
         if len(present) == 1:
             return [f"only one class with images ({next(iter(present))!r}): there is nothing to balance it "
                     "against, so no image is planned; check that DATA has one sub-folder (or CSV label) per class"]
         out: list[str] = []
+        if isinstance(self.strategy, Mapping):
+            _validate_targets(self.strategy, counts, self.source, notes=out)
         if self.strategy not in ("minority", "not minority") or len(set(present.values())) < 2:
             return out
         rarest = min(present.values())

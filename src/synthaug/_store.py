@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from ._atomic import atomic_write_bytes, atomic_write_json, parse_jsonl
+from ._confine import Confiner, owned_image_names, remove_unlisted_images, unused_name
 from ._errors import DatasetError, OutputConflictError
 
 __all__ = [
-    "MANIFEST", "PLAN", "REJECTED", "Store", "check_layout", "image_id",
+    "MANIFEST", "PLAN", "REJECTED", "Confiner", "Store", "check_layout", "image_id",
 ]
 
 MANIFEST = "manifest.jsonl"
@@ -92,6 +93,8 @@ class Store:
         self.plan_path = self.root / PLAN
         self.rejected_path = self.root / REJECTED
         self._parsed: dict[Path, tuple[tuple[int, int, int], list[dict[str, Any]], bool]] = {}
+        #: Resolves every path a manifest names, confined to OUT (:class:`Confiner`).
+        self.confiner = Confiner(self.root)
 
     @property
     def sidecar(self) -> Path:
@@ -156,10 +159,13 @@ class Store:
         if not parts:
             return 0
         records, _ = self._read_jsonl(self.main_manifest_path)
+        self.confiner.resolve_all(records, listed_in=self.main_manifest_path)
         known = {r.get("file") for r in records}
         added = 0
         for part in parts:
-            for r in self._read_jsonl(part)[0]:
+            part_records = self._read_jsonl(part)[0]
+            self.confiner.resolve_all(part_records, listed_in=part)
+            for r in part_records:
                 if r.get("file") not in known and (self.root / r.get("file", "")).is_file():
                     known.add(r["file"])
                     records.append(r)
@@ -184,10 +190,11 @@ class Store:
         self._remove_temp_files()
         self.merge_parts()
         records, damaged = self._read_jsonl(self.main_manifest_path)
+        paths = self.confiner.resolve_all(records, listed_in=self.main_manifest_path)
         valid, seen = [], set()
-        for r in records:
+        for r, path in zip(records, paths):
             file = r.get("file")
-            if not file or file in seen or not os.path.isfile(os.path.join(self.root, file)):
+            if file in seen or not os.path.isfile(path):
                 damaged = True
                 continue
             seen.add(file)
@@ -204,6 +211,7 @@ class Store:
         The images of dropped records are generated again by the next run, under the same name.
         """
         records, bad = self.records(), []
+        self.confiner.resolve_all(records, listed_in=self.main_manifest_path)
         for r in records:
             problem = self._mismatch(r, full)
             if problem:
@@ -305,19 +313,23 @@ class Store:
 
         ``reason`` is one string, or a mapping ``file -> reason``. Their indices are retired.
         """
-        chosen = {r["file"]: r for r in records}
+        chosen = {r.get("file"): r for r in records}
         if not chosen:
             return 0
         rejected_dir = self.sidecar / "rejected"
-        remaining = [r for r in self.records() if r["file"] not in chosen]
+        listed = self.records()
+        self.confiner.resolve_all(listed, listed_in=self.main_manifest_path)
+        unlisted = [r for r in chosen.values() if r not in listed]
+        self.confiner.resolve_all(unlisted, listed_in=f"the records given to reject ({self.main_manifest_path})")
+        remaining = [r for r in listed if r["file"] not in chosen]
         for file, r in chosen.items():
             why = reason if isinstance(reason, str) else reason.get(file, "rejected")
             src = self.root / file
+            dst = unused_name(rejected_dir / file)  # an earlier run's rejected image is kept
             if src.exists():
-                dst = rejected_dir / file
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 shutil.move(str(src), str(dst))
-            self._append(self.rejected_path, {**r, "reason": why, "rejected_to": str(rejected_dir / file)})
+            self._append(self.rejected_path, {**r, "reason": why, "rejected_to": str(dst)})
         self._rewrite(self.main_manifest_path, remaining)
         return len(chosen)
 
@@ -325,11 +337,18 @@ class Store:
         """Delete this run's images (those in the manifest), the manifest and the plan."""
         removed = 0
         self.merge_parts()
-        for r in self._read_jsonl(self.main_manifest_path)[0]:
-            path = self.root / r.get("file", "")
+        records = self._read_jsonl(self.main_manifest_path)[0]
+        paths = self.confiner.resolve_all(records, listed_in=self.main_manifest_path)  # all checked first
+        try:
+            plan = self.read_plan() or {}
+        except OutputConflictError:
+            plan = {}
+        own = owned_image_names(plan, records, self.confiner, listed_in=f"{self.plan_path} or {self.main_manifest_path}")
+        for path in paths:
             if path.is_file():
                 path.unlink()
                 removed += 1
+        removed += remove_unlisted_images(self.root, own)
         for path in (self.main_manifest_path, self.plan_path, self.rejected_path):
             self._parsed.pop(path, None)
             if path.exists():

@@ -18,10 +18,13 @@ Exit codes: 0 success, 2 bad usage or bad input, 1 failure. Errors print as one 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -88,14 +91,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ..diffusion._loading import silence_cpu_kernel_notice
 
         silence_cpu_kernel_notice()  # bitsandbytes' "gemm_4bit_forward … kernels-community" on CPUs
+    from .. import _outdir
+
+    _outdir.CLI_COMMAND = args  # the lock holder's description
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _sigterm_as_interrupt():
             warnings.showwarning = show_warning
             for category in _NOTICE_WARNINGS():  # printed from data (notices), not through warnings
                 warnings.filterwarnings("ignore", category=category)
             return _run(args)
     finally:
         STATE["argv"] = None  # a later library call in this process is not this command
+        _outdir.CLI_COMMAND = None
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let SIGTERM (``kill``, a job scheduler's stop) end a command as Ctrl-C does: the resume
+    message and exit 130. Only in the main thread, and the earlier handler is restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    owner = os.getpid()
+
+    def interrupt(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:  # a forked worker inherited the handler: end it as SIGTERM does
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _NOTICE_WARNINGS() -> tuple[type[Warning], ...]:  # noqa: N802 - a constant, computed lazily

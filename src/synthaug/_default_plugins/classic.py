@@ -34,7 +34,8 @@ class ClassicOptions(GeneratorOptions):
     contrast: float = Field(0.15, ge=0, le=1, description="Contrast jitter: factor in [1-c, 1+c].")
     saturation: float = Field(0.15, ge=0, le=1, description="Saturation jitter: factor in [1-s, 1+s].")
     hue: float = Field(0.02, ge=0, le=0.5, description="Hue shift, as a fraction of the colour circle.")
-    size: int | None = Field(None, ge=8, description="Output side length in pixels; default: the source image's size.")
+    size: int | None = Field(None, ge=8, le=8192,
+                             description="Output side length in pixels (8 to 8192); default: the source image's size.")
 
 
 class ClassicGenerator(Generator):
@@ -57,6 +58,7 @@ class ClassicGenerator(Generator):
                 f"generator 'classic': option crop_scale={self.options.crop_scale!r}: needs 0 < low <= high <= 1"
             )
         self._cache: dict[Path, object] = {}
+        self._digests: dict[Path, str] = {}
         self._ordered: tuple[Concept, list[Path]] | None = None
 
     def fit(self, concepts: Sequence[Concept], work_dir: Path, *, progress: Progress = NULL_PROGRESS) -> None:
@@ -101,7 +103,17 @@ class ClassicGenerator(Generator):
             rng = np.random.default_rng(int(seed))
             source_index = int(rng.integers(len(images)))
             out = self.transform(self._source(images[source_index]), rng)
-            yield GeneratedImage(out, int(seed), {"source": images[source_index].name})
+            source = images[source_index]
+            yield GeneratedImage(out, int(seed), {"source": source.name, "source_sha256": self._digest(source)})
+
+    def _digest(self, path: Path) -> str:
+        """SHA-256 of a source image's bytes, recorded so a leak check matches by content, not name."""
+        digest = self._digests.get(path)
+        if digest is None:
+            from .._fingerprint import file_sha256
+
+            digest = self._digests[path] = file_sha256(path)
+        return digest
 
     def transform(self, image, rng):
         """Apply one random draw of the transforms to a PIL RGB image."""

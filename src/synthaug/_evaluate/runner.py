@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_write_bytes
 from .._dataset import Dataset
 from .._errors import InvalidParameterError
 from .._outdir import check_output_location, claim_output
@@ -175,8 +176,26 @@ def compute_info(config: EvaluationConfig, results: Mapping[str, Sequence[Mappin
 
 
 def _cached(path: Path, key: str) -> dict[str, Any] | None:
-    record = json.loads(path.read_text()) if path.is_file() else None
-    return record if record is not None and record.get("key") == key else None
+    """The finished result at ``path`` for ``key``; ``None`` when missing, for another key, or
+    damaged (a torn or edited file is recomputed, never an error)."""
+    try:
+        record = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and record.get("key") == key else None
+
+
+def split_fingerprint(split: Split) -> str:
+    """The content of a split: label, size and SHA-256 of every train/val/test image (hashes
+    cached, see :mod:`synthaug._fingerprint`). Work folders and cached results are keyed by it,
+    so another split never reuses a synthetic pool made from other training images."""
+    from .._fingerprint import HashCache, digest_of
+
+    paths = [os.path.abspath(s.path) for p in ("train", "val", "test") for s in split.get(p, ())]
+    cache = HashCache(os.path.commonpath(paths) if paths else None)
+    parts = {p: sorted([s.label, *cache.stat_and_hash(s.path)] for s in split.get(p, ())) for p in ("train", "val", "test")}
+    cache.save()
+    return digest_of(parts)
 
 
 def _train_all(split_list: Sequence[Split], exps: Sequence[Experiment], sources: Mapping[str, Source | None],
@@ -185,10 +204,13 @@ def _train_all(split_list: Sequence[Split], exps: Sequence[Experiment], sources:
     """Every (split, experiment) record, from the result cache or trained now, by experiment then split."""
     records: dict[tuple[int, str], dict[str, Any]] = {}
     pending: list[tuple[TrainingTask, dict[str, Any]]] = []
+    folders: dict[int, Path] = {}
     for k, split in enumerate(split_list):
-        split_work = work / f"split-{k}"
+        fingerprint = split_fingerprint(split)
+        split_work = folders[k] = work / f"split-{k}-{fingerprint[:12]}"  # keyed by the split's content
         split_work.mkdir(parents=True, exist_ok=True)
         for task, stub in _split_tasks(k, split, exps, sources, config, classes, fixed_root, split_work, progress):
+            stub["key"] = _result_key(stub["key"], fingerprint)
             cached = _cached(split_work / "results" / f"{task.experiment}.json", stub["key"])
             if cached is not None:
                 progress.log(f"split {k}: {task.experiment}: reusing the finished result")
@@ -199,9 +221,9 @@ def _train_all(split_list: Sequence[Split], exps: Sequence[Experiment], sources:
 
     def finished(task: TrainingTask, trained: dict[str, Any]) -> None:
         record = {**stubs[(task.split, task.experiment)], **trained}
-        path = work / f"split-{task.split}" / "results" / f"{task.experiment}.json"
+        path = folders[task.split] / "results" / f"{task.experiment}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record) + "\n")
+        atomic_write_bytes(path, (json.dumps(record) + "\n").encode())  # never a torn file
         records[(task.split, task.experiment)] = record
 
     run_tasks([t for t, _ in pending], config.jobs, progress, finished, devices=_devices(config))
@@ -222,7 +244,7 @@ def run_evaluation(
 
     Give an :class:`EvaluationConfig`, or its fields as keyword options (the former signature:
     ``run_evaluation(data, out, experiments=[...], splits=3, train=TrainConfig(...))``).
-    Finished (split, experiment) results are kept in ``out_dir/work/results`` and reused when
+    Finished (split, experiment) results are kept in ``out_dir/work/split-K-<content>/results`` (keyed by the split's content) and reused when
     the same command is run again, so an interrupted evaluation resumes.
     """
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._adapters import source_names
 from .._augmented import synthetic_samples
 from .._dataset import Dataset, Sample
 from .._errors import LeakageError
@@ -103,10 +102,35 @@ def _generated_pool(source: Source, split: Mapping[str, Dataset], fixed_root: Pa
     return _ordered_pool(result.synthetic)
 
 
+def _held_out_sources(samples: Sequence[Sample], split: Mapping[str, Dataset]) -> list[str]:
+    """The held-out images that synthetic ``samples`` record as their source: matched by content
+    (``source_sha256``) where recorded, else by class and file name (a record names its source
+    file within its own class), never by bare file name across classes."""
+    from .._fingerprint import HashCache
+
+    held = [s for part in ("val", "test") for s in split.get(part, ())]
+    cache = HashCache(None)
+    by_content = {cache.stat_and_hash(s.path)[1]: s for s in held} if any(
+        "source_sha256" in (s.provenance or {}) for s in samples) else {}
+    cache.save()
+    by_name = {(s.label, s.path.name): s for s in held}
+    leaked = set()
+    for s in samples:
+        record = s.provenance or {}
+        if isinstance(record.get("source_sha256"), str):
+            hit = by_content.get(record["source_sha256"])
+        elif isinstance(record.get("source"), str):
+            hit = by_name.get((s.label, Path(record["source"]).name))
+        else:
+            hit = None
+        if hit is not None:
+            leaked.add(f"{hit.label}/{hit.path.name}")
+    return sorted(leaked)
+
+
 def _folder_pool(folder: Path, split: Mapping[str, Dataset]) -> Pool:
     samples = synthetic_samples(folder)
-    held = {s.path.name for part in ("val", "test") for s in split.get(part, ())}
-    leaked = sorted(source_names(samples) & held)
+    leaked = _held_out_sources(samples, split)
     if leaked:
         raise LeakageError(
             f"synthetic folder {folder} was made from held-out image(s) {', '.join(leaked[:5])}; a synthetic "

@@ -81,7 +81,8 @@ def _synthetic_images(synthetic: str | os.PathLike[str]) -> tuple[Path, list[Syn
     store = Store(root)
     if store.manifest_path.is_file():  # read only: a report never repairs or rewrites the folder
         records = store.records()
-        return root, [SyntheticImage(root / r["file"], r["class"], r) for r in records], True
+        paths = store.confiner.resolve_all(records, listed_in=store.main_manifest_path)  # confined to OUT
+        return root, [SyntheticImage(path, r["class"], r) for path, r in zip(paths, records)], True
     data = Dataset.from_folder(root)
     return root, [SyntheticImage(s.path, s.label) for s in data], False
 

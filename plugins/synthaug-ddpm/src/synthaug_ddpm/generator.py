@@ -90,6 +90,8 @@ class DdpmGenerator(Generator):
                 "text": concept.text,
                 "n_images": len(concept.images),
                 "images_sha256": hashlib.sha256(listing).hexdigest(),
+                # identity by content (paths, sizes, SHA-256): other images under the same names refit
+                **({"training_set": concept.fingerprint} if concept.fingerprint else {}),
             })
         return table
 
