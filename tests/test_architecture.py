@@ -23,8 +23,8 @@ UPPER = ("synthaug._augmenter", "synthaug._cli", "synthaug._evaluate")
 LAYERS = (
     "_errors _optional _imageio _paths _progress _hookspecs _version _atomic _lazy",
     "_dataset _inputcheck _hf_input _probe _policy _outdir _store _splitting _generator _options _metadata _confine "
-    "_fingerprint",
-    "_plugins _features _feature_cache _extractors _learned_features _subgroups _concepts _inputs _generation _generation_pool _distributed _augmenter "
+    "_artifacts _fingerprint",
+    "_plugins _parameters _features _feature_cache _extractors _learned_features _subgroups _concepts _inputs _generation _generation_pool _distributed _augmenter "
     "_augmented _combined _conformance _adapters diffusion _default_plugins",
     "_quality _evaluate _html_report _demo",
     "_cli __main__ testing",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from synthaug.diffusion._loop import budget_message
+from synthaug.diffusion._train_result import budget_message
 
 
 def test_budget_message_gives_progress_and_an_estimate():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from synthaug import Dataset, SyntheticAugmenter
-from synthaug._augmenter import unsplit_notice
+from synthaug._parameters import unsplit_notice
 from synthaug._plugins import get_generator
 from synthaug._splitting import split_dataset, write_split
 from synthaug.testing import make_image_folder

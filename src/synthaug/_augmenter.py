@@ -17,64 +17,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._artifacts import file_digest
 from ._augmented import AugmentedDataset, synthetic_samples
 from ._concepts import ConceptStrategy, training_contexts, validate_concepts
 from ._dataset import Dataset, Sample
 from ._errors import InvalidParameterError
 from ._generation import fit_generator, generate_missing
-from ._generator import Concept, Generator, GeneratorOptions, file_digest
+from ._generator import Concept, Generator, GeneratorOptions
 from ._inputs import RunInputs, check_no_leakage, fingerprinted, folder_signature, read_inputs, signature_holds
 from ._outdir import RunState, claim_output, input_roots, open_run_folder, storage_error
+from ._parameters import resolve_generator, unsplit_notice, validate_seed, validate_workers
 from ._policy import MinorityUpsampling, Plan, Policy, make_policy
 from ._progress import NULL_PROGRESS, Progress
 from ._store import Store, check_layout
 from ._subgroups import SubgroupAssignment
 
-__all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage", "resolve_generator", "unsplit_notice"]  # check_no_leakage: from .inputs
+__all__ = ["SyntheticAugmenter", "upsample", "check_no_leakage"]  # check_no_leakage: from ._inputs
 
 PLAN_FORMAT = 1
-
-
-def resolve_generator(
-    generator: str | Generator | type[Generator], options: GeneratorOptions | Mapping[str, Any] | None = None
-) -> Generator:
-    """A generator instance from a registered name, a class or an instance."""
-    if isinstance(generator, Generator):
-        if options:
-            raise InvalidParameterError(
-                "generator_options", dict(options), "empty when an instance is given (set options on the instance)"
-            )
-        return generator
-    if isinstance(generator, type) and issubclass(generator, Generator):
-        return generator(options)
-    if isinstance(generator, str):
-        from ._plugins import get_generator
-
-        return get_generator(generator)(options)
-    raise InvalidParameterError("generator", generator, "a registered generator name, a Generator class or instance")
-
-
-def _validate_seed(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidParameterError("random_state", value, "a non-negative integer")
-    return value
-
-
-def _validate_workers(value: object) -> int:
-    from ._generation_pool import default_workers
-
-    if value is None:
-        return default_workers()
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidParameterError("workers", value, "a whole number of at least 1")
-    return value
-
-
-def unsplit_notice(generator: str) -> str:
-    """The one-line notice for a trainable generator fitted on a folder with no held-out split."""
-    return (f"generator {generator!r} learns from every image of this unsplit folder: none of them may be in a "
-            "test set later (a model can memorise them); make the split first (`synthaug split DATA --out ROOT`) "
-            "and balance ROOT")
 
 
 class SyntheticAugmenter:
@@ -140,7 +100,7 @@ class SyntheticAugmenter:
         self.generator_options = generator_options
         self.policy = make_policy(policy) if policy is not None else MinorityUpsampling("auto")
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.random_state = _validate_seed(random_state)
+        self.random_state = validate_seed(random_state)
         self.work_dir = Path(work_dir) if work_dir is not None else None
         self.overwrite = bool(overwrite)
         self.verify = bool(verify)
@@ -148,7 +108,7 @@ class SyntheticAugmenter:
         self.progress = progress or NULL_PROGRESS
         self._generator: Generator | None = None
         #: Processes for a ``parallel_generation`` generator (default: the usable cores, capped).
-        self.workers = _validate_workers(workers)
+        self.workers = validate_workers(workers)
         #: How classes become concepts (see ``concepts``).
         self.concept_strategy = validate_concepts(concepts)
         #: What the last :meth:`fit_resample` found in the output folder (e.g. images that no

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,11 +27,11 @@ from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ._artifacts import ARTIFACT_FILE, read_artifact, write_artifact
 from ._errors import InvalidOptionsError
 from ._progress import NULL_PROGRESS, Progress
 
 __all__ = [
-    "ARTIFACT_FILE",
     "FIT_SCOPES",
     "Concept",
     "FitScope",
@@ -42,16 +41,12 @@ __all__ = [
     "GeneratorOptions",
     "PerConceptGenerator",
     "derive_seed",
-    "file_digest",
     "fit_neutral_options",
     "has_features",
-    "read_artifact",
     "slugify",
-    "write_artifact",
 ]
 
 #: Name of the JSON file describing a fitted artifact (per concept, or per fit).
-ARTIFACT_FILE = "artifact.json"
 _NAME_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 #: Key of an option field's ``json_schema_extra`` marking an option that does not change the fitted
 #: model (``Field(..., json_schema_extra={"fit_neutral": True})``; see :func:`synthaug._options.fit_neutral_field`).
@@ -101,16 +96,6 @@ def derive_seed(run_seed: int, label: str, concept: str, index: int) -> int:
     """
     key = json.dumps([int(run_seed), label, concept, int(index)]).encode()
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 11
-
-
-def file_digest(*paths: str | os.PathLike[str]) -> str:
-    """SHA-256 (hex) of the bytes of ``paths`` in order: the content hash of an artifact."""
-    h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -385,27 +370,6 @@ def has_features(generator: Any) -> bool:
     if isinstance(generator, Generator):
         return type(generator).features is not Generator.features
     return callable(getattr(generator, "features", None))
-
-
-def write_artifact(folder: str | os.PathLike[str], info: Mapping[str, Any]) -> Path:
-    """Write ``folder/artifact.json`` atomically (a complete file or none); return its path.
-
-    Generators write it last, after every weight file, so its presence means "fitted".
-    """
-    folder = Path(folder)
-    tmp = folder / (ARTIFACT_FILE + ".tmp")
-    tmp.write_text(json.dumps(dict(info), indent=2, default=str))
-    os.replace(tmp, folder / ARTIFACT_FILE)
-    return folder / ARTIFACT_FILE
-
-
-def read_artifact(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The ``artifact.json`` of ``folder``, or ``None`` when it is missing or unreadable."""
-    try:
-        info = json.loads((Path(folder) / ARTIFACT_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
 
 
 def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -73,7 +73,7 @@ _EXPORTS: dict[str, str] = {
     "FlowMatchingRule": "._targets",
     "TargetRule": "._targets",
     "TrainingLoop": "._loop",
-    "TrainResult": "._loop",
+    "TrainResult": "._train_result",
     "Trainer": "._training",
     "TrainingHooks": "._training",
     "generate_images": "._generation",
@@ -99,10 +99,10 @@ _EXPORTS: dict[str, str] = {
     "resolve_device": "._loading",
     "resolve_dtype": "._loading",
     # artifacts
-    "ARTIFACT_FILE": ".._generator",
-    "file_digest": ".._generator",
-    "read_artifact": ".._generator",
-    "write_artifact": ".._generator",
+    "ARTIFACT_FILE": ".._artifacts",
+    "file_digest": ".._artifacts",
+    "read_artifact": ".._artifacts",
+    "write_artifact": ".._artifacts",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -24,7 +24,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,54 +41,11 @@ from ._checkpoints import (
 from ._loading import autocast_dtype
 from ._optim import make_lr_scheduler, make_optimizer
 from ._parts import TrainingParts
+from ._train_result import TrainResult, budget_message
 
 __all__ = ["TrainResult", "TrainingLoop", "budget_message", "data_parallel_context"]
 
 _PROBE_SIZE = 4
-
-
-@dataclass
-class TrainResult:
-    """What a finished training run reports (stored in the artifact JSON)."""
-
-    steps: int
-    resumed_from_step: int
-    final_loss: float | None
-    probe_loss_start: float | None
-    probe_loss_end: float
-    seconds: float
-    steps_per_second: float
-    n_training_images: int
-    losses: list[float] = field(default_factory=list)  # every step's loss, resumed runs included
-    processes: int = 1  # ranks that trained together (data-parallel); 1 otherwise
-    stopped_by: str = "max_train_steps"  # or "time_budget_s"
-    training_seconds: float = 0.0  # loop time summed over resumed runs (what time_budget_s limits)
-    target: str = ""  # the target rule: epsilon, v_prediction or flow_matching
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("losses")
-        return data
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def budget_message(key: str, step: int, max_steps: int, training_seconds: float) -> str:
-    """The line shown when ``time_budget_s`` stops training early: how far it got and, at the
-    rate so far, about how long the remaining steps would take."""
-    share = step / max_steps * 100 if max_steps else 0.0
-    line = f"{key}: time_budget_s stopped training at step {step} of {max_steps} ({share:.1f}%)"
-    if step > 0 and training_seconds > 0:
-        remaining = (max_steps - step) * training_seconds / step
-        line += (f"; the other {max_steps - step} steps need about {_duration(remaining)} more at this speed "
-                 "(raise time_budget_s to train them)")
-    return line + "; images generated now come from an under-trained model"
 
 
 def data_parallel_context(options: Any) -> Any:
