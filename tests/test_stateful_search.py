@@ -34,8 +34,14 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
-                                 run_state_machine_as_test)
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from synthaug._cli import main as cli_main
 
@@ -128,7 +134,7 @@ class SearchMachine(RuleBasedStateMachine):
         return sources[index % len(sources)]
 
     # -- rules that change DATA --------------------------------------------------------------
-    @initialize(counts=st.tuples(st.integers(3, 6), st.integers(1, 3), st.integers(1, 2)))
+    @initialize(counts=st.tuples(st.integers(4, 8), st.integers(2, 6), st.integers(1, 3)))
     def make_data(self, counts: tuple[int, int, int]) -> None:
         for label, n in zip(CLASSES, counts):
             (self.data / label).mkdir(parents=True)
