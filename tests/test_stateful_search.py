@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -45,13 +45,19 @@ from hypothesis.stateful import (
 
 from synthaug._cli import main as cli_main
 
-settings.register_profile("ci", max_examples=12, stateful_step_count=10, deadline=None, derandomize=True,
-                          database=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+# ci: derandomized and database-free (every run tries the same sequences), no shrinking (a failure
+# prints its whole sequence at once instead of spending minutes of `make test` on shrinking);
+# slow: random sequences, shrunk to a minimal one.
+settings.register_profile("ci", max_examples=60, stateful_step_count=12, deadline=None, derandomize=True,
+                          database=None, print_blob=True, phases=[Phase.explicit, Phase.generate],
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("slow", max_examples=200, stateful_step_count=25, deadline=None, database=None,
                           print_blob=True, suppress_health_check=[HealthCheck.too_slow])
 PROFILE = os.environ.get("SYNTHAUG_HYPOTHESIS_PROFILE", "ci")
 SLOW = PROFILE == "slow"
 CLASSES = ("a", "b", "c")
+#: Inputs of a balance: DATA or the split root of one of the seeds the split rule uses.
+SOURCES = st.sampled_from(["data", "0", "1", "2", "3"])
 
 
 def _sha(path: Path) -> str:
@@ -91,7 +97,6 @@ class SearchMachine(RuleBasedStateMachine):
         self.sidecar = self.tmp / "out.synthaug"
         self.counter = 0
         self.shas: dict[str, str] = {}  # every input file name ever used (names are never reused) -> content
-        self.splits: list[Path] = []
         self.trained_from: Path | None = None  # input of the last balance into OUT that wrote anything
         self.complete = False  # the last run into OUT finished: counts equal the plan
         self.consistent = True  # no interrupted run since: every PNG in OUT is listed
@@ -129,9 +134,14 @@ class SearchMachine(RuleBasedStateMachine):
         assert code == 0 or err.getvalue().strip(), "exit 2 without a message"
         return code, err.getvalue()
 
-    def _source(self, index: int) -> Path:
-        sources = [self.data, *self.splits]
-        return sources[index % len(sources)]
+    def _source(self, name: str) -> Path | None:
+        """DATA or the split root of seed ``name``, split now when missing (None if the split was refused)."""
+        if name == "data":
+            return self.data
+        path = self.tmp / f"split-{name}"
+        if not path.is_dir():
+            self.split(int(name))
+        return path if path.is_dir() else None
 
     # -- rules that change DATA --------------------------------------------------------------
     @initialize(counts=st.tuples(st.integers(4, 8), st.integers(2, 6), st.integers(1, 3)))
@@ -190,15 +200,16 @@ class SearchMachine(RuleBasedStateMachine):
     # -- commands ----------------------------------------------------------------------------
     @rule(seed=st.integers(0, 3))
     def split(self, seed: int) -> None:
-        root = self.tmp / f"split-{seed}-{len(self.splits)}"
-        code, _ = self._cli("split", self.data, "--out", root, "--seed", seed, "--val", "0.25", "--test", "0.25")
-        if code == 0:
-            self.splits.append(root)
+        """``split --seed S`` into ``split-S`` (again into the same root when DATA changed since)."""
+        root = self.tmp / f"split-{seed}"
+        self._cli("split", self.data, "--out", root, "--seed", seed, "--val", "0.25", "--test", "0.25")
         self._changed(root)
 
-    @rule(source=st.integers(0, 5), workers=st.sampled_from([1, 2]), overwrite=st.booleans(), combined=st.booleans())
-    def balance(self, source: int, workers: int, overwrite: bool, combined: bool) -> None:
+    @rule(source=SOURCES, workers=st.sampled_from([1, 2]), overwrite=st.booleans(), combined=st.booleans())
+    def balance(self, source: str, workers: int, overwrite: bool, combined: bool) -> None:
         src = self._source(source)
+        if src is None:
+            return
         args = ["balance", src, "--out", self.out, "--quiet", "--workers", str(workers)]
         args += ["--overwrite"] * overwrite + ["--combined", str(self.combined)] * combined
         code, _ = self._cli(*args)
@@ -206,14 +217,15 @@ class SearchMachine(RuleBasedStateMachine):
             self.trained_from, self.complete, self.consistent = src, True, True
         self._changed(self.out, self.sidecar, self.combined)
 
-    @rule(source=st.integers(0, 5), workers=st.sampled_from([1, 2]), overwrite=st.booleans(),
-          after=st.integers(1, 6))
-    def interrupted_balance(self, source: int, workers: int, overwrite: bool, after: int) -> None:
+    @rule(source=SOURCES, workers=st.sampled_from([1, 2]), overwrite=st.booleans(), after=st.integers(1, 6))
+    def interrupted_balance(self, source: str, workers: int, overwrite: bool, after: int) -> None:
         """A balance stopped (KeyboardInterrupt) once ``after`` progress steps are done."""
         from synthaug import SyntheticAugmenter, UsageError
         from synthaug.testing import InterruptAfter
 
         src = self._source(source)
+        if src is None:
+            return
         augmenter = SyntheticAugmenter("classic", out_dir=self.out, workers=workers, overwrite=overwrite,
                                        progress=InterruptAfter(after))
         try:
@@ -235,11 +247,13 @@ class SearchMachine(RuleBasedStateMachine):
             self.complete = False  # flagged images left OUT until the next balance
         self._changed(self.out, self.sidecar)
 
-    @precondition(lambda self: SLOW and bool(self.splits))
-    @rule(which=st.integers(0, 5))
-    def evaluate(self, which: int) -> None:
+    @precondition(lambda self: SLOW)
+    @rule(seed=st.integers(0, 3))
+    def evaluate(self, seed: int) -> None:
         """``evaluate`` into one folder with the splits of another split root each time (tiny settings)."""
-        root = self.splits[which % len(self.splits)]
+        root = self._source(str(seed))
+        if root is None or not (root / "test").is_dir():
+            return
         splits = {part: sorted(str(p.relative_to(root / part)) for p in (root / part).rglob("*.png"))
                   for part in ("train", "val", "test")}
         self.evaluated = splits
@@ -324,7 +338,33 @@ class SearchMachine(RuleBasedStateMachine):
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason="issue 21 item 1 (run identity by content): a rerun from another split "
+                   "root with the same counts keeps images made from its val/test images; remove after that fix")
 def test_search_operation_sequences() -> None:
     """Runs the machine with the selected profile (``ci`` by default; a failure prints the sequence)."""
     pytest.importorskip("torch")
     run_state_machine_as_test(SearchMachine, settings=settings.get_profile(PROFILE))
+
+
+def _replay(*steps: tuple[str, dict]) -> None:
+    """Run ``steps`` (rule name, arguments) on a fresh machine, checking every invariant after each."""
+    machine = SearchMachine()
+    checks = [name for name, value in vars(SearchMachine).items()
+              if callable(value) and hasattr(value, "hypothesis_stateful_invariant")]
+    assert len(checks) == 3, checks
+    try:
+        for name, kwargs in steps:
+            getattr(machine, name)(**kwargs)
+            for check in checks:
+                getattr(machine, check)()
+    finally:
+        machine.teardown()
+
+
+@pytest.mark.xfail(strict=False, reason="issue 21 item 1 (run identity by content); remove after that fix")
+def test_found_rerun_from_another_split_root_uses_no_held_out_image() -> None:
+    """The shortest sequence the search found for the leak of issue 21 item 1."""
+    pytest.importorskip("torch")
+    _replay(("make_data", {"counts": (4, 3, 1)}), ("add_image", {"label": "a"}), ("add_image", {"label": "a"}),
+            ("balance", {"combined": False, "overwrite": False, "source": "3", "workers": 1}), ("filter", {}),
+            ("balance", {"combined": False, "overwrite": False, "source": "1", "workers": 1}))
