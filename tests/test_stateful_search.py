@@ -13,6 +13,8 @@ Invariants after every step:
 - class folders == manifest == plan (records exist with their size and SHA-256, every PNG is
   listed, per-class counts equal plan.json once a run completed);
 - no synthetic image in OUT has its source in the val/test split of the run's input;
+- one image, one identity: no split root holds an image (by content) in two of train/val/test,
+  and the folder reader lists each image of DATA once, under one label;
 - every reader gives the same pixels (``load_image``, ``Sample.load``, the torch adapter).
 
 An exit 2 (a synthaug UsageError) is an allowed outcome of a rule; any other error fails.
@@ -260,7 +262,7 @@ class SearchMachine(RuleBasedStateMachine):
         spec = self.tmp / "splits.json"
         spec.write_text(json.dumps({"splits": [splits]}))
         self._cli("evaluate", self.data, "--out", self.tmp / "eval", "--splits-file", spec, "-g", "classic",
-                  "--steps", "1", "--image-size", "8", "--no-plots", "--quiet", "--threads", "1")
+                  "--steps", "1", "--image-size", "16", "--no-plots", "--quiet", "--threads", "1")
         self._changed(self.tmp / "eval", spec)
 
     # -- invariants --------------------------------------------------------------------------
@@ -315,6 +317,26 @@ class SearchMachine(RuleBasedStateMachine):
                     assert self.shas.get(source) not in held_shas, f"evaluate trains on held-out {source}"
 
     @invariant()
+    def one_image_has_one_identity(self) -> None:
+        """No split root holds one image (by content) in two of train/val/test, and the folder
+        reader lists each image of DATA once, under one label (a duplicate is counted once)."""
+        from synthaug import Dataset, SynthaugError
+
+        for root in sorted(self.tmp.glob("split-*")):
+            parts = {part: {_sha(p) for p in (root / part).rglob("*.png") if p.exists()}
+                     for part in ("train", "val", "test")}
+            shared = (parts["train"] & (parts["val"] | parts["test"])) | (parts["val"] & parts["test"])
+            assert not shared, f"{root.name} puts {len(shared)} image(s) in two splits"
+        try:
+            samples = list(Dataset.from_folder(self.data))
+        except SynthaugError:  # refused with a message: allowed
+            return
+        labels: dict[str, set[str]] = {}
+        for sample in samples:
+            labels.setdefault(_sha(Path(sample.path)), set()).add(sample.label)
+        assert len(labels) == len(samples), "the folder reader lists one image twice"
+
+    @invariant()
     def every_reader_gives_the_same_pixels(self) -> None:
         import torch
 
@@ -351,7 +373,7 @@ def _replay(*steps: tuple[str, dict]) -> None:
     machine = SearchMachine()
     checks = [name for name, value in vars(SearchMachine).items()
               if callable(value) and hasattr(value, "hypothesis_stateful_invariant")]
-    assert len(checks) == 3, checks
+    assert len(checks) == 4, checks
     try:
         for name, kwargs in steps:
             getattr(machine, name)(**kwargs)
