@@ -50,7 +50,7 @@ from synthaug._cli import main as cli_main
 # ci: derandomized and database-free (every run tries the same sequences), no shrinking (a failure
 # prints its whole sequence at once instead of spending minutes of `make test` on shrinking);
 # slow: random sequences, shrunk to a minimal one.
-settings.register_profile("ci", max_examples=60, stateful_step_count=12, deadline=None, derandomize=True,
+settings.register_profile("ci", max_examples=500, stateful_step_count=15, deadline=None, derandomize=True,
                           database=None, print_blob=True, phases=[Phase.explicit, Phase.generate],
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("slow", max_examples=200, stateful_step_count=25, deadline=None, database=None,
