@@ -121,11 +121,14 @@ class DistContext:
 
 
 _CONTEXT: DistContext | None = None
+#: The launch's default process group, kept so that it can be released at exit even when the
+#: caller destroyed it already (:func:`_close_process_group`).
+_WORLD: Any = None
 
 
 def current_context() -> DistContext:
     """The context of this process: from ``accelerate``'s state when launched distributed."""
-    global _CONTEXT
+    global _CONTEXT, _WORLD
     if _CONTEXT is not None:
         return _CONTEXT
     world = int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -140,16 +143,51 @@ def current_context() -> DistContext:
     # torchrun-launched CPU process as a single, non-distributed one.
     state = accelerate.PartialState(cpu=not torch.cuda.is_available())
     _CONTEXT = DistContext(rank=state.process_index, world_size=state.num_processes)
+    _WORLD = torch.distributed.group.WORLD if torch.distributed.is_initialized() else None
     atexit.register(_close_process_group)
     return _CONTEXT
 
 
 def _close_process_group() -> None:
-    """Tear a gloo (CPU) process group down before the interpreter exits: left to C++ static
-    destruction, its threads sometimes abort the process ("terminate called without an active
-    exception"), failing a run that succeeded. NCCL groups are left alone (tearing one down can
-    wait on a failed rank)."""
+    """Tear a gloo (CPU) process group down before the interpreter exits, threads included.
+
+    Root cause of the sporadic SIGABRT of a finished CPU rank ("terminate called without an
+    active exception", issue 21 item 12): ``destroy_process_group()`` only drops torch's own
+    references to the group. ``torch.distributed.nn.functional`` (imported by diffusers through
+    ``torch._dynamo`` -> ``fsdp`` -> ``_shard``, after the group was initialised) evaluates
+    ``group=group.WORLD`` defaults at import time, so ten of its functions keep the live group.
+    The C++ ``ProcessGroupGloo`` and its threads (``gloo_tcp_loop``, ``pt_gloo_runloop``) then
+    outlived this handler and were torn down during interpreter finalization, where they could
+    abort the process. Here the group's captured defaults are dropped too, so the C++ object and
+    its threads go away now. NCCL groups are left alone (tearing one down can wait on a failed rank).
+    """
     import torch.distributed as dist
 
+    global _WORLD
+    world, _WORLD = _WORLD, None
     if dist.is_initialized() and dist.get_backend() == "gloo":
+        world = dist.group.WORLD
         dist.destroy_process_group()
+    elif dist.is_initialized() or world is None:
+        return
+    _drop_captured_defaults(world)
+    del world  # the last reference: the C++ group joins its threads here, while Python is alive
+
+
+def _drop_captured_defaults(group: Any) -> int:
+    """Replace ``group`` by ``None`` (the default group) in every Python function default that holds
+    it (see :func:`_close_process_group`); returns how many functions changed."""
+    import gc
+    import types
+
+    changed = 0
+    for obj in gc.get_objects():
+        if not isinstance(obj, types.FunctionType):
+            continue
+        if obj.__defaults__ and any(d is group for d in obj.__defaults__):
+            obj.__defaults__ = tuple(None if d is group else d for d in obj.__defaults__)
+            changed += 1
+        if obj.__kwdefaults__ and any(d is group for d in obj.__kwdefaults__.values()):
+            obj.__kwdefaults__ = {k: None if d is group else d for k, d in obj.__kwdefaults__.items()}
+            changed += 1
+    return changed
