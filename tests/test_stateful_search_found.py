@@ -25,7 +25,6 @@ def _replay(*steps: tuple[str, dict]) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 21 item 1 (run identity by content); remove after that fix")
 def test_rerun_from_another_split_root_uses_no_held_out_image() -> None:
     """Issue 21 item 1 as the search's steps: balance from split-0, then from split-1 (same counts)."""
     pytest.importorskip("torch")
@@ -35,7 +34,6 @@ def test_rerun_from_another_split_root_uses_no_held_out_image() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 21 item 1 (run identity by content); remove after that fix")
 def test_found_rerun_from_another_split_root_uses_no_held_out_image() -> None:
     """The shortest sequence the search found for the leak of issue 21 item 1 (with a filter between)."""
     pytest.importorskip("torch")
@@ -45,24 +43,22 @@ def test_found_rerun_from_another_split_root_uses_no_held_out_image() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 21 item 3 (one identity per image): the folder reader counts a "
-                   "duplicate within a class twice; remove after that fix")
 @pytest.mark.parametrize("how", ["copy", "symlink"])
 def test_found_a_duplicated_image_is_listed_once(how: str) -> None:
-    """The shortest sequences the search found: a copy of an image, or a symlink to it, in its own class."""
+    """The shortest sequences the search found: a copy of an image, or a symlink to it, in its own
+    class: the symlink is the same file (listed once); the copy is another file."""
     pytest.importorskip("torch")
     _replay(("make_data", {"counts": (4, 2, 1)}), ("duplicate_image", {"how": how, "index": 0, "label": "a"}))
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="issue 21 item 3 (one identity per image): one image under two labels, "
-                   "and split putting one image in two splits; remove after that fix")
 @pytest.mark.parametrize("steps", [
     [("duplicate_image", {"how": "copy", "index": 0, "label": "b"})],
     [("duplicate_image", {"how": "copy", "index": 0, "label": "a"}), ("split", {"seed": 3})],
 ], ids=["copy-into-another-class", "split-of-a-copy"])
 def test_found_one_image_has_one_identity(steps: list) -> None:
-    """Sequences the search found: a copy of an image in another class is read under both labels;
-    a split puts an image and its copy in two of train/val/test."""
+    """Sequences the search found: a copy of an image in another class (distinct files: two samples to
+    the readers, one file each), and a split that put an image and its copy in two of
+    train/val/test (now kept in one split)."""
     pytest.importorskip("torch")
     _replay(("make_data", {"counts": (4, 2, 1)}), *steps)

@@ -123,6 +123,23 @@ def read_groups(spec: str) -> GroupMap:
     return GroupMap(entries, base=path.parent, source=f"groups file {file!r}")
 
 
+def _first_of_identical(dataset: Dataset) -> dict[Path, Path]:
+    """Each image's path -> the first path (sorted) of the images with the same bytes (itself
+    for a unique image), so byte-identical copies land in one split. SHA-256s come from the
+    user-cache hash cache, so a second split of the same data reads no image again."""
+    from ._fingerprint import HashCache
+
+    cache = HashCache(dataset.root)
+    first: dict[str, Path] = {}
+    out: dict[Path, Path] = {}
+    try:
+        for path in sorted(s.path for s in dataset):
+            out[path] = first.setdefault(cache.stat_and_hash(path)[1], path)
+    finally:
+        cache.save()
+    return out
+
+
 def split_dataset(
     dataset: Dataset,
     *,
@@ -135,8 +152,9 @@ def split_dataset(
 
     ``groups`` maps an image to its group (a :class:`GroupMap`, or a plain mapping whose keys
     are paths relative to the data root, file names or stems; see :meth:`GroupMap.assign`);
-    samples' own ``group`` is used otherwise. Images without a group form a group of their own
-    (the readers keep each file once, links included, so one file lands in one split).
+    samples' own ``group`` is used otherwise. Images without a group form a group of their own,
+    byte-identical copies one group together (the readers keep each file once, links included,
+    so one image lands in one split).
     """
     val = _check_fraction("val", val)
     test = _check_fraction("test", test)
@@ -145,10 +163,12 @@ def split_dataset(
     rng = random.Random(seed)
     assigned: dict[str, list[Sample]] = {name: [] for name in SPLITS}
     from_csv = assign_groups(dataset, groups)
+    same_content = _first_of_identical(dataset)
     group_of = {}
     for s in dataset:
         g = from_csv.get(s.path) or s.group
-        group_of[s] = g if g is not None else f"__image__:{s.path}"  # the readers keep each file once
+        # the readers keep each file once; byte-identical copies in other files share a group
+        group_of[s] = g if g is not None else f"__image__:{same_content[s.path]}"
     seen_group_split: dict[str, str] = {}
     by_class: dict[str, dict[str, list[Sample]]] = defaultdict(lambda: defaultdict(list))
     for s in dataset:
