@@ -38,7 +38,7 @@ def _report_options(func: Any) -> Any:
         click.option("--device", default="auto", show_default=True,
                      help="Device of learned feature extractors and classifiers: auto (cuda > mps > cpu), cpu, cuda:N."),
         click.option("--bootstrap", type=int, default=None, metavar="N",
-                     help="Bootstrap resamples of the FD and KID intervals (default 50; 0: none)."),
+                     help="Bootstrap resamples of the FD and KID intervals (0: none).  [default: 50]"),
         click.option("--copy-threshold", type=float, default=None,
                      help="Copy similarity at or above which an image is a near-copy.  [default: 0.5]"),
         click.option("--outlier-factor", type=float, default=None,
