@@ -169,10 +169,35 @@ class FlowLoraGenerator(DiffusionGeneratorBase):
         return lora_config(rank=o.rank, alpha=o.alpha, target_modules=o.target_modules, dropout=o.lora_dropout)
 
     def add_trainable(self, pipe: Any, concept: Concept) -> dict[str, Any]:
+        """The LoRA on the transformer; with ``export_format=kohya`` every LoRA module must have a
+        kohya name (:meth:`kohya_module`), checked before training."""
         from ._lora import add_lora, lora_parameters
 
         add_lora(pipe.transformer, self.lora_config(), adapter_name=ADAPTER_NAME, generator=self.name)
-        return lora_parameters({"transformer": pipe.transformer})
+        params = lora_parameters({"transformer": pipe.transformer})
+        if self._exports_kohya():
+            for name in params:
+                try:
+                    self.kohya_module(name.removeprefix("transformer.").split(".lora_")[0])
+                except ValueError as exc:
+                    pipe.unload_lora_weights()
+                    raise InvalidOptionsError(f"generator {self.name!r}: option export_format=kohya with "
+                                              f"target_modules={self.options.target_modules}: {exc}") from None
+        return params
+
+    # -- kohya-ss export (a plugin gives the naming and the writer) --------------------------------
+    def _exports_kohya(self) -> bool:
+        return getattr(self.options, "export_format", "diffusers") == "kohya"
+
+    def kohya_module(self, module: str) -> Any:
+        """The kohya name of a transformer module (``ValueError`` if it has none); plugins with
+        ``export_format=kohya`` implement it."""
+        raise NotImplementedError
+
+    def write_kohya(self, path: Path, state: Mapping[str, Any], out_features: Mapping[str, int], *, alpha: float,
+                    rank: int, metadata: Mapping[str, str]) -> Path:
+        """Write the kohya-layout file of the peft ``state``; plugins with ``export_format=kohya`` implement it."""
+        raise NotImplementedError
 
     def conditions_need_grad(self) -> bool:
         """Without ``cache_text_embeddings`` the prompt is encoded again at every step."""
@@ -224,11 +249,23 @@ class FlowLoraGenerator(DiffusionGeneratorBase):
         scale ``alpha / rank`` baked into ``lora_B`` (:func:`~synthaug.diffusion._lora.baked_lora`)."""
         from ._lora import baked_lora
 
-        state, metadata = baked_lora(self.lora_state(pipe), self.lora_config())  # same delta in every loader
+        raw = self.lora_state(pipe)
+        state, metadata = baked_lora(raw, self.lora_config())  # same delta in every loader
         type(pipe).save_lora_weights(str(folder), transformer_lora_layers=state,
                                      transformer_lora_adapter_metadata=metadata,
                                      weight_name=LORA_FILE, safe_serialization=True)
-        return [folder / LORA_FILE]
+        files = [folder / LORA_FILE]
+        if self._exports_kohya():  # also <concept>.safetensors (UIs show the file name as the LoRA's name)
+            import torch
+
+            o = self.options
+            out_features = {n.removesuffix(".base_layer"): m.out_features for n, m in pipe.transformer.named_modules()
+                            if isinstance(m, torch.nn.Linear)}
+            files.append(self.write_kohya(folder / f"{concept.slug}.safetensors", raw, out_features,
+                                          alpha=o.alpha or o.rank, rank=o.rank,
+                                          metadata={"ss_output_name": concept.slug,
+                                                    "synthaug_prompt": self.prompt_for(concept)}))
+        return files
 
     def activate_adapter(self, pipe: Any, concept: Concept, folder: Path) -> None:
         pipe.unload_lora_weights()

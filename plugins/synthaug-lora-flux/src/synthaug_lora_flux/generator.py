@@ -108,35 +108,14 @@ class LoraFluxGenerator(FlowLoraGenerator):
         )
         return {"encoder_hidden_states": embeds, "pooled_projections": pooled, "txt_ids": text_ids}
 
-    # -- kohya-ss export --------------------------------------------------------------------------
-    def add_trainable(self, pipe: Any, concept: Concept) -> dict[str, Any]:
-        """The shared LoRA; with ``export_format=kohya`` every LoRA module must have a kohya name (checked first)."""
-        params = super().add_trainable(pipe, concept)
-        if self.options.export_format == "kohya":
-            from .kohya import kohya_module
+    # -- kohya-ss export (the engine calls these with export_format=kohya) ------------------------
+    def kohya_module(self, module: str) -> Any:
+        from .kohya import kohya_module
 
-            for name in params:
-                try:
-                    kohya_module(name.removeprefix("transformer.").split(".lora_")[0])
-                except ValueError as exc:
-                    pipe.unload_lora_weights()
-                    raise InvalidOptionsError(f"generator {self.name!r}: option export_format=kohya with "
-                                              f"target_modules={self.options.target_modules}: {exc}") from None
-        return params
+        return kohya_module(module)
 
-    def save_adapter(self, pipe: Any, concept: Concept, folder: Path) -> list[Path]:
-        """The diffusers-layout file, and with ``export_format=kohya`` the kohya-layout file too."""
-        files = super().save_adapter(pipe, concept, folder)
-        if self.options.export_format != "kohya":
-            return files
-        import torch
-
+    def write_kohya(self, path: Path, state: Any, out_features: Any, *, alpha: float, rank: int,
+                    metadata: Any) -> Path:
         from .kohya import save_kohya_flux_lora
 
-        o = self.options
-        out_features = {n.removesuffix(".base_layer"): m.out_features for n, m in pipe.transformer.named_modules()
-                        if isinstance(m, torch.nn.Linear)}
-        state = self.lora_state(pipe)
-        metadata = {"ss_output_name": concept.slug, "synthaug_prompt": self.prompt_for(concept)}
-        return [*files, save_kohya_flux_lora(folder / kohya_file_name(concept), state, out_features,
-                                             alpha=o.alpha or o.rank, rank=o.rank, metadata=metadata)]
+        return save_kohya_flux_lora(path, state, out_features, alpha=alpha, rank=rank, metadata=metadata)
