@@ -21,7 +21,7 @@ LOWER = ("synthaug._store", "synthaug._policy", "synthaug._dataset", "synthaug._
 UPPER = ("synthaug._augmenter", "synthaug._cli", "synthaug._evaluate")
 #: The layers of docs/architecture.md, bottom first; a module imports only from its layer or below.
 LAYERS = (
-    "_errors _optional _imageio _paths _progress _hookspecs _version _atomic _lazy",
+    "_errors _optional _imageio _paths _progress _hookspecs _version _atomic _lazy _usercache",
     "_dataset _inputcheck _hf_input _probe _policy _outdir _store _splitting _generator _options _metadata _confine "
     "_artifacts _fingerprint",
     "_plugins _parameters _features _feature_cache _extractors _learned_features _subgroups _concepts _inputs _generation _generation_pool _distributed _augmenter "

@@ -7,7 +7,7 @@ keeps one row per image under
 
     <cache>/features/<hash of the identity>/<sha256[:2]>/<sha256 of the file bytes>.npy
 
-where ``<cache>`` is the user cache folder of :func:`synthaug._probe.cache_root`
+where ``<cache>`` is the user cache folder of :func:`synthaug._usercache.cache_root`
 (``$SYNTHAUG_CACHE_DIR``, else ``$XDG_CACHE_HOME/synthaug``, else ``~/.cache/synthaug``;
 ``SYNTHAUG_CACHE_DIR=off`` disables the cache). The key is the content hash, not the path:
 an edited image is embedded again, a renamed or copied one is not. Input folders are never
@@ -24,18 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._probe import cache_root
+from ._fingerprint import file_sha256
+from ._usercache import cache_root
 
 __all__ = ["CachedFeatures", "feature_cache_folder", "file_sha256"]
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of the file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def feature_cache_folder(identity: str, root: Path | None = None) -> Path | None:

@@ -8,7 +8,7 @@ different run (refused without ``--overwrite``), and an artifact fitted on other
 never reused.
 
 :class:`HashCache` keeps each file's SHA-256 keyed by (absolute path, size, mtime_ns, inode) in
-the user's cache folder (:func:`synthaug._probe.cache_root`, ``hash/<root hash>.json``), so a
+the user's cache folder (:func:`synthaug._usercache.cache_root`, ``hash/<root hash>.json``), so a
 no-op rerun only stats its images. ``SYNTHAUG_CACHE_DIR=off`` keeps hashes in memory only.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ._probe import cache_root
+from ._usercache import FileTableCache
 
 __all__ = ["HashCache", "file_sha256", "training_fingerprint", "files_fingerprint"]
 
@@ -37,27 +37,15 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-class HashCache:
+class HashCache(FileTableCache):
     """SHA-256 of files keyed by (absolute path, size, mtime_ns, inode); one cache file per ``root``."""
 
-    def __init__(self, root: str | os.PathLike[str] | None, folder: Path | None = None) -> None:
-        folder = cache_root() if folder is None else folder
-        key = hashlib.sha256(os.path.realpath(root or "/").encode()).hexdigest()[:20]
-        self.path = folder / "hash" / f"{key}.json" if folder is not None else None
-        self.entries: dict[str, list[Any]] = self._read()
-        self.hashed = 0  # files read and hashed (not answered from the cache) since creation
-        self._dirty = False
+    kind = "hash"
+    format = HASH_FORMAT
 
-    def _read(self) -> dict[str, list[Any]]:
-        if self.path is None or not self.path.is_file():
-            return {}
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("format") != HASH_FORMAT or not isinstance(data.get("files"), dict):
-            return {}
-        return data["files"]
+    def __init__(self, root: str | os.PathLike[str] | None, folder: Path | None = None) -> None:
+        super().__init__(root, folder)
+        self.hashed = 0  # files read and hashed (not answered from the cache) since creation
 
     def stat_and_hash(self, path: str | os.PathLike[str]) -> tuple[int, str]:
         """``(size, sha256)`` of ``path`` (symlinks followed), from the cache when unchanged."""
@@ -69,22 +57,9 @@ class HashCache:
             return st.st_size, str(hit[3])
         digest = file_sha256(key)
         self.hashed += 1
-        self.entries[key] = [*stamp, digest]
-        self._dirty = True
+        self.remember(key, [*stamp, digest])
         return st.st_size, digest
 
-    def save(self) -> None:
-        """Write the cache atomically when something changed; a failure to write is ignored."""
-        if self.path is None or not self._dirty:
-            return
-        from ._atomic import atomic_write_bytes
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.path, json.dumps({"format": HASH_FORMAT, "files": self.entries}).encode())
-        except OSError:
-            return
-        self._dirty = False
 
 
 def _relative(path: Path, root: str | os.PathLike[str] | None) -> str:

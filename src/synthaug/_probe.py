@@ -24,29 +24,17 @@ dataset root. ``SYNTHAUG_CACHE_DIR=off`` disables it; a damaged cache file is ig
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from ._imageio import _open
+from ._usercache import FileTableCache
 
-__all__ = ["ProbeCache", "cache_root", "probe_file", "probe_files"]
+__all__ = ["ProbeCache", "probe_file", "probe_files"]
 
 PROBE_FORMAT = 2  # 2: entries are [size, mtime_ns, inode, ctime_ns, reason]
 _FULL_DECODE = frozenset({"GIF", "TIFF", "WEBP", "BMP", "PPM", "MPO"})
-
-
-def cache_root() -> Path | None:
-    """The synthaug cache folder, or ``None`` when ``SYNTHAUG_CACHE_DIR=off``."""
-    configured = os.environ.get("SYNTHAUG_CACHE_DIR", "")
-    if configured.lower() in ("off", "0", "none"):
-        return None
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "synthaug"
 
 
 def _tail(path: Path, n: int) -> bytes:
@@ -72,31 +60,18 @@ def probe_file(path: str | os.PathLike[str]) -> None:
             image.load()  # no cheap completeness check for this format: decode it
 
 
-class ProbeCache:
+class ProbeCache(FileTableCache):
     """Probe results of one dataset root, keyed by absolute path with (size, mtime_ns, inode, ctime_ns).
 
     ``None`` as ``folder`` (or ``SYNTHAUG_CACHE_DIR=off``) keeps results in memory only.
     """
 
-    def __init__(self, root: str | os.PathLike[str] | None, folder: Path | None = None) -> None:
-        folder = cache_root() if folder is None else folder
-        key = hashlib.sha256(os.path.realpath(root or "/").encode()).hexdigest()[:20]
-        self.path = folder / "probe" / f"{key}.json" if folder is not None else None
-        self.entries: dict[str, list] = self._read()
-        self.probed = 0  # files probed (not answered from the cache) since creation
-        self._dirty = False
+    kind = "probe"
+    format = PROBE_FORMAT
 
-    def _read(self) -> dict[str, list]:
-        if self.path is None or not self.path.is_file():
-            return {}
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("format") != PROBE_FORMAT:
-            return {}
-        entries = data.get("files")
-        return entries if isinstance(entries, dict) else {}
+    def __init__(self, root: str | os.PathLike[str] | None, folder: Path | None = None) -> None:
+        super().__init__(root, folder)
+        self.probed = 0  # files probed (not answered from the cache) since creation
 
     def check(self, path: Path) -> str | None:
         """``None`` when ``path`` is a usable image, else the reason (cached by size, mtime, inode and ctime)."""
@@ -117,22 +92,9 @@ class ProbeCache:
             reason = None
         except Exception as exc:  # noqa: BLE001 - any decoder failure means unusable
             reason = f"{type(exc).__name__}: {exc}"
-        self.entries[key] = [*stamp, reason]
-        self._dirty = True
+        self.remember(key, [*stamp, reason])
         return reason
 
-    def save(self) -> None:
-        """Write the cache atomically when something changed; a failure to write is ignored."""
-        if self.path is None or not self._dirty:
-            return
-        from ._atomic import atomic_write_bytes
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.path, json.dumps({"format": PROBE_FORMAT, "files": self.entries}).encode())
-        except OSError:
-            return
-        self._dirty = False
 
 
 def probe_files(paths: Iterable[Path], root: str | os.PathLike[str] | None) -> dict[Path, str]:
