@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InvalidParameterError
+from ._optional import import_callable
 
 __all__ = [
     "CallableFeatures",
@@ -102,18 +103,8 @@ class CallableFeatures:
     """A user function ``f(images: list[PIL.Image RGB]) -> (n, d) array`` as a feature space."""
 
     def __init__(self, spec: str, batch_size: int = 32) -> None:
-        module_name, _, attr = spec.partition(":")
         wanted = "package.module:function returning an (n, d) array for a list of n PIL RGB images"
-        try:
-            target: Any = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise InvalidParameterError("features", spec, wanted, f"cannot import {module_name!r}: {exc}") from exc
-        for part in attr.split("."):
-            target = getattr(target, part, None)
-            if target is None:
-                raise InvalidParameterError("features", spec, wanted, f"{module_name!r} has no attribute {attr!r}")
-        if not callable(target):
-            raise InvalidParameterError("features", spec, wanted, f"{attr!r} is not callable")
+        target = import_callable(spec, parameter="features", wanted=wanted)
         self.function = target
         self.name = spec
         self.identity = f"callable:{spec}:{_source_hash(target)}"

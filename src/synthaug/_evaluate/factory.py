@@ -7,11 +7,11 @@ split starts from the weights the factory (or ``--weights``) gives, under the sa
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 from .._errors import InvalidParameterError
+from .._optional import import_callable
 
 __all__ = ["ModelFactory", "resolve_factory", "factory_name"]
 
@@ -20,21 +20,8 @@ ModelFactory = Callable[[int], Any]
 
 def resolve_factory(spec: str) -> ModelFactory:
     """The callable named by ``package.module:function`` (a clear error if it does not exist)."""
-    module_name, _, attr = spec.partition(":")
     wanted = "a model factory package.module:function returning a torch.nn.Module or keras.Model for n_classes"
-    if not module_name or not attr:
-        raise InvalidParameterError("--model", spec, wanted)
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise InvalidParameterError("--model", spec, wanted, f"cannot import {module_name!r}: {exc}") from exc
-    for part in attr.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise InvalidParameterError("--model", spec, wanted, f"{module_name!r} has no attribute {attr!r}")
-    if not callable(target):
-        raise InvalidParameterError("--model", spec, wanted, f"{attr!r} is not callable")
-    return target
+    return import_callable(spec, parameter="--model", wanted=wanted)
 
 
 def factory_name(factory: ModelFactory) -> str:
