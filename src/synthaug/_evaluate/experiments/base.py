@@ -10,7 +10,7 @@ through this registry, so a new kind is one new file (see docs/evaluation.md).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -19,7 +19,7 @@ from ..._errors import InvalidParameterError
 from ..sources import Source
 
 __all__ = ["BUILTIN_EXPERIMENTS", "Experiment", "ExperimentOptions", "TrainingSet", "EXPERIMENTS", "register_experiment",
-           "experiment_class", "registered_experiments"]
+           "experiment_class", "registered_experiments", "sweep_values"]
 
 E = TypeVar("E", bound="type[Experiment]")
 
@@ -106,6 +106,27 @@ class Experiment(ABC):
     def to_dict(self) -> dict[str, Any]:
         """The experiment's settings as recorded in report.json."""
         return {"name": self.name, "kind": self.kind}
+
+
+def sweep_values(value: str, given: Sequence[float], option: str, *, missing: str, allowed: str,
+                 inside: Callable[[float], bool] | None = None) -> list[float]:
+    """The numbers a sweep kind expands to: the ``value`` of ``kind:value``, else every number of
+    ``given`` (``--shares``, ``--fractions``, ``--strengths``). An :class:`InvalidParameterError`
+    naming ``option``: ``missing`` when there is none, ``allowed`` for a value that is not a number
+    or not ``inside`` the kind's range."""
+    chosen = [value] if value else list(given)
+    if not chosen:
+        raise InvalidParameterError(option, None, missing)
+    numbers = []
+    for v in chosen:
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            raise InvalidParameterError(option, v, allowed) from None
+        if inside is not None and not inside(number):
+            raise InvalidParameterError(option, v, allowed)
+        numbers.append(number)
+    return numbers
 
 
 def registered_experiments() -> dict[str, type[Experiment]]:

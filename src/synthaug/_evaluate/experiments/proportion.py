@@ -6,10 +6,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..._errors import InvalidParameterError
 from ..._hookspecs import hookimpl
 from ..._policy import Proportion
-from .base import Experiment, ExperimentOptions
+from .base import Experiment, ExperimentOptions, sweep_values
 from .synthetic import SyntheticExperiment
 
 
@@ -24,19 +23,12 @@ class ProportionSweep(SyntheticExperiment):
     @classmethod
     def from_spec(cls, value: str, options: ExperimentOptions) -> list[Experiment]:
         """``proportion`` expands to one experiment per ``--shares`` value; ``proportion:0.6`` gives one."""
-        chosen = [value] if value else list(options.shares)
-        if not chosen:
-            raise InvalidParameterError("--shares", None,
-                                        "one or more shares for the proportion experiment, e.g. --shares 0.3,0.6")
-        out: list[Experiment] = []
-        for v in chosen:
-            try:
-                share = float(v)
-            except (TypeError, ValueError):
-                raise InvalidParameterError("--shares", v, "a number in (0, 1]") from None
+        shares = sweep_values(value, options.shares, "--shares",
+                              missing="one or more shares for the proportion experiment, e.g. --shares 0.3,0.6",
+                              allowed="a number in (0, 1]")
+        for share in shares:
             Proportion(share, mode=options.proportion_mode)  # validates
-            out.append(cls(f"proportion-{share * 100:g}", share=share, proportion_mode=options.proportion_mode))
-        return out
+        return [cls(f"proportion-{s * 100:g}", share=s, proportion_mode=options.proportion_mode) for s in shares]
 
     def policy(self, counts: Mapping[str, int]) -> Proportion:
         return Proportion(self.share, mode=self.proportion_mode)

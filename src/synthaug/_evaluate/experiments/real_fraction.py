@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..._dataset import Dataset, Sample
-from ..._errors import InvalidParameterError
 from ..._hookspecs import hookimpl
-from .base import Experiment, ExperimentOptions, TrainingSet
+from .base import Experiment, ExperimentOptions, TrainingSet, sweep_values
 from .oversample import samples_by_class
 
 __all__ = ["RealFraction", "stratified_fraction"]
@@ -45,19 +44,9 @@ class RealFraction(Experiment):
     @classmethod
     def from_spec(cls, value: str, options: ExperimentOptions) -> list[Experiment]:
         """``real-fraction`` expands to one experiment per ``--fractions`` value; ``real-fraction:0.5`` gives one."""
-        chosen = [value] if value else list(options.fractions)
-        if not chosen:
-            raise InvalidParameterError("--fractions", None, _ALLOWED)
-        out: list[Experiment] = []
-        for v in chosen:
-            try:
-                fraction = float(v)
-            except (TypeError, ValueError):
-                raise InvalidParameterError("--fractions", v, _ALLOWED) from None
-            if not 0 < fraction < 1:
-                raise InvalidParameterError("--fractions", v, _ALLOWED)
-            out.append(cls(f"real-fraction-{fraction * 100:g}", fraction=fraction))
-        return out
+        fractions = sweep_values(value, options.fractions, "--fractions", missing=_ALLOWED, allowed=_ALLOWED,
+                                 inside=lambda f: 0 < f < 1)
+        return [cls(f"real-fraction-{f * 100:g}", fraction=f) for f in fractions]
 
     def training_set(self, train: Dataset, *, pool: Mapping[str, Sequence[Sample]] | None, source: str,
                      seed: int) -> TrainingSet:

@@ -15,7 +15,7 @@ from typing import Any
 from ..._errors import InvalidParameterError
 from ..._hookspecs import hookimpl
 from ..sources import Source
-from .base import Experiment, ExperimentOptions
+from .base import Experiment, ExperimentOptions, sweep_values
 from .upsample import Upsample
 
 
@@ -29,19 +29,10 @@ class StrengthSweep(Upsample):
     @classmethod
     def from_spec(cls, value: str, options: ExperimentOptions) -> list[Experiment]:
         """``strength`` expands to one experiment per ``--strengths`` value; ``strength:0.5`` gives one."""
-        chosen = [value] if value else list(options.strengths)
-        if not chosen:
-            raise InvalidParameterError("--strengths", None, "one or more img2img strengths, e.g. --strengths 0.25,0.5")
-        out: list[Experiment] = []
-        for v in chosen:
-            try:
-                strength = float(v)
-            except (TypeError, ValueError):
-                strength = -1.0
-            if not 0 < strength <= 1:
-                raise InvalidParameterError("--strengths", v, "strengths in (0, 1], e.g. 0.25,0.5,0.75,1.0")
-            out.append(cls(f"strength-{strength:g}", upsample=options.upsample, strength=strength))
-        return out
+        strengths = sweep_values(value, options.strengths, "--strengths",
+                                 missing="one or more img2img strengths, e.g. --strengths 0.25,0.5",
+                                 allowed="strengths in (0, 1], e.g. 0.25,0.5,0.75,1.0", inside=lambda s: 0 < s <= 1)
+        return [cls(f"strength-{s:g}", upsample=options.upsample, strength=s) for s in strengths]
 
     def source(self, chosen: Source | None) -> Source | None:
         base = super().source(chosen)
